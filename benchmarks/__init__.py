@@ -1,0 +1,1 @@
+"""Datasets, architectures, shift sets, training and evaluation recipes, and matrix presets."""

@@ -1,0 +1,128 @@
+"""Architectures for 1-D sequences ``(C, L)`` and 2-D images ``(C, H, W)``.
+
+Names carry their size (open_lth style): ``mlp_256x2`` is two hidden layers of 256 units,
+``cnn_32x3`` three conv-BN-ReLU layers of 32 channels, ``resnet_16x3`` a residual CNN of
+three stages (16, 32, 64 channels, one basic block each, He et al. 2016). Every factory
+takes ``(input_shape, num_classes)`` and picks 1-D or 2-D layers from the input rank.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from benchmarks.registry import Registry
+
+ARCHS: Registry = Registry("architecture")
+
+
+def build_arch(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    return ARCHS.get(name)(input_shape, num_classes)
+
+
+def describe(name: str) -> str:
+    return (ARCHS.get(name).__doc__ or "").strip().splitlines()[0]
+
+
+def _layers(input_shape: tuple[int, ...]) -> tuple[type, type, type]:
+    """Conv, BatchNorm and adaptive average pool classes for the input's spatial rank."""
+    rank = len(input_shape) - 1
+    if rank == 1:
+        return nn.Conv1d, nn.BatchNorm1d, nn.AdaptiveAvgPool1d
+    if rank == 2:
+        return nn.Conv2d, nn.BatchNorm2d, nn.AdaptiveAvgPool2d
+    raise ValueError(f"input_shape {input_shape} must be (C, L) or (C, H, W)")
+
+
+class MLP(nn.Module):
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, width: int, depth: int):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        fan_in = math.prod(input_shape)
+        for _ in range(depth):
+            layers += [nn.Linear(fan_in, width), nn.ReLU()]
+            fan_in = width
+        layers.append(nn.Linear(fan_in, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class SimpleCNN(nn.Module):
+    """conv(k5, s1) then (depth-1) conv(k3, s2), each followed by BN and ReLU; flatten; linear."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, width: int, depth: int):
+        super().__init__()
+        conv, bn, _ = _layers(input_shape)
+        layers: list[nn.Module] = []
+        channels = input_shape[0]
+        for i in range(depth):
+            kernel, stride = (5, 1) if i == 0 else (3, 2)
+            layers += [
+                conv(channels, width, kernel, stride=stride, padding=kernel // 2, bias=False),
+                bn(width),
+                nn.ReLU(),
+            ]
+            channels = width
+        self.features = nn.Sequential(*layers)
+        with torch.no_grad():
+            flat = self.features(torch.zeros(1, *input_shape)).numel()
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(flat, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, conv: type, bn: type, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = conv(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = bn(c_out)
+        self.conv2 = conv(c_out, c_out, 3, stride=1, padding=1, bias=False)
+        self.bn2 = bn(c_out)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(conv(c_in, c_out, 1, stride=stride, bias=False), bn(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, width: int, stages: int):
+        super().__init__()
+        conv, bn, pool = _layers(input_shape)
+        self.stem = nn.Sequential(conv(input_shape[0], width, 3, padding=1, bias=False), bn(width), nn.ReLU())
+        blocks, channels = [], width
+        for i in range(stages):
+            out = width * 2**i
+            blocks.append(BasicBlock(conv, bn, channels, out, stride=1 if i == 0 else 2))
+            channels = out
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.Sequential(pool(1), nn.Flatten())
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.blocks(self.stem(x))))
+
+
+@ARCHS.register("mlp_256x2")
+def mlp_256x2(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """MLP, two hidden ReLU layers of 256 units (MNIST-1D's MLP baseline, wider)."""
+    return MLP(input_shape, num_classes, width=256, depth=2)
+
+
+@ARCHS.register("cnn_32x3")
+def cnn_32x3(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """CNN, three conv-BN-ReLU layers of 32 channels (k5 s1, k3 s2, k3 s2), linear head."""
+    return SimpleCNN(input_shape, num_classes, width=32, depth=3)
+
+
+@ARCHS.register("resnet_16x3")
+def resnet_16x3(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """Residual CNN, stem + three basic blocks of 16/32/64 channels, global average pool."""
+    return ResNet(input_shape, num_classes, width=16, stages=3)

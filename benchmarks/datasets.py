@@ -1,0 +1,131 @@
+"""Embedded datasets: generated offline or shipped in a package, held as in-memory tensors.
+
+- ``mnist1d`` - MNIST-1D (Greydanus & Kobak, 2020/2024), generated with the ``mnist1d``
+  package's own ``make_dataset`` (never its downloader) with the published arguments and
+  seed 42; 6000 sequences of length 40 split 4000 train / 1000 validation / 1000 test.
+- ``mnist1d_hard`` - the same generator with 1.4x the correlated noise (0.35), 2x the
+  i.i.d. noise (0.04) and 1.33x the shear (1.0): a harder task of the same shape (dense CNN
+  about 0.82 instead of 0.97), so task difficulty is a factor of the matrix.
+- ``digits`` - scikit-learn's 8x8 handwritten digits (UCI), a fixed stratified
+  60/20/20 split (seed 0), pixels scaled to [0, 1] then standardised with train statistics.
+
+Every dataset is a ``DatasetSplits`` of float32 inputs ``(N, C, L)`` or ``(N, C, H, W)``
+and int64 labels. Generation is deterministic and cached once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from benchmarks.registry import Registry
+
+DATASETS: Registry = Registry("dataset")
+
+
+@dataclass(frozen=True, eq=False)
+class DatasetSplits:
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    class_names: tuple[str, ...]
+    description: str = ""
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name not in ("train", "val", "test"):
+            raise KeyError(f"unknown split {name!r}; valid: train, val, test")
+        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
+
+@functools.cache
+def load_dataset(name: str) -> DatasetSplits:
+    """Build (once per process) and return the named dataset."""
+    return DATASETS.get(name)()
+
+
+def describe(name: str) -> str:
+    return (DATASETS.get(name).__doc__ or "").strip().splitlines()[0]
+
+
+MNIST1D_TRAIN, MNIST1D_VAL, MNIST1D_TEST = 4000, 1000, 1000
+DIGIT_NAMES = tuple(str(d) for d in range(10))
+
+
+def mnist1d_arrays(**overrides: float) -> tuple[np.ndarray, np.ndarray]:
+    """Generate MNIST-1D sequences with the package's generator; ``overrides`` change its knobs."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples = MNIST1D_TRAIN + MNIST1D_VAL + MNIST1D_TEST
+    args.train_split = 1.0 - (MNIST1D_VAL + MNIST1D_TEST) / args.num_samples
+    for key, value in overrides.items():
+        if not hasattr(args, key):
+            raise KeyError(f"mnist1d has no generator argument {key!r}")
+        setattr(args, key, value)
+    state = np.random.get_state()  # make_dataset seeds numpy's global RNG; leave it as we found it
+    try:
+        data = make_dataset(args)
+    finally:
+        np.random.set_state(state)
+    x = np.concatenate([data["x"], data["x_test"]]).astype(np.float32)
+    y = np.concatenate([data["y"], data["y_test"]]).astype(np.int64)
+    return x, y
+
+
+def _mnist1d_splits(name: str, description: str, **overrides: float) -> DatasetSplits:
+    x, y = mnist1d_arrays(**overrides)
+    x_t = torch.from_numpy(x).unsqueeze(1)  # (N, 1, 40)
+    y_t = torch.from_numpy(y)
+    a, b = MNIST1D_TRAIN, MNIST1D_TRAIN + MNIST1D_VAL
+    return DatasetSplits(
+        name, x_t[:a], y_t[:a], x_t[a:b], y_t[a:b], x_t[b:], y_t[b:], DIGIT_NAMES, description
+    )
+
+
+MNIST1D_HARD_OVERRIDES = {"corr_noise_scale": 0.35, "iid_noise_scale": 0.04, "shear_scale": 1.0}
+
+
+@DATASETS.register("mnist1d")
+def mnist1d() -> DatasetSplits:
+    """MNIST-1D, 4000/1000/1000 sequences of length 40, 10 classes (Greydanus & Kobak 2020)."""
+    return _mnist1d_splits("mnist1d", mnist1d.__doc__)
+
+
+@DATASETS.register("mnist1d_hard")
+def mnist1d_hard() -> DatasetSplits:
+    """MNIST-1D with more correlated and i.i.d. noise and shear: same shape, harder task."""
+    return _mnist1d_splits("mnist1d_hard", mnist1d_hard.__doc__, **MNIST1D_HARD_OVERRIDES)
+
+
+@DATASETS.register("digits")
+def digits() -> DatasetSplits:
+    """scikit-learn 8x8 digits (1797 images), stratified 60/20/20 split, 10 classes."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[:, None]  # (N, 1, 8, 8)
+    y = bunch.target.astype(np.int64)
+    idx = np.arange(len(y))
+    train_idx, rest = train_test_split(idx, test_size=0.4, stratify=y, random_state=0)
+    val_idx, test_idx = train_test_split(rest, test_size=0.5, stratify=y[rest], random_state=0)
+    mean, std = x[train_idx].mean(), x[train_idx].std()
+    x = (x - mean) / std
+    t = lambda i: (torch.from_numpy(x[np.sort(i)]), torch.from_numpy(y[np.sort(i)]))
+    (xa, ya), (xb, yb), (xc, yc) = t(train_idx), t(val_idx), t(test_idx)
+    return DatasetSplits("digits", xa, ya, xb, yb, xc, yc, DIGIT_NAMES, digits.__doc__)

@@ -1,0 +1,124 @@
+"""Training recipes on in-memory tensors: batches are index slices of one permutation per epoch.
+
+A recipe (``TrainConfig``) fixes optimizer, learning-rate schedule and epochs; the data order
+comes from a ``torch.Generator`` seeded by the run's seed, so the same recipe and seed give
+the same weights bit for bit on CPU. Weight decay is the coupled L2 term (``lambda * w`` added
+to the gradient), the ``lambda`` that Undecayed Pruning's score uses.
+
+Learning-rate schedules, with ``t`` the fraction of the run done:
+- ``cosine``: ``lr * 0.5 * (1 + cos(pi * t))`` (Loshchilov & Hutter 2017)
+- ``constant``: ``lr``
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+StepHook = Callable[[int, int], None]
+"""Called after every optimizer step as ``hook(step, total_steps)``."""
+
+
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-2
+    weight_decay: float = 1e-4
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    schedule: str = "cosine"
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer {self.optimizer!r} is not one of: adam, sgd")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"schedule {self.schedule!r} is not one of: cosine, constant")
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("epochs must be >= 0, batch_size >= 1 and lr > 0")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def lr_at(self, progress: float) -> float:
+        """Learning rate when a fraction ``progress`` in [0, 1] of the schedule is done."""
+        if self.schedule == "constant":
+            return self.lr
+        return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    return max(1, n // batch_size)  # drop the ragged last batch: BatchNorm needs > 1 example
+
+
+def train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: TrainConfig,
+    seed: int,
+    *,
+    epoch_range: tuple[int, int] | None = None,
+    step_hook: StepHook | None = None,
+    epoch_hook: Callable[[int], None] | None = None,
+) -> int:
+    """Train ``model`` in place; returns the number of optimizer steps taken.
+
+    ``epoch_range=(a, b)`` replays epochs a..b-1 of the recipe (learning-rate rewinding,
+    Renda et al. 2020): the schedule position and the data order are those of the full run.
+    """
+    start, stop = epoch_range if epoch_range is not None else (0, config.epochs)
+    optimizer = make_optimizer(model, config)
+    n = x.shape[0]
+    per_epoch = steps_per_epoch(n, config.batch_size)
+    total = per_epoch * max(config.epochs, 1)
+    step = 0
+    model.train()
+    for epoch in range(start, stop):
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        for b in range(per_epoch):
+            global_step = epoch * per_epoch + b
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr_at(global_step / total)
+            idx = order[b * config.batch_size : (b + 1) * config.batch_size].to(x.device)
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            if not torch.isfinite(loss):
+                raise DivergenceError(f"non-finite training loss {loss.item()} at epoch {epoch}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            if step_hook is not None:
+                step_hook(global_step, total)
+        if epoch_hook is not None:
+            epoch_hook(epoch)
+    model.eval()
+    return step
+
+
+def training_batches(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int, num_batches: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """A fixed, seeded list of training minibatches for data-dependent pruning scores."""
+    order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed + 7919))
+    out = []
+    for b in range(num_batches):
+        idx = order[(b * batch_size) % x.shape[0] :][:batch_size].to(x.device)
+        out.append((x[idx], y[idx]))
+    return out

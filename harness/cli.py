@@ -1,0 +1,158 @@
+"""``python -m harness`` / ``prunebench``: list registries, run the matrix or one cell.
+
+Bad input (an unknown name, a sparsity outside (0, 1), a malformed preset, a results dir
+that cannot be written) ends with one line on stderr and exit status 2, before anything
+is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmarks.matrix import PresetError
+from benchmarks.registry import UnknownNameError
+from harness.storage import StoreError
+
+USAGE_ERRORS = (UnknownNameError, PresetError, StoreError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prunebench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ls = sub.add_parser("list", help="list registered pruners, archs, datasets or presets")
+    ls.add_argument(
+        "what", nargs="?", default="all", choices=["all", "pruners", "archs", "datasets", "presets"]
+    )
+
+    def add_common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--results", default="results", help="results directory (default: results/)")
+        p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+
+    ra = sub.add_parser("run-all", help="run every cell of a preset matrix")
+    ra.add_argument("--preset", default="default", help="preset name or path to a .toml file")
+    ra.add_argument("--workers", type=int, default=None, help="local worker processes (default: cores)")
+    ra.add_argument("--filter", action="append", default=[], metavar="KEY=GLOB", help="keep matching cells")
+    ra.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    ra.add_argument("--retry-failed", action="store_true", help="run cells stored as failed again")
+    add_common(ra)
+
+    one = sub.add_parser("run", help="run one cell")
+    one.add_argument("--arch", required=True)
+    one.add_argument("--dataset", required=True)
+    one.add_argument("--pruner", required=True)
+    one.add_argument("--sparsity", type=float, required=True)
+    one.add_argument("--seed", type=int, default=0)
+    one.add_argument("--retrain", default="finetune")
+    one.add_argument("--preset", default="default", help="preset whose training recipes to use")
+    add_common(one)
+    return parser
+
+
+def cmd_list(what: str) -> int:
+    from benchmarks import archs, datasets, matrix
+    from pruners import PRUNERS
+
+    if what in ("all", "pruners"):
+        print(f"pruners ({len(PRUNERS)}):")
+        for name in PRUNERS:
+            cls = PRUNERS.get(name)
+            print(f"  {name:<20} {cls.kind:<13} {cls.timing:<16} v{cls.version}  {cls.summary()}")
+    if what in ("all", "archs"):
+        print(f"archs ({len(archs.ARCHS)}):")
+        for name in archs.ARCHS:
+            print(f"  {name:<20} {archs.describe(name)}")
+    if what in ("all", "datasets"):
+        print(f"datasets ({len(datasets.DATASETS)}):")
+        for name in datasets.DATASETS:
+            print(f"  {name:<20} {datasets.describe(name)}")
+    if what in ("all", "presets"):
+        print(f"presets ({len(matrix.preset_names())}):")
+        for name in matrix.preset_names():
+            print(f"  {name:<20} {matrix.describe(name)}")
+    return 0
+
+
+def resolve_device(device: str | None) -> str:
+    from harness.environment import default_device
+
+    if device is None:
+        return default_device()
+    if device not in ("cpu", "cuda"):
+        raise PresetError(f"--device {device!r}: valid: cpu, cuda")
+    return device
+
+
+def cmd_run_all(args: argparse.Namespace) -> int:
+    from harness.executors import available_cores
+    from harness.runner import format_summary, run_all
+
+    workers = args.workers if args.workers is not None else available_cores()
+    if workers < 1:
+        raise PresetError(f"--workers {workers}: must be at least 1")
+    summary = run_all(
+        args.preset,
+        args.results,
+        workers=workers,
+        filters=args.filter,
+        dry_run=args.dry_run,
+        retry_failed=args.retry_failed,
+        device=resolve_device(args.device),
+    )
+    if summary.ran:
+        print(format_summary(summary))
+    return summary.exit_code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmarks.archs import ARCHS
+    from benchmarks.datasets import DATASETS
+    from benchmarks.matrix import load_preset
+    from benchmarks.spec import CellSpec, canonical_json
+    from harness.storage import ResultsStore
+    from harness.tasks import cell_task
+    from pruners import PRUNERS
+
+    ARCHS.get(args.arch), DATASETS.get(args.dataset), PRUNERS.get(args.pruner)
+    preset = load_preset(args.preset)
+    try:
+        spec = CellSpec(
+            args.arch,
+            args.dataset,
+            args.pruner,
+            args.sparsity,
+            args.seed,
+            args.retrain,
+            train=preset.train,
+            retrain_config=preset.retrain_config,
+        )
+    except ValueError as exc:
+        raise PresetError(str(exc)) from None
+    store = ResultsStore(args.results)
+    store.prepare()
+    outcome = cell_task(
+        canonical_json(spec.to_dict()), args.results, "cli", resolve_device(args.device), True
+    )
+    if outcome.status == "skipped":
+        print(f"cell {outcome.cell_id}: {outcome.reason}")
+    else:
+        print(f"cell {outcome.cell_id}: {outcome.status} in {outcome.seconds:.1f} s {outcome.reason}")
+    metrics = store.read_metrics()
+    acc = metrics[(metrics.cell_id == outcome.cell_id) & (metrics.metric == "accuracy")]
+    for (phase, eval_set), value in acc.groupby(["phase", "eval_set"], sort=False)["value"].first().items():
+        print(f"  {phase:<10} {eval_set:<6} accuracy {value:.4f}")
+    return 0 if outcome.status != "failed" else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return cmd_list(args.what)
+        if args.command == "run-all":
+            return cmd_run_all(args)
+        return cmd_run(args)
+    except USAGE_ERRORS as exc:
+        print(f"prunebench: error: {exc}", file=sys.stderr)
+        return 2

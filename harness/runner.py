@@ -1,0 +1,123 @@
+"""``run-all``: expand a preset, skip stored cells, train missing dense parents, run cells.
+
+Stage 1 trains every missing dense parent once (in parallel across parents); stage 2 runs
+the cells, each loading its parent from the store. Both stages are resumable and safe to
+run from two processes on one store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+from benchmarks.matrix import apply_filters, load_preset
+from benchmarks.spec import CellSpec, canonical_json
+from harness.executors import LocalExecutor
+from harness.storage import ResultsStore
+from harness.tasks import CellOutcome, cell_task, parent_task
+
+
+@dataclass
+class RunSummary:
+    total: int
+    stored_before: int
+    ran: int
+    counts: Counter = field(default_factory=Counter)
+    failures: list[CellOutcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures else 0
+
+
+def pruner_version(name: str) -> str:
+    from pruners import PRUNERS
+
+    return PRUNERS.get(name).version
+
+
+def plan(cells: list[CellSpec], store: ResultsStore, retry_failed: bool) -> list[CellSpec]:
+    status = store.cell_status()
+    todo = []
+    for cell in cells:
+        s = status.get(cell.cell_id(pruner_version(cell.pruner)))
+        if s is None or (s == "failed" and retry_failed):
+            todo.append(cell)
+    return todo
+
+
+def run_all(
+    preset: str,
+    results_dir: str,
+    workers: int = 1,
+    filters: list[str] | None = None,
+    dry_run: bool = False,
+    retry_failed: bool = False,
+    device: str = "cpu",
+    echo=print,
+) -> RunSummary:
+    spec = load_preset(preset)
+    cells = apply_filters(spec.expand(), filters or [])
+    executor = LocalExecutor(workers)
+    store = ResultsStore(results_dir)
+    store.prepare()
+    todo = plan(cells, store, retry_failed)
+    summary = RunSummary(total=len(cells), stored_before=len(cells) - len(todo), ran=0)
+    echo(
+        f"preset {spec.name!r}: {len(cells)} cells, {summary.stored_before} already stored, "
+        f"{len(todo)} to run ({workers} worker{'s' if workers > 1 else ''}, device {device})"
+    )
+    if dry_run or not todo:
+        if not todo:
+            echo("nothing to run: 0 cells run, every cell of the matrix is stored")
+        return summary
+
+    start = time.perf_counter()
+    parents: dict[str, CellSpec] = {}
+    for cell in todo:
+        if not store.has_parent(cell.parent.id):
+            parents.setdefault(cell.parent.id, cell)
+    if parents:
+        jobs = [(canonical_json(c.to_dict()), results_dir, device) for c in parents.values()]
+        with tqdm(total=len(jobs), desc="dense parents", unit="model") as bar:
+            for _ in executor.map_unordered(parent_task_safe, jobs):
+                bar.update()
+
+    jobs = [(canonical_json(c.to_dict()), results_dir, spec.name, device, retry_failed) for c in todo]
+    with tqdm(total=len(jobs), desc="cells", unit="cell") as bar:
+        for outcome in executor.map_unordered(cell_task, jobs):
+            summary.counts[outcome.status] += 1
+            if outcome.status == "failed":
+                summary.failures.append(outcome)
+            bar.set_postfix(ok=summary.counts["ok"], failed=summary.counts["failed"], refresh=False)
+            bar.update()
+    summary.ran = summary.counts["ok"] + summary.counts["failed"]
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def parent_task_safe(spec_json: str, results_dir: str, device: str) -> str | None:
+    """Pre-train a parent; a failure here is recorded later, against each of its cells."""
+    try:
+        return parent_task(spec_json, results_dir, device)
+    except Exception:
+        return None
+
+
+def format_summary(summary: RunSummary) -> str:
+    stored = summary.stored_before + summary.counts["ok"] + summary.counts["failed"]
+    lines = [
+        f"done: {summary.ran} cells run in {summary.seconds:.1f} s "
+        f"({summary.counts['ok']} ok, {summary.counts['failed']} failed, "
+        f"{summary.counts['skipped']} skipped as taken by another run); "
+        f"{stored}/{summary.total} cells stored"
+    ]
+    for f in summary.failures[:20]:
+        lines.append(f"  failed {f.cell_id}: {f.reason}")
+    if len(summary.failures) > 20:
+        lines.append(f"  ... and {len(summary.failures) - 20} more failures (see the cells table)")
+    return "\n".join(lines)

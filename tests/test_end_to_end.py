@@ -1,0 +1,150 @@
+"""The smoke preset end to end: Parquet contents, resumability, determinism, the one-cell CLI."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks.datasets import load_dataset
+from benchmarks.matrix import load_preset
+from benchmarks.spec import CellSpec, canonical_json
+from harness.cli import main
+from harness.runner import run_all
+from harness.storage import ResultsStore
+from harness.tasks import cell_task
+
+
+def test_smoke_run_stores_every_cell_ok(smoke_results):
+    root, summary = smoke_results
+    expected = len(load_preset("smoke").expand())
+    cells = pd.read_parquet(root / "cells")
+    assert summary.ran == expected and summary.exit_code == 0
+    assert len(cells) == expected and cells.cell_id.is_unique
+    assert (cells.status == "ok").all()
+    for col in ("torch_version", "git_commit", "host", "device", "schema_version"):
+        assert cells[col].notna().all()
+    assert (cells.total_s > 0).all() and (cells.dense_train_s > 0).all()
+
+
+def test_smoke_metrics_have_all_phases_and_achieved_sparsity(smoke_results):
+    root, _ = smoke_results
+    cells = pd.read_parquet(root / "cells").set_index("cell_id")
+    metrics = pd.read_parquet(root / "metrics")
+    assert set(metrics.phase) == {"dense", "pruned", "retrained"}
+    assert {"train", "test", "model"} <= set(metrics.eval_set)
+    sparsity = metrics[metrics.metric == "achieved_sparsity"].pivot_table(
+        index="cell_id", columns="phase", values="value"
+    )
+    assert (sparsity["dense"] == 0).all()
+    target = cells.loc[sparsity.index, "sparsity"]
+    np.testing.assert_allclose(sparsity["pruned"], target, atol=1e-3)
+    np.testing.assert_allclose(sparsity["retrained"], sparsity["pruned"])
+
+
+def test_per_class_recall_is_consistent_with_accuracy(smoke_results):
+    root, _ = smoke_results
+    cells = pd.read_parquet(root / "cells").set_index("cell_id")
+    metrics = pd.read_parquet(root / "metrics")
+    test = metrics[metrics.eval_set == "test"]
+    checked = 0
+    for (cell_id, _phase), group in test.groupby(["cell_id", "phase"]):
+        data = load_dataset(cells.loc[cell_id, "dataset"])
+        counts = np.bincount(data.y_test.numpy(), minlength=10)
+        recall = group[group.metric == "recall"].sort_values("class")["value"].to_numpy()
+        accuracy = group[group.metric == "accuracy"]["value"].item()
+        assert len(recall) == 10 and ((recall >= 0) & (recall <= 1)).all()
+        assert accuracy == pytest.approx((recall * counts).sum() / counts.sum(), abs=1e-12)
+        checked += 1
+    assert checked == 3 * len(cells)
+
+
+def test_second_run_runs_zero_cells(smoke_results):
+    root, _ = smoke_results
+    lines = []
+    again = run_all("smoke", str(root), workers=1, echo=lines.append)
+    assert again.ran == 0 and again.stored_before == again.total
+    assert any("0 cells run" in line for line in lines)
+
+
+def test_dense_parent_is_trained_once_per_arch_dataset_seed(smoke_results):
+    root, _ = smoke_results
+    cells = pd.read_parquet(root / "cells")
+    parents = list((root / "parents").iterdir())
+    assert len(parents) == cells.groupby(["arch", "dataset", "seed"]).ngroups == cells.parent_id.nunique()
+    dense = pd.read_parquet(root / "metrics").query("phase == 'dense' and metric == 'accuracy'")
+    # every cell of one parent carries the same dense numbers
+    merged = dense.merge(cells[["cell_id", "parent_id"]], on="cell_id")
+    assert (merged.groupby(["parent_id", "eval_set"])["value"].nunique() == 1).all()
+
+
+def test_same_cell_twice_gives_identical_numbers(tmp_path):
+    preset = load_preset("smoke")
+    spec = CellSpec(
+        "cnn_32x3", "digits", "random", 0.8, 3, train=preset.train, retrain_config=preset.retrain_config
+    )
+    tables = []
+    for run in ("a", "b"):
+        root = tmp_path / run
+        ResultsStore(root).prepare()
+        outcome = cell_task(canonical_json(spec.to_dict()), str(root), "test", "cpu")
+        assert outcome.status == "ok"
+        tables.append(pd.read_parquet(root / "metrics").sort_values(["phase", "eval_set", "metric", "class"]))
+    a, b = (t.reset_index(drop=True) for t in tables)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_cell_id_depends_on_spec_and_pruner_version():
+    spec = CellSpec("mlp_256x2", "digits", "random", 0.5, 0)
+    assert spec.cell_id("1") == CellSpec.from_dict(json.loads(canonical_json(spec.to_dict()))).cell_id("1")
+    assert spec.cell_id("1") != spec.cell_id("2")
+    assert spec.cell_id("1") != CellSpec("mlp_256x2", "digits", "random", 0.6, 0).cell_id("1")
+    assert spec.parent.id == CellSpec("mlp_256x2", "digits", "global_magnitude", 0.9, 0).parent.id
+
+
+def test_run_one_cell_from_the_cli(tmp_path, capsys):
+    code = main(
+        [
+            "run",
+            "--arch",
+            "mlp_256x2",
+            "--dataset",
+            "digits",
+            "--pruner",
+            "global_magnitude",
+            "--sparsity",
+            "0.5",
+            "--seed",
+            "0",
+            "--preset",
+            "smoke",
+            "--results",
+            str(tmp_path),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and ": ok in" in out and "retrained  test   accuracy" in out
+    cells = pd.read_parquet(tmp_path / "cells")
+    assert len(cells) == 1 and cells.status.item() == "ok"
+
+
+def test_dry_run_and_filters_write_no_cells(tmp_path, capsys):
+    code = main(
+        [
+            "run-all",
+            "--preset",
+            "default",
+            "--dry-run",
+            "--filter",
+            "pruner=random",
+            "--filter",
+            "dataset=digits",
+            "--results",
+            str(tmp_path),
+        ]
+    )
+    out = capsys.readouterr().out
+    preset = load_preset("default")
+    n = len(preset.archs) * len(preset.sparsities) * len(preset.seeds) * len(preset.retrain)
+    assert code == 0 and f"{n} cells, 0 already stored, {n} to run" in out
+    assert not list((tmp_path / "cells").glob("*.parquet"))

@@ -1,0 +1,130 @@
+"""Presets are validated on load; bad input ends with exit 2 and one clear line."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.matrix import PresetError, apply_filters, load_preset, preset_names
+from pruners import PRUNERS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_shipped_preset_loads(name):
+    preset = load_preset(name)
+    assert preset.expand()
+
+
+def test_default_preset_covers_the_required_matrix():
+    from benchmarks.datasets import DATASETS
+
+    p = load_preset("default")
+    assert set(p.datasets) == set(DATASETS.names())
+    assert len(p.archs) >= 2 and len(p.seeds) >= 3
+    assert set(p.pruners) == set(PRUNERS.names())
+    assert len(p.sparsities) >= 4 and min(p.sparsities) == 0.5 and max(p.sparsities) == 0.98
+
+
+def write(tmp_path, text):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    return path
+
+
+GOOD = """datasets = ["digits"]
+archs = ["mlp_256x2"]
+pruners = ["random"]
+sparsities = [0.5]
+seeds = [0]
+retrain = ["finetune"]
+[train]
+epochs = 1
+"""
+
+
+@pytest.mark.parametrize(
+    ("edit", "line", "key"),
+    [
+        (("sparsities = [0.5]", "sparsities = [0.5, 1.5]"), 4, "sparsities"),
+        (('pruners = ["random"]', 'pruners = ["randm"]'), 3, "pruners"),
+        (("epochs = 1", "epochs = 1\nlearning_rate = 2"), 9, "train.learning_rate"),
+        (("epochs = 1", 'epochs = "ten"'), 8, "train.epochs"),
+        (('retrain = ["finetune"]', 'retrain = ["finetune", "nope"]'), 6, "retrain"),
+    ],
+)
+def test_malformed_preset_names_file_line_and_key(tmp_path, edit, line, key):
+    path = write(tmp_path, GOOD.replace(*edit))
+    with pytest.raises(PresetError) as err:
+        load_preset(str(path))
+    assert f"{path}:{line}: key {key!r}" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"), [(GOOD.replace("seeds = [0]", "seeds = [0,,]"), 5), (GOOD + "x = [\n", 9)]
+)
+def test_toml_syntax_error_names_file_and_line(tmp_path, text, line):
+    path = write(tmp_path, text)
+    with pytest.raises(PresetError, match=rf"bad.toml:{line}: malformed TOML"):
+        load_preset(str(path))
+
+
+def test_filters():
+    cells = load_preset("smoke").expand()
+    kept = apply_filters(cells, ["pruner=*magnitude", "sparsity=0.9"])
+    assert kept and all(c.pruner.endswith("magnitude") and c.sparsity == 0.9 for c in kept)
+    with pytest.raises(PresetError, match="KEY=GLOB"):
+        apply_filters(cells, ["colour=red"])
+
+
+def cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run-all", "--preset", "defualt", "--dry-run"], "did you mean 'default'?"),
+        (
+            [
+                "run",
+                "--arch",
+                "mlp_256x2",
+                "--dataset",
+                "digits",
+                "--pruner",
+                "magnitude",
+                "--sparsity",
+                "0.5",
+            ],
+            "unknown pruner 'magnitude'",
+        ),
+        (
+            ["run", "--arch", "mlp", "--dataset", "digits", "--pruner", "random", "--sparsity", "0.5"],
+            "unknown architecture 'mlp'",
+        ),
+        (
+            ["run", "--arch", "mlp_256x2", "--dataset", "digits", "--pruner", "random", "--sparsity", "1.2"],
+            "sparsity 1.2 is outside (0, 1)",
+        ),
+        (["run-all", "--results", "/proc/prunebench-nope", "--preset", "smoke"], "is not writable"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, needle):
+    if "--results" not in args:
+        args = [*args, "--results", str(tmp_path / "r")]
+    proc = cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_list_shows_every_pruner_with_kind_and_timing():
+    proc = cli("list", "pruners")
+    assert proc.returncode == 0
+    for name in PRUNERS:
+        line = next(ln for ln in proc.stdout.splitlines() if ln.split()[:1] == [name])
+        assert PRUNERS.get(name).kind in line and PRUNERS.get(name).timing in line
