@@ -6,10 +6,14 @@ A row is ``{"eval_set", "kind", "severity", "metric", "class", "value"}``, ``cla
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
 from benchmarks import metrics
+from benchmarks.datasets import DatasetSplits
+from pruners.masks import sparsity_stats
 
 EVAL_BATCH = 4096
 
@@ -47,3 +51,33 @@ def classification_rows(
     for k, r in enumerate(metrics.per_class_recall(logits, labels, num_classes)):
         rows.append(row(eval_set, kind, severity, "recall", r, k))
     return rows
+
+
+def evaluation_sets(
+    data: DatasetSplits, cache_dir: Path | None = None
+) -> list[tuple[str, str, int, torch.Tensor, torch.Tensor]]:
+    """(eval_set, kind, severity, x, y) for every set a phase is evaluated on.
+
+    ``cache_dir`` is where generated shift sets are cached (``<results>/cache``).
+    """
+    return [("train", "clean", 0, data.x_train, data.y_train), ("test", "clean", 0, data.x_test, data.y_test)]
+
+
+def evaluate(
+    model: nn.Module,
+    data: DatasetSplits,
+    phase: str,
+    cache_dir: Path | None = None,
+    compact_model: nn.Module | None = None,
+) -> list[dict]:
+    """Every metric row of one phase: each evaluation set, plus model-level counts.
+
+    ``compact_model`` is the physically smaller model a structured pruner hands back, for
+    measuring real latency against the masked one.
+    """
+    rows: list[dict] = []
+    for eval_set, kind, severity, x, y in evaluation_sets(data, cache_dir):
+        logits = predict_logits(model, x)
+        rows += classification_rows(logits, y, data.num_classes, eval_set, kind, severity)
+    rows += [row("model", "model", 0, k, v) for k, v in sparsity_stats(model).items()]
+    return [{"phase": phase, **r} for r in rows]

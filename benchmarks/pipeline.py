@@ -12,18 +12,18 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from benchmarks.archs import build_arch
 from benchmarks.datasets import DatasetSplits, load_dataset
-from benchmarks.evaluation import classification_rows, predict_logits, row
+from benchmarks.evaluation import evaluate
 from benchmarks.retrain import retrain
 from benchmarks.spec import CellSpec, ParentSpec
 from benchmarks.training import train, training_batches
 from pruners import PruneContext, get_pruner
-from pruners.masks import sparsity_stats
 
 SCORE_BATCHES = 8
 SCORE_BATCH_SIZE = 256
@@ -43,26 +43,12 @@ class CellResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def evaluation_sets(data: DatasetSplits) -> list[tuple[str, str, int, torch.Tensor, torch.Tensor]]:
-    """(eval_set, kind, severity, x, y) for every set a phase is evaluated on."""
-    return [("train", "clean", 0, data.x_train, data.y_train), ("test", "clean", 0, data.x_test, data.y_test)]
-
-
-def evaluate(model: nn.Module, data: DatasetSplits, phase: str) -> list[dict]:
-    rows: list[dict] = []
-    for eval_set, kind, severity, x, y in evaluation_sets(data):
-        logits = predict_logits(model, x)
-        rows += classification_rows(logits, y, data.num_classes, eval_set, kind, severity)
-    rows += [row("model", "model", 0, k, v) for k, v in sparsity_stats(model).items()]
-    return [{"phase": phase, **r} for r in rows]
-
-
 def fresh_model(arch: str, data: DatasetSplits, seed: int, device: str = "cpu") -> nn.Module:
     torch.manual_seed(seed)
     return build_arch(arch, data.input_shape, data.num_classes).to(device)
 
 
-def train_parent(spec: ParentSpec, device: str = "cpu") -> ParentResult:
+def train_parent(spec: ParentSpec, device: str = "cpu", cache_dir: Path | None = None) -> ParentResult:
     data = load_dataset(spec.dataset)
     model = fresh_model(spec.arch, data, spec.seed, device)
     rewind: dict[str, torch.Tensor] = {}
@@ -78,7 +64,7 @@ def train_parent(spec: ParentSpec, device: str = "cpu") -> ParentResult:
         model, data.x_train.to(device), data.y_train.to(device), spec.train, spec.seed, epoch_hook=keep_rewind
     )
     seconds = time.perf_counter() - start
-    return ParentResult(model.state_dict(), rewind, evaluate(model, data, "dense"), seconds)
+    return ParentResult(model.state_dict(), rewind, evaluate(model, data, "dense", cache_dir), seconds)
 
 
 def load_parent_model(spec: ParentSpec, state: dict[str, torch.Tensor], device: str = "cpu") -> nn.Module:
@@ -93,6 +79,7 @@ def run_cell(
     parent_state: dict[str, torch.Tensor],
     rewind_state: dict[str, torch.Tensor] | None,
     device: str = "cpu",
+    cache_dir: Path | None = None,
 ) -> CellResult:
     """Prune a trained dense parent, evaluate, retrain, evaluate; rows for both phases."""
     pruner = get_pruner(spec.pruner)
@@ -113,7 +100,7 @@ def run_cell(
     seconds["prune"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    rows = evaluate(model, data, "pruned")
+    rows = evaluate(model, data, "pruned", cache_dir)
     seconds["eval"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -121,6 +108,6 @@ def run_cell(
     seconds["retrain"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    rows += evaluate(model, data, "retrained")
+    rows += evaluate(model, data, "retrained", cache_dir)
     seconds["eval"] += time.perf_counter() - t
     return CellResult(rows, seconds)

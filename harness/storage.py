@@ -5,6 +5,7 @@ Layout::
     <results>/cells/<cell_id>.parquet      one row per cell (spec, status, timings, environment)
     <results>/metrics/<cell_id>.parquet    the cell's metric rows (long form)
     <results>/parents/<parent_id>/         dense parent: model.pt, rewind.pt, metrics.parquet
+    <results>/cache/                       generated shift sets, built once and reused by every cell
     <results>/locks/                       lock files of cells and parents in progress
 
 ``pandas.read_parquet("<results>/cells")`` reads a whole table. A cell's files are written to
@@ -38,6 +39,9 @@ CELL_SCHEMA = pa.schema(
         ("sparsity", pa.float64()),
         ("seed", pa.int64()),
         ("retrain", pa.string()),
+        ("schedule", pa.string()),
+        ("score", pa.string()),
+        ("variant", pa.string()),
         ("spec_json", pa.string()),
         ("preset", pa.string()),
         ("status", pa.string()),
@@ -69,6 +73,7 @@ METRIC_SCHEMA = pa.schema(
         ("severity", pa.int64()),
         ("metric", pa.string()),
         ("class", pa.int64()),
+        ("step", pa.int64()),
         ("value", pa.float64()),
     ]
 )
@@ -109,6 +114,7 @@ class ResultsStore:
         self.metrics_dir = self.root / "metrics"
         self.parents_dir = self.root / "parents"
         self.locks_dir = self.root / "locks"
+        self.cache_dir = self.root / "cache"
 
     # -- set-up ---------------------------------------------------------------------
     def prepare(self) -> None:

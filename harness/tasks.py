@@ -32,7 +32,7 @@ def ensure_parent(store: ResultsStore, spec: ParentSpec, device: str) -> tuple[d
 
     with FileLock(store.locks_dir / f"{spec.id}.lock"):
         if not store.has_parent(spec.id):
-            result = train_parent(spec, device)
+            result = train_parent(spec, device, store.cache_dir)
             info = {"spec": spec.to_dict(), "train_seconds": result.train_seconds, **environment()}
             store.write_parent(spec.id, result.state, result.rewind_state, result.rows, info)
     return store.read_parent(spec.id)
@@ -97,7 +97,7 @@ def cell_task(
         t0 = time.perf_counter()
         try:
             state, rewind, dense_rows, info = ensure_parent(store, spec.parent, device)
-            result = run_cell(spec, state, rewind, device)
+            result = run_cell(spec, state, rewind, device, store.cache_dir)
             seconds = result.seconds
             rows = dense_rows + result.rows
             row.update(status="ok", reason=None, traceback=None, dense_train_s=info["train_seconds"])
