@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from benchmarks.matrix import PresetError
 from benchmarks.registry import UnknownNameError
+from harness.executors import WorkerCrash
+from harness.slurm import SlurmJobError
 from harness.storage import StoreError
 
 USAGE_ERRORS = (UnknownNameError, PresetError, StoreError)
@@ -36,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     ra.add_argument("--filter", action="append", default=[], metavar="KEY=GLOB", help="keep matching cells")
     ra.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     ra.add_argument("--retry-failed", action="store_true", help="run cells stored as failed again")
+    ra.add_argument("--executor", choices=["local", "slurm"], default="local", help="where cells run")
+    ra.add_argument("--partition", default=None, help="slurm: partition (default: the cluster's default)")
+    ra.add_argument("--gpus-per-cell", type=int, default=0, help="slurm: GPUs per array task")
+    ra.add_argument("--max-parallel", type=int, default=16, help="slurm: array tasks running at once")
+    ra.add_argument("--time-limit", type=int, default=60, metavar="MIN", help="slurm: minutes per array task")
     add_common(ra)
 
     one = sub.add_parser("run", help="run one cell")
@@ -91,6 +99,20 @@ def cmd_run_all(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else available_cores()
     if workers < 1:
         raise PresetError(f"--workers {workers}: must be at least 1")
+    executor = None
+    if args.executor == "slurm":
+        from harness.slurm import SlurmExecutor
+
+        try:
+            executor = SlurmExecutor(
+                Path(args.results) / "slurm",
+                partition=args.partition,
+                gpus_per_cell=args.gpus_per_cell,
+                max_parallel=args.max_parallel,
+                time_limit_min=args.time_limit,
+            )
+        except ValueError as exc:
+            raise PresetError(str(exc)) from None
     summary = run_all(
         args.preset,
         args.results,
@@ -99,6 +121,7 @@ def cmd_run_all(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         retry_failed=args.retry_failed,
         device=resolve_device(args.device),
+        executor=executor,
     )
     if summary.ran:
         print(format_summary(summary))
@@ -156,3 +179,6 @@ def main(argv: list[str] | None = None) -> int:
     except USAGE_ERRORS as exc:
         print(f"prunebench: error: {exc}", file=sys.stderr)
         return 2
+    except (WorkerCrash, SlurmJobError) as exc:
+        print(f"prunebench: error: {exc}; finished cells are stored, run again to resume", file=sys.stderr)
+        return 1

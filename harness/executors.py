@@ -1,5 +1,10 @@
 """Executors run tasks and yield their results as they finish.
 
+An executor has one method, ``map_unordered(fn, arg_tuples)``, yielding ``fn(*args)`` for
+every tuple in completion order; ``fn`` and the arguments must be picklable, and tasks
+write their own results, so any executor can serve any store. ``LocalExecutor`` is the
+default; ``harness.slurm.SlurmExecutor`` submits a Slurm job array through submitit.
+
 ``LocalExecutor`` runs in-process for one worker, or in a spawn-started process pool for
 several; each worker gets ``max(1, cores // workers)`` torch threads so that workers x
 threads never exceeds the cores.
@@ -10,8 +15,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
-from typing import Any
+from typing import Any, Protocol
 
 
 def available_cores() -> int:
@@ -32,28 +38,63 @@ def _init_worker(threads: int) -> None:
     os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
+class Executor(Protocol):
+    def map_unordered(self, fn: Callable[..., Any], arg_tuples: Iterable[tuple]) -> Iterator[Any]: ...
+
+
+class WorkerCrash(RuntimeError):
+    """Worker processes kept dying (killed by the OS, out of memory, a crash in native code)."""
+
+
 class LocalExecutor:
-    def __init__(self, workers: int = 1) -> None:
+    """Runs jobs in this process (one worker) or in a pool of spawned processes.
+
+    A pool whose worker dies (``BrokenProcessPool``) is restarted for the jobs that have
+    not reported yet, up to ``max_restarts`` times; finished jobs are never run again.
+    """
+
+    def __init__(self, workers: int = 1, max_restarts: int = 2) -> None:
         if workers < 1:
             raise ValueError(f"--workers {workers}: must be at least 1")
         self.workers = workers
+        self.max_restarts = max_restarts
 
     def map_unordered(self, fn: Callable[..., Any], arg_tuples: Iterable[tuple]) -> Iterator[Any]:
         jobs = list(arg_tuples)
-        threads = threads_per_worker(self.workers)
         if self.workers == 1 or len(jobs) <= 1:
-            _init_worker(threads if self.workers == 1 else available_cores())
+            _init_worker(available_cores())
             for args in jobs:
                 yield fn(*args)
             return
+        remaining = dict(enumerate(jobs))
+        for attempt in range(self.max_restarts + 1):
+            try:
+                yield from self._pool_run(fn, remaining)
+                return
+            except BrokenProcessPool:
+                if attempt == self.max_restarts:
+                    raise WorkerCrash(
+                        f"worker processes died {attempt + 1} times; {len(remaining)} jobs not run "
+                        f"(out of memory? try fewer --workers)"
+                    ) from None
+
+    def _pool_run(self, fn: Callable[..., Any], remaining: dict[int, tuple]) -> Iterator[Any]:
         with ProcessPoolExecutor(
-            max_workers=self.workers,
+            max_workers=min(self.workers, len(remaining)),
             mp_context=get_context("spawn"),
             initializer=_init_worker,
-            initargs=(threads,),
+            initargs=(threads_per_worker(self.workers),),
         ) as pool:
-            pending = {pool.submit(fn, *args) for args in jobs}
+            pending = {pool.submit(fn, *args): key for key, args in remaining.items()}
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    yield future.result()
+                    result = future.result()  # raises BrokenProcessPool if a worker died
+                    del remaining[pending.pop(future)]
+                    yield result
+
+
+def describe_executor(executor: Executor) -> str:
+    if isinstance(executor, LocalExecutor):
+        return f"{executor.workers} local worker{'s' if executor.workers > 1 else ''}"
+    return type(executor).__name__

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from benchmarks.matrix import apply_filters, load_preset
 from benchmarks.spec import CellSpec, canonical_json
-from harness.executors import LocalExecutor
+from harness.executors import Executor, LocalExecutor, describe_executor
 from harness.storage import ResultsStore
 from harness.tasks import CellOutcome, cell_task, parent_task
 
@@ -59,17 +59,18 @@ def run_all(
     retry_failed: bool = False,
     device: str = "cpu",
     echo=print,
+    executor: Executor | None = None,
 ) -> RunSummary:
     spec = load_preset(preset)
     cells = apply_filters(spec.expand(), filters or [])
-    executor = LocalExecutor(workers)
+    executor = executor or LocalExecutor(workers)
     store = ResultsStore(results_dir)
     store.prepare()
     todo = plan(cells, store, retry_failed)
     summary = RunSummary(total=len(cells), stored_before=len(cells) - len(todo), ran=0)
     echo(
         f"preset {spec.name!r}: {len(cells)} cells, {summary.stored_before} already stored, "
-        f"{len(todo)} to run ({workers} worker{'s' if workers > 1 else ''}, device {device})"
+        f"{len(todo)} to run ({describe_executor(executor)}, device {device})"
     )
     if dry_run or not todo:
         if not todo:

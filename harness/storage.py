@@ -2,11 +2,14 @@
 
 Layout::
 
+    <results>/store.json                   the store's schema version, checked on every run
+
     <results>/cells/<cell_id>.parquet      one row per cell (spec, status, timings, environment)
     <results>/metrics/<cell_id>.parquet    the cell's metric rows (long form)
     <results>/parents/<parent_id>/         dense parent: model.pt, rewind.pt, metrics.parquet
     <results>/cache/                       generated shift sets, built once and reused by every cell
     <results>/locks/                       lock files of cells and parents in progress
+    <results>/damaged/                     unreadable files moved aside (never silently skipped)
 
 ``pandas.read_parquet("<results>/cells")`` reads a whole table. A cell's files are written to
 a hidden temporary name, fsynced and renamed (metrics first, the cell row last): the cell
@@ -15,9 +18,13 @@ row is the commit record, and metric files without one are removed when a run st
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 import pyarrow as pa
@@ -79,17 +86,24 @@ METRIC_SCHEMA = pa.schema(
 )
 
 
+STALE_TMP_SECONDS = 600  # a temporary file older than this belongs to a killed run
+
+
 class StoreError(Exception):
     """The results directory cannot be used as it is."""
 
 
-def atomic_write_table(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` so that readers see all of it or nothing."""
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write through ``write(handle)`` to a hidden temporary file, fsync, rename onto ``path``.
+
+    Readers see the old file or the whole new one, never a part; a crash leaves at most a
+    ``.tmp-*`` file, which readers ignore and the next run removes.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            pq.write_table(table, handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -97,6 +111,12 @@ def atomic_write_table(table: pa.Table, path: Path) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write_table(table: pa.Table, path: Path) -> None:
+    """Write a Parquet table atomically, tagged with the schema version."""
+    meta = {**(table.schema.metadata or {}), b"prunebench_schema_version": str(SCHEMA_VERSION).encode()}
+    atomic_write(path, lambda handle: pq.write_table(table.replace_schema_metadata(meta), handle))
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -118,19 +138,84 @@ class ResultsStore:
 
     # -- set-up ---------------------------------------------------------------------
     def prepare(self) -> None:
-        """Create the layout, check it is writable, drop uncommitted leftovers."""
+        """Open the store for writing: check writability, schema version and every file.
+
+        Raises ``StoreError`` (one line, naming the path) for an unwritable directory, a
+        store of another schema version, or a damaged Parquet file; a damaged file is moved
+        to ``damaged/`` first, so the next run recomputes that cell instead of skipping it.
+        """
+        self._check_version()
         try:
             for d in (self.cells_dir, self.metrics_dir, self.parents_dir, self.locks_dir):
                 d.mkdir(parents=True, exist_ok=True)
-            probe = self.root / ".write-probe"
+            probe = self.root / f".write-probe-{os.getpid()}"
             probe.write_text("ok")
             probe.unlink()
         except OSError as exc:
             raise StoreError(f"results dir {str(self.root)!r} is not writable: {exc.strerror}") from None
+        if not self.version_file.exists():
+            payload = json.dumps({"schema_version": SCHEMA_VERSION}).encode()
+            atomic_write(self.version_file, lambda handle: handle.write(payload))
+        self._remove_stale_temporaries()
+        self.check_files()
         committed = {p.stem for p in self.cells_dir.glob("*.parquet")}
         for metrics_file in self.metrics_dir.glob("*.parquet"):
             if metrics_file.stem not in committed:
                 metrics_file.unlink(missing_ok=True)
+
+    @property
+    def version_file(self) -> Path:
+        return self.root / "store.json"
+
+    def _check_version(self) -> None:
+        if not self.version_file.exists():
+            if any(self.cells_dir.glob("*.parquet")):
+                raise StoreError(
+                    f"results dir {str(self.root)!r} holds cells but no store.json: written by an "
+                    f"incompatible prunebench; use another --results dir"
+                )
+            return
+        try:
+            found = json.loads(self.version_file.read_text())["schema_version"]
+        except (ValueError, KeyError, OSError):
+            raise StoreError(f"{self.version_file}: unreadable store version file") from None
+        if found != SCHEMA_VERSION:
+            raise StoreError(
+                f"results dir {str(self.root)!r} was written with schema version {found}; this prunebench "
+                f"reads and writes version {SCHEMA_VERSION}: use another --results dir"
+            )
+
+    def _remove_stale_temporaries(self) -> None:
+        now = time.time()
+        for d in (self.cells_dir, self.metrics_dir, self.root / "cache"):
+            for tmp in d.glob(".tmp-*") if d.exists() else ():
+                try:
+                    if now - tmp.stat().st_mtime > STALE_TMP_SECONDS:
+                        tmp.unlink()
+                except FileNotFoundError:
+                    pass
+
+    def check_files(self) -> None:
+        """Read every part file's footer; move a damaged one aside and say which."""
+        for directory, schema in ((self.cells_dir, CELL_SCHEMA), (self.metrics_dir, METRIC_SCHEMA)):
+            for path in sorted(directory.glob("*.parquet")):
+                try:
+                    found = pq.read_schema(path)
+                except FileNotFoundError:
+                    continue  # removed by a concurrent run between glob and read
+                except Exception as exc:  # any unreadable footer is damage
+                    target = self.root / "damaged" / directory.name / path.name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(path, target)
+                    raise StoreError(
+                        f"damaged Parquet file {path} ({type(exc).__name__}) moved aside to {target}; "
+                        f"run again to recompute that cell"
+                    ) from None
+                if found.remove_metadata() != schema:
+                    raise StoreError(
+                        f"{path} does not have the schema version {SCHEMA_VERSION} columns; "
+                        f"written by an incompatible prunebench: use another --results dir"
+                    )
 
     # -- cells ----------------------------------------------------------------------
     def cell_path(self, cell_id: str) -> Path:
@@ -184,20 +269,15 @@ class ResultsStore:
         import torch
 
         d = self.parent_dir(parent_id)
-        d.mkdir(parents=True, exist_ok=True)
         for name, obj in (("model.pt", state), ("rewind.pt", rewind_state)):
-            tmp = d / f".tmp-{name}"
-            torch.save(obj, tmp)
-            os.replace(tmp, d / name)
-        (d / ".tmp-parent.json").write_text(json.dumps(info, indent=1, sort_keys=True))
-        os.replace(d / ".tmp-parent.json", d / "parent.json")
+            atomic_write(d / name, lambda handle, obj=obj: torch.save(obj, handle))
+        payload = json.dumps(info, indent=1, sort_keys=True).encode()
+        atomic_write(d / "parent.json", lambda handle: handle.write(payload))
         # metrics.parquet last: its presence marks the parent complete
         table = pa.Table.from_pylist([{"cell_id": parent_id, **r} for r in rows], schema=METRIC_SCHEMA)
         atomic_write_table(table, d / "metrics.parquet")
 
     def read_parent(self, parent_id: str) -> tuple[dict, dict, list[dict], dict]:
-        import json
-
         import torch
 
         d = self.parent_dir(parent_id)

@@ -1,0 +1,235 @@
+"""Nothing lost, nothing half-written: kills, concurrent runs, failing cells, damaged stores."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from benchmarks.matrix import load_preset
+from harness.cli import main
+from harness.storage import SCHEMA_VERSION, ResultsStore
+from pruners.base import PRUNERS, Pruner
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE_CELLS = len(load_preset("smoke").expand())
+
+
+def start_run(results: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness", "run-all", "--preset", "smoke", "--results", str(results), *extra],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, so a kill takes its workers too
+    )
+
+
+def assert_store_complete(results: Path) -> None:
+    for table in ("cells", "metrics"):
+        for path in (results / table).glob("*.parquet"):
+            pq.read_table(path)  # every file readable
+    cells = pd.read_parquet(results / "cells")
+    expected = {c.cell_id("1") for c in load_preset("smoke").expand()}
+    assert set(cells.cell_id) == expected and cells.cell_id.is_unique
+    assert (cells.status == "ok").all()
+    metrics = pd.read_parquet(results / "metrics")
+    assert set(metrics.cell_id) == expected
+    per_cell = metrics.groupby("cell_id").size()
+    assert per_cell.nunique() == 1, "every cell has the same number of metric rows"
+    key = ["cell_id", "phase", "eval_set", "kind", "severity", "metric", "class", "step"]
+    assert not metrics.duplicated(key).any()
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume(tmp_path):
+    rng = random.Random(20261121)
+    results = tmp_path / "store"
+    kills = 0
+    while kills < 5:
+        proc = start_run(results, "--workers", "2")
+        time.sleep(rng.uniform(1.0, 9.0))
+        if proc.poll() is not None:
+            break  # finished before this kill: nothing left to interrupt
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills += 1
+    assert kills >= 5 or (results / "cells").exists()
+    final = start_run(results, "--workers", "2")
+    out, err = final.communicate(timeout=600)
+    assert final.returncode == 0, err
+    assert_store_complete(results)
+    again = start_run(results, "--workers", "1")
+    out, _ = again.communicate(timeout=120)
+    assert "0 cells run" in out
+
+
+@pytest.mark.slow
+def test_two_concurrent_runs_never_run_a_cell_twice(tmp_path):
+    results = tmp_path / "store"
+    procs = [start_run(results, "--workers", "1") for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    ran = 0
+    for out, _ in outs:
+        line = next((ln for ln in out.splitlines() if ln.startswith("done:")), "done: 0 cells")
+        ran += int(line.split()[1])
+    assert ran == SMOKE_CELLS, [o[0] for o in outs]
+    assert_store_complete(results)
+
+
+# -- failure isolation -------------------------------------------------------------------
+FAIL = {"on": True}
+
+
+class _Diverging(Pruner):
+    """Test pruner: scales the weights by 1e30 so training diverges (et al. not applicable)."""
+
+    name = "test_diverging"
+
+    def prune(self, model, sparsity, ctx):
+        if FAIL["on"]:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.mul_(1e30).mul_(1e30)
+
+
+class _Raising(Pruner):
+    """Test pruner that raises MemoryError, as an out-of-memory cell would."""
+
+    name = "test_raising"
+
+    def prune(self, model, sparsity, ctx):
+        if FAIL["on"]:
+            raise MemoryError("simulated out of memory")
+
+
+@pytest.fixture
+def failing_pruners():
+    for cls in (_Diverging, _Raising):
+        PRUNERS.register(cls.name)(cls)
+    FAIL["on"] = True
+    yield
+    for cls in (_Diverging, _Raising):
+        PRUNERS._entries.pop(cls.name)
+
+
+def tiny_preset(tmp_path: Path, pruners: list[str]) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(
+        f"""description = "failure isolation"
+datasets = ["digits"]
+archs = ["mlp_256x2"]
+pruners = {json.dumps(pruners)}
+sparsities = [0.5]
+seeds = [0]
+retrain = ["finetune"]
+[train]
+epochs = 2
+[retrain_config]
+epochs = 1
+rewind_epoch = 1
+"""
+    )
+    return path
+
+
+def test_failing_cells_are_stored_as_failed_and_the_run_goes_on(tmp_path, failing_pruners, capsys):
+    preset = tiny_preset(tmp_path, ["global_magnitude", "test_diverging", "test_raising"])
+    results = tmp_path / "store"
+    code = main(["run-all", "--preset", str(preset), "--results", str(results), "--workers", "1"])
+    out = capsys.readouterr().out
+    assert code == 1
+    cells = pd.read_parquet(results / "cells").set_index("pruner")
+    assert cells.loc["global_magnitude", "status"] == "ok"
+    assert cells.loc["test_diverging", "status"] == "failed"
+    assert "DivergenceError: non-finite training loss" in cells.loc["test_diverging", "reason"]
+    assert cells.loc["test_raising", "reason"] == "MemoryError: simulated out of memory"
+    assert "Traceback" in cells.loc["test_raising", "traceback"]
+    assert "2 failed" in out and "simulated out of memory" in out
+    metrics = pd.read_parquet(results / "metrics")
+    assert set(metrics.cell_id) == {cells.loc["global_magnitude", "cell_id"]}
+
+    # without --retry-failed nothing reruns; with it, only the failed cells do
+    assert main(["run-all", "--preset", str(preset), "--results", str(results), "--workers", "1"]) == 0
+    assert "0 cells run" in capsys.readouterr().out
+    FAIL["on"] = False
+    code = main(
+        ["run-all", "--preset", str(preset), "--results", str(results), "--workers", "1", "--retry-failed"]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and "3 cells, 1 already stored, 2 to run" in out
+    assert (pd.read_parquet(results / "cells").status == "ok").all()
+
+
+# -- damaged and incompatible stores ----------------------------------------------------------
+@pytest.fixture
+def small_store(tmp_path):
+    preset = tiny_preset(tmp_path, ["random", "global_magnitude"])
+    results = tmp_path / "store"
+    assert main(["run-all", "--preset", str(preset), "--results", str(results), "--workers", "1"]) == 0
+    return preset, results
+
+
+def snapshot(root: Path) -> dict[str, float]:
+    return {str(p.relative_to(root)): p.stat().st_mtime for p in root.rglob("*") if p.is_file()}
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_damaged_parquet_is_named_moved_aside_and_recomputed(small_store):
+    preset, results = small_store
+    victim = sorted((results / "cells").glob("*.parquet"))[0]
+    victim.write_bytes(victim.read_bytes()[:-40])  # torn footer
+    before = snapshot(results)
+    proc = run_cli("run-all", "--preset", str(preset), "--results", str(results), "--workers", "1")
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1
+    assert f"damaged Parquet file {victim}" in lines[0] and "moved aside" in lines[0]
+    moved = results / "damaged" / "cells" / victim.name
+    assert moved.exists() and not victim.exists()
+    after = snapshot(results)
+    assert set(after) - set(before) == {str(moved.relative_to(results))}  # nothing else written
+    proc = run_cli("run-all", "--preset", str(preset), "--results", str(results), "--workers", "1")
+    assert proc.returncode == 0 and "1 to run" in proc.stdout
+    assert len(pd.read_parquet(results / "cells")) == 2
+
+
+@pytest.mark.parametrize("version", [SCHEMA_VERSION + 1, 0])
+def test_store_of_another_schema_version_is_refused(small_store, version):
+    preset, results = small_store
+    (results / "store.json").write_text(json.dumps({"schema_version": version}))
+    before = snapshot(results)
+    proc = run_cli("run-all", "--preset", str(preset), "--results", str(results))
+    assert proc.returncode == 2
+    assert (
+        f"written with schema version {version}" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    )
+    assert snapshot(results) == before
+
+
+def test_checkpoints_are_loaded_without_executing_code(small_store, tmp_path):
+    _, results = small_store
+    store = ResultsStore(results)
+    parent = next((results / "parents").iterdir())
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"x": Exploit()}, parent / "model.pt")
+    with pytest.raises(Exception, match="Weights only load failed"):
+        store.read_parent(parent.name)
+    assert not marker.exists()
