@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     ra.add_argument("--time-limit", type=int, default=60, metavar="MIN", help="slurm: minutes per array task")
     add_common(ra)
 
+    cmp_ = sub.add_parser("compare", help="flag leaderboard regressions against a previous night")
+    cmp_.add_argument("--previous", default=None, help="summary.parquet of the previous night (none: first)")
+    cmp_.add_argument("--results", default="results", help="tonight's results directory")
+    cmp_.add_argument("--tolerance", type=float, default=0.01, help="allowed drop in mean accuracy")
+    cmp_.add_argument("--summary-out", default=None, help="write tonight's summary.parquet here")
+
     one = sub.add_parser("run", help="run one cell")
     one.add_argument("--arch", required=True)
     one.add_argument("--dataset", required=True)
@@ -168,6 +174,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if outcome.status != "failed" else 1
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from harness.nightly import compare, format_regressions, summarize
+
+    if args.previous is not None and not Path(args.previous).is_file():
+        raise StoreError(f"--previous {args.previous!r}: no such summary file")
+    if not (Path(args.results) / "cells").is_dir():
+        raise StoreError(f"--results {args.results!r}: no results store there")
+    current = summarize(args.results)
+    if args.summary_out:
+        Path(args.summary_out).parent.mkdir(parents=True, exist_ok=True)
+        current.to_parquet(args.summary_out, index=False)
+    if args.previous is None:
+        print(f"no previous night to compare with; {len(current)} leaderboard entries summarised")
+        return 0
+    previous_path = Path(args.previous)
+    regressions = compare(pd.read_parquet(previous_path), current, args.tolerance)
+    print(format_regressions(regressions, args.tolerance))
+    return 3 if len(regressions) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -175,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(args.what)
         if args.command == "run-all":
             return cmd_run_all(args)
+        if args.command == "compare":
+            return cmd_compare(args)
         return cmd_run(args)
     except USAGE_ERRORS as exc:
         print(f"prunebench: error: {exc}", file=sys.stderr)
