@@ -23,7 +23,9 @@ from benchmarks.training import TrainConfig
 
 PRESET_DIR = Path(__file__).parent / "presets"
 AXES = ("datasets", "archs", "pruners", "sparsities", "seeds", "retrain")
-TOP_KEYS = {"description", *AXES, "train", "retrain_config"}
+TOP_KEYS = {"description", *AXES, "train", "retrain_config", "stability", "override"}
+OVERRIDE_AXES = ("sparsities", "seeds", "retrain")
+OVERRIDE_KEYS = {"pruners", "timing", *OVERRIDE_AXES, "train", "retrain_config"}
 
 
 class PresetError(ValueError):
@@ -43,14 +45,44 @@ class Preset:
     retrain: tuple[str, ...]
     train: TrainConfig
     retrain_config: RetrainConfig
+    stability: tuple = ()
+    overrides: tuple[Override, ...] = ()
 
-    def expand(self) -> list[CellSpec]:
-        return [
-            CellSpec(arch, ds, pr, sp, seed, rt, train=self.train, retrain_config=self.retrain_config)
-            for ds, arch, pr, sp, seed, rt in itertools.product(
-                self.datasets, self.archs, self.pruners, self.sparsities, self.seeds, self.retrain
-            )
-        ]
+    def axes_for(self, pruner: str) -> Override:
+        """The sparsities, seeds, retrain recipes and recipes of one pruner: those of the first
+        ``[[override]]`` that selects it, else the top-level ones."""
+        for o in self.overrides:
+            if pruner in o.selected:
+                return o
+        return Override((), self.sparsities, self.seeds, self.retrain, self.train, self.retrain_config)
+
+    def expand(self) -> list:
+        """Every cell: the pruning matrix, then the stability study's runs (if any)."""
+        prune = []
+        for ds, arch, pr in itertools.product(self.datasets, self.archs, self.pruners):
+            a = self.axes_for(pr)
+            prune += [
+                CellSpec(arch, ds, pr, sp, seed, rt, train=a.train, retrain_config=a.retrain_config)
+                for sp, seed, rt in itertools.product(a.sparsities, a.seeds, a.retrain)
+            ]
+        return [*prune, *self.stability]
+
+
+@dataclass(frozen=True)
+class Override:
+    """Axes for the pruners one ``[[override]]`` table selects (by ``pruners`` globs or ``timing``).
+
+    ``sparsities``, ``seeds`` and ``retrain`` replace the top-level axes; ``train`` and
+    ``retrain_config`` are merged key by key over the top-level tables (a different dense
+    recipe means a different dense parent: the cells' own ``dense`` rows come from it).
+    """
+
+    selected: tuple[str, ...]
+    sparsities: tuple[float, ...]
+    seeds: tuple[int, ...]
+    retrain: tuple[str, ...]
+    train: TrainConfig
+    retrain_config: RetrainConfig
 
 
 def preset_names() -> list[str]:
@@ -136,6 +168,20 @@ def load_preset(name: str) -> Preset:
             raise fail("retrain", f"{r!r} is not one of: {', '.join(RETRAIN_RECIPES)}")
     train = _config(TrainConfig, raw.get("train", {}), "train", fail)
     retrain_config = _config(RetrainConfig, raw.get("retrain_config", {}), "retrain_config", fail)
+    stability: tuple = ()
+    if "stability" in raw:
+        from benchmarks.stability import expand_stability
+
+        if not isinstance(raw["stability"], dict):
+            raise fail("stability", "must be a table")
+        try:
+            stability = tuple(expand_stability(raw["stability"]))
+        except (ValueError, KeyError) as exc:
+            message = str(exc).strip("'\"")
+            quoted = [q for q in re.findall(r"'([^']+)'", message) if q in raw["stability"]]
+            mentioned = [k for k in raw["stability"] if re.search(rf"\b{re.escape(k)}\b", message)]
+            key = (quoted or mentioned or ["stability"])[0]
+            raise fail(key, message, "stability" if key != "stability" else None) from None
     return Preset(
         name=path.stem,
         path=path,
@@ -148,6 +194,8 @@ def load_preset(name: str) -> Preset:
         retrain=tuple(raw["retrain"]),
         train=train,
         retrain_config=retrain_config,
+        stability=stability,
+        overrides=_overrides(raw, text, path, train, retrain_config),
     )
 
 
@@ -184,3 +232,84 @@ def apply_filters(cells: list[CellSpec], filters: list[str]) -> list[CellSpec]:
             raise PresetError(f"--filter {f!r}: expected KEY=GLOB with KEY one of: {', '.join(valid)}")
         parsed.append((key, pattern))
     return [c for c in cells if all(fnmatch.fnmatchcase(str(getattr(c, k)), p) for k, p in parsed)]
+
+
+def _overrides(raw: dict, text: str, path: Path, train: TrainConfig, retrain_config: RetrainConfig) -> tuple:
+    """Validate the ``[[override]]`` tables (per-pruner or per-timing axes); see ``Override``."""
+    from dataclasses import asdict
+
+    from pruners import PRUNERS
+    from pruners.base import TIMINGS
+
+    tables = raw.get("override", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise PresetError(f"{path}:{_line_of(text, 'override')}: key 'override': must be [[override]] tables")
+    headers = [i + 1 for i, line in enumerate(text.splitlines()) if re.match(r"^\s*\[\[override\]\]", line)]
+    out = []
+    for n, table in enumerate(tables):
+        start = headers[n] if n < len(headers) else 1
+
+        def fail(key: str, message: str, n=n, start=start) -> PresetError:
+            lines = text.splitlines()
+            line = next(
+                (i + 1 for i in range(start - 1, len(lines)) if re.match(rf"^\s*{key}\s*=", lines[i])), start
+            )
+            return PresetError(f"{path}:{line}: key 'override[{n}].{key}': {message}")
+
+        for key in table:
+            if key not in OVERRIDE_KEYS:
+                raise fail(key, f"unknown key; valid: {', '.join(sorted(OVERRIDE_KEYS))}")
+        if ("pruners" in table) == ("timing" in table):
+            raise PresetError(f"{path}:{start}: key 'override[{n}]': give exactly one of 'pruners', 'timing'")
+        if "timing" in table:
+            if table["timing"] not in TIMINGS:
+                raise fail("timing", f"{table['timing']!r} is not one of: {', '.join(TIMINGS)}")
+            selected = tuple(p for p in PRUNERS.names() if PRUNERS.get(p).timing == table["timing"])
+        else:
+            if not isinstance(table["pruners"], list) or not table["pruners"]:
+                raise fail("pruners", "must be a non-empty list of globs")
+            selected = ()
+            for pattern in table["pruners"]:
+                matched = PRUNERS.names(pattern) if isinstance(pattern, str) else []
+                if not matched:
+                    raise fail("pruners", PRUNERS.unknown_message(str(pattern)))
+                selected += tuple(m for m in matched if m not in selected)
+        sparsities = table.get("sparsities", raw["sparsities"])
+        if (
+            not isinstance(sparsities, list)
+            or not sparsities
+            or not all(
+                isinstance(s, int | float) and not isinstance(s, bool) and 0.0 < s < 1.0 for s in sparsities
+            )
+        ):
+            raise fail("sparsities", "must be a non-empty list of numbers in the open interval (0, 1)")
+        sparsities = tuple(float(s) for s in sparsities)
+        seeds = table.get("seeds", raw["seeds"])
+        if (
+            not isinstance(seeds, list)
+            or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+        ):
+            raise fail("seeds", "must be a non-empty list of non-negative integers")
+        seeds = tuple(seeds)
+        recipes = table.get("retrain", raw["retrain"])
+        if not isinstance(recipes, list) or not recipes or not all(r in RETRAIN_RECIPES for r in recipes):
+            raise fail("retrain", f"must be a non-empty list of: {', '.join(RETRAIN_RECIPES)}")
+        tables_ = {}
+        for key, base in (("train", train), ("retrain_config", retrain_config)):
+            part = table.get(key, {})
+            if not isinstance(part, dict):
+                raise fail(key, "must be a table")
+            valid = {f.name: f.type for f in fields(type(base))}
+            for k, v in part.items():
+                expected = {"int": int, "float": (int, float), "str": str}.get(valid.get(k, ""), ())
+                if k not in valid or isinstance(v, bool) or not isinstance(v, expected):
+                    raise fail(key, f"{k} = {v!r}: valid keys and types: {valid}")
+            try:
+                tables_[key] = type(base)(**{**asdict(base), **part})
+            except ValueError as exc:
+                raise fail(key, str(exc)) from None
+        out.append(
+            Override(selected, sparsities, seeds, tuple(recipes), tables_["train"], tables_["retrain_config"])
+        )
+    return tuple(out)

@@ -17,7 +17,7 @@ from benchmarks.matrix import apply_filters, load_preset
 from benchmarks.spec import CellSpec, canonical_json
 from harness.executors import Executor, LocalExecutor, describe_executor
 from harness.storage import ResultsStore
-from harness.tasks import CellOutcome, cell_task, parent_task
+from harness.tasks import CellOutcome, cell_task, parent_task, spec_id
 
 
 @dataclass
@@ -34,17 +34,11 @@ class RunSummary:
         return 1 if self.failures else 0
 
 
-def pruner_version(name: str) -> str:
-    from pruners import PRUNERS
-
-    return PRUNERS.get(name).version
-
-
-def plan(cells: list[CellSpec], store: ResultsStore, retry_failed: bool) -> list[CellSpec]:
+def plan(cells: list, store: ResultsStore, retry_failed: bool) -> list:
     status = store.cell_status()
     todo = []
     for cell in cells:
-        s = status.get(cell.cell_id(pruner_version(cell.pruner)))
+        s = status.get(spec_id(cell))
         if s is None or (s == "failed" and retry_failed):
             todo.append(cell)
     return todo
@@ -80,7 +74,7 @@ def run_all(
     start = time.perf_counter()
     parents: dict[str, CellSpec] = {}
     for cell in todo:
-        if not store.has_parent(cell.parent.id):
+        if isinstance(cell, CellSpec) and not store.has_parent(cell.parent.id):
             parents.setdefault(cell.parent.id, cell)
     if parents:
         jobs = [(canonical_json(c.to_dict()), results_dir, device) for c in parents.values()]

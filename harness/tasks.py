@@ -47,6 +47,52 @@ def parent_task(spec_json: str, results_dir: str, device: str) -> str:
     return cell.parent.id
 
 
+def spec_from_json(spec_json: str):
+    """A ``CellSpec`` or a ``StabilitySpec``, by the ``study`` field."""
+    import json
+
+    d = json.loads(spec_json)
+    if d.get("study") == "stability":
+        from benchmarks.stability import StabilitySpec
+
+        return StabilitySpec.from_dict(d)
+    return CellSpec.from_dict(d)
+
+
+def spec_id(spec) -> str:
+    if isinstance(spec, CellSpec):
+        from pruners import PRUNERS
+
+        return spec.cell_id(PRUNERS.get(spec.pruner).version)
+    return spec.cell_id()
+
+
+def stability_row(spec, cell_id: str, preset: str, device: str) -> dict:
+    from benchmarks.stability import STABILITY_VERSION
+
+    return {
+        "cell_id": cell_id,
+        "parent_id": None,
+        "study": spec.study,
+        "arch": spec.arch,
+        "dataset": spec.dataset,
+        "pruner": spec.target,
+        "pruner_kind": "structured",
+        "pruner_timing": "during_training",
+        "pruner_version": str(STABILITY_VERSION),
+        "sparsity": spec.final_fraction,
+        "seed": spec.seed,
+        "retrain": None,
+        "schedule": spec.schedule,
+        "score": spec.score,
+        "variant": spec.variant,
+        "spec_json": canonical_json(spec.to_dict()),
+        "preset": preset,
+        "device": device,
+        **environment(),
+    }
+
+
 def cell_row(spec: CellSpec, cell_id: str, preset: str, device: str) -> dict:
     from pruners import PRUNERS
 
@@ -75,13 +121,8 @@ def cell_task(
     spec_json: str, results_dir: str, preset: str, device: str, retry_failed: bool = False
 ) -> CellOutcome:
     """Run one cell and commit its rows; a failure is stored as ``failed`` with its reason."""
-    import json
-
-    from benchmarks.pipeline import run_cell
-    from pruners import PRUNERS
-
-    spec = CellSpec.from_dict(json.loads(spec_json))
-    cell_id = spec.cell_id(PRUNERS.get(spec.pruner).version)
+    spec = spec_from_json(spec_json)
+    cell_id = spec_id(spec)
     store = ResultsStore(results_dir)
     lock = FileLock(store.locks_dir / f"{cell_id}.lock")
     try:
@@ -92,15 +133,24 @@ def cell_task(
         status = store.cell_status_of(cell_id)
         if status == "ok" or (status == "failed" and not retry_failed):
             return CellOutcome(cell_id, "skipped", "already stored")
-        row = cell_row(spec, cell_id, preset, device)
+        stability = not isinstance(spec, CellSpec)
+        row = (stability_row if stability else cell_row)(spec, cell_id, preset, device)
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         try:
-            state, rewind, dense_rows, info = ensure_parent(store, spec.parent, device)
-            result = run_cell(spec, state, rewind, device, store.cache_dir)
-            seconds = result.seconds
-            rows = dense_rows + result.rows
-            row.update(status="ok", reason=None, traceback=None, dense_train_s=info["train_seconds"])
+            if stability:
+                from benchmarks.stability import run_stability
+
+                rows, seconds = run_stability(spec, device), {}
+                row.update(status="ok", reason=None, traceback=None)
+            else:
+                from benchmarks.pipeline import run_cell
+
+                state, rewind, dense_rows, info = ensure_parent(store, spec.parent, device)
+                result = run_cell(spec, state, rewind, device, store.cache_dir)
+                seconds = result.seconds
+                rows = dense_rows + result.rows
+                row.update(status="ok", reason=None, traceback=None, dense_train_s=info["train_seconds"])
         except Exception as exc:
             rows, seconds = [], {}
             reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
