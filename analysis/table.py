@@ -128,16 +128,17 @@ def summarize(claims: pd.DataFrame) -> pd.DataFrame:
         tested = g[g["test"] != "missing_input"]
         counts = tested["verdict"].value_counts()
         sup, con = int(counts.get("supported", 0)), int(counts.get("contradicted", 0))
+        n = len(tested)
         if tested.empty:
             overall = "not tested"
         elif sup and con:
-            overall = "mixed"
+            overall = f"mixed: {sup} supported, {con} contradicted of {n}"
         elif sup:
-            overall = "supported"
+            overall = f"supported in {sup} of {n}"
         elif con:
-            overall = "contradicted"
+            overall = f"contradicted in {con} of {n}"
         else:
-            overall = "inconclusive"
+            overall = f"inconclusive in all {n}"
         best = tested.dropna(subset=["q"]).sort_values("q").head(1)
         headline = ""
         if len(best):
