@@ -39,12 +39,29 @@ def build_parser() -> argparse.ArgumentParser:
     ra.add_argument("--filter", action="append", default=[], metavar="KEY=GLOB", help="keep matching cells")
     ra.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     ra.add_argument("--retry-failed", action="store_true", help="run cells stored as failed again")
+    ra.add_argument("--no-report", action="store_true", help="skip the claims analysis and the report")
     ra.add_argument("--executor", choices=["local", "slurm"], default="local", help="where cells run")
     ra.add_argument("--partition", default=None, help="slurm: partition (default: the cluster's default)")
     ra.add_argument("--gpus-per-cell", type=int, default=0, help="slurm: GPUs per array task")
     ra.add_argument("--max-parallel", type=int, default=16, help="slurm: array tasks running at once")
     ra.add_argument("--time-limit", type=int, default=60, metavar="MIN", help="slurm: minutes per array task")
     add_common(ra)
+
+    an = sub.add_parser("analyze", help="test the published claims on stored results (claims table)")
+    an.add_argument("--results", default="results", help="results directory (default: results/)")
+
+    rep = sub.add_parser("report", help="build the static HTML report from stored results")
+    rep.add_argument("--results", default="results", help="results directory (default: results/)")
+    rep.add_argument("--out", default="reports/site", help="output directory (default: reports/site/)")
+
+    bench = sub.add_parser("bench", help="time the harness against plain PyTorch loops, side by side")
+    bench.add_argument("--results", default="results", help="where bench/bench.parquet goes")
+    bench.add_argument(
+        "--skip", action="append", default=[], choices=["cell", "dataloader", "throughput", "report"]
+    )
+
+    cal = sub.add_parser("calibrate-gpu", help="measure seconds per CIFAR epoch for the GPU-hour estimate")
+    cal.add_argument("--device", default="cuda")
 
     cmp_ = sub.add_parser("compare", help="flag leaderboard regressions against a previous night")
     cmp_.add_argument("--previous", default=None, help="summary.parquet of the previous night (none: first)")
@@ -131,7 +148,52 @@ def cmd_run_all(args: argparse.Namespace) -> int:
     )
     if summary.ran:
         print(format_summary(summary))
+    if args.dry_run:
+        from harness.estimate import format_estimate
+
+        print(format_estimate(args.preset, args.filter))
+    elif not args.no_report and (summary.ran or not (Path(args.results) / "claims").exists()):
+        cmd_analyze(args.results)
+        cmd_report(args.results, "reports/site")
     return summary.exit_code
+
+
+def cmd_analyze(results: str) -> int:
+    from analysis.claims import render_summary, run_analysis
+
+    if not (Path(results) / "cells").is_dir():
+        raise StoreError(f"--results {results!r}: no results store there")
+    table = run_analysis(results)
+    print(render_summary(table))
+    print(f"claims table: {Path(results) / 'claims' / 'claims.parquet'} ({len(table)} rows)")
+    return 0
+
+
+def cmd_report(results: str, out: str) -> int:
+    import time
+
+    from reports.build import build_report
+
+    if not (Path(results) / "cells").is_dir():
+        raise StoreError(f"--results {results!r}: no results store there")
+    start = time.perf_counter()
+    index = build_report(results, out)
+    print(f"report: {index} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from harness.bench import run_bench
+
+    frame = run_bench(args.results, skip=tuple(args.skip))
+    return 0 if frame["ok"].all() else 1
+
+
+def cmd_calibrate_gpu(args: argparse.Namespace) -> int:
+    from harness.estimate import write_calibration
+
+    print(write_calibration(args.device))
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -205,6 +267,14 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run_all(args)
         if args.command == "compare":
             return cmd_compare(args)
+        if args.command == "analyze":
+            return cmd_analyze(args.results)
+        if args.command == "report":
+            return cmd_report(args.results, args.out)
+        if args.command == "bench":
+            return cmd_bench(args)
+        if args.command == "calibrate-gpu":
+            return cmd_calibrate_gpu(args)
         return cmd_run(args)
     except USAGE_ERRORS as exc:
         print(f"prunebench: error: {exc}", file=sys.stderr)

@@ -1,0 +1,140 @@
+"""GPU-hour estimate of a preset, printed by ``run-all --dry-run``.
+
+    hours = sum over runs of  E_run * t_epoch(arch, dataset) / 3600
+
+``t_epoch`` scales the calibrated reference (``benchmarks/presets/gpu_calibration.toml``:
+seconds per training epoch of ``cifar_resnet_20`` on 50,000 CIFAR-shaped images) by the
+arch's dense FLOPs per example relative to the reference and by the training-set size.
+``E_run`` counts epoch-equivalents: a dense parent trains ``T`` epochs once; a cell
+retrains (``finetune`` / ``lr_rewind``: ``E`` epochs; ``weight_rewind``: ``T - k``), or
+trains from scratch (at-init and during-training pruners: their own budget, ``T`` when
+they declare none); evaluation adds, per phase, a forward pass over every evaluation set,
+a third of a training epoch per training-set's worth of examples. FLOPs scaling is crude
+for small networks, which leave a GPU underused; the estimate is an upper-level guide.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections import Counter
+from pathlib import Path
+
+from benchmarks.matrix import PRESET_DIR, apply_filters, load_preset
+from benchmarks.spec import CellSpec
+
+CALIBRATION = PRESET_DIR / "gpu_calibration.toml"
+REFERENCE_SHAPE, REFERENCE_EXAMPLES = (3, 32, 32), 50_000
+EVAL_PHASES = 3
+FORWARD_FRACTION = 1 / 3  # a forward pass costs about a third of a training step
+
+
+def calibration() -> dict:
+    return tomllib.loads(CALIBRATION.read_text())
+
+
+def dataset_size(name: str) -> tuple[tuple[int, ...], int, int, int]:
+    """(input shape, classes, training examples, evaluation examples per phase)."""
+    from benchmarks.datasets import DATASETS, load_dataset
+
+    entry = DATASETS.get(name)
+    meta = getattr(entry, "meta", None)
+    if meta is not None:  # datasets whose files may be absent declare their size
+        return meta["input_shape"], meta["classes"], meta["train"], meta["eval"]
+    data = load_dataset(name)
+    return data.input_shape, data.num_classes, len(data.y_train), len(data.y_test) + len(data.y_train)
+
+
+def flops_per_example(arch: str, shape: tuple[int, ...], classes: int, memo: dict) -> float:
+    from benchmarks.archs import build_arch
+    from benchmarks.cost import layer_flops
+
+    key = (arch, shape, classes)
+    if key not in memo:
+        memo[key] = layer_flops(build_arch(arch, shape, classes), shape)[0]
+    return memo[key]
+
+
+def cell_epochs(cell, train_epochs: int) -> float:
+    """Training epoch-equivalents of one cell, its dense parent excluded."""
+    if not isinstance(cell, CellSpec):  # a stability-study run trains from scratch
+        return float(cell.train.epochs)
+    from pruners import PRUNERS
+
+    cls = PRUNERS.get(cell.pruner)
+    if cls.timing == "after_training":
+        if cell.retrain == "weight_rewind":
+            return float(train_epochs - cell.retrain_config.rewind_epoch)
+        return float(cell.retrain_config.epochs)
+    budget = getattr(cls, "training_epochs", None)
+    if callable(budget):
+        return float(budget(cell.train, cell.retrain_config))
+    return float(train_epochs + cell.retrain_config.epochs)
+
+
+def estimate(preset: str, filters: list[str] | None = None) -> dict:
+    spec = load_preset(preset)
+    cells = apply_filters(spec.expand(), filters or [])
+    ref = calibration()
+    memo: dict = {}
+    ref_flops = flops_per_example(ref["reference_arch"], REFERENCE_SHAPE, 10, memo)
+    sizes = {d: dataset_size(d) for d in {c.dataset for c in cells}}
+
+    def epoch_seconds(arch: str, dataset: str) -> float:
+        shape, classes, n_train, _ = sizes[dataset]
+        ratio = flops_per_example(arch, shape, classes, memo) / ref_flops
+        return ref["seconds_per_epoch"] * ratio * n_train / REFERENCE_EXAMPLES
+
+    seconds, by_kind = 0.0, Counter()
+    parents = {c.parent.id: c for c in cells if isinstance(c, CellSpec)}
+    for p in parents.values():
+        s = p.train.epochs * epoch_seconds(p.arch, p.dataset)
+        seconds += s
+        by_kind["dense parents"] += s
+    for c in cells:
+        _, _, n_train, n_eval = sizes[c.dataset]
+        epochs = cell_epochs(c, c.train.epochs)
+        if isinstance(c, CellSpec):
+            epochs += EVAL_PHASES * FORWARD_FRACTION * n_eval / n_train
+        s = epochs * epoch_seconds(c.arch, c.dataset)
+        seconds += s
+        by_kind["stability runs" if not isinstance(c, CellSpec) else "pruning cells"] += s
+    return {
+        "cells": len(cells),
+        "parents": len(parents),
+        "gpu_hours": seconds / 3600,
+        "by_kind_hours": {k: v / 3600 for k, v in by_kind.items()},
+        "reference": ref,
+    }
+
+
+def format_estimate(preset: str, filters: list[str] | None = None) -> str:
+    est = estimate(preset, filters)
+    ref = est["reference"]
+    parts = ", ".join(f"{k} {v:.1f}" for k, v in est["by_kind_hours"].items())
+    return (
+        f"estimate: {est['cells']} cells on {est['parents']} dense parents, about "
+        f"{est['gpu_hours']:.1f} GPU hours ({parts}); reference {ref['reference_arch']} "
+        f"{ref['seconds_per_epoch']:.2f} s/epoch ({ref['source']})"
+    )
+
+
+def write_calibration(device: str = "cuda") -> str:
+    """Measure the reference epoch time on ``device`` and rewrite the calibration file."""
+    import torch
+
+    from benchmarks.gpu_timing import epoch_seconds
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("calibrate-gpu: no CUDA device here")
+    ref = calibration()
+    seconds = epoch_seconds(ref["reference_arch"], REFERENCE_SHAPE, 10, REFERENCE_EXAMPLES, device=device)
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else device
+    text = CALIBRATION.read_text().split("reference_arch")[0]
+    text += (
+        f'reference_arch = "{ref["reference_arch"]}"\n'
+        f"seconds_per_epoch = {seconds:.3f}\n"
+        f'source = "measured by harness calibrate-gpu, synthetic CIFAR-shaped data, batch 128, bf16"\n'
+        f'device = "{name}"\n'
+    )
+    Path(CALIBRATION).write_text(text)
+    return f"{ref['reference_arch']}: {seconds:.3f} s per epoch on {name}; wrote {CALIBRATION}"
