@@ -165,25 +165,43 @@ def throughput(echo=print) -> dict:
     }
 
 
-def report_build(rows: int = 100_000) -> dict:
-    from harness.synthetic import synthetic_store
+def report_build(min_rows: int = 100_000) -> dict:
+    """Build the report from a synthetic store of at least ``min_rows`` metric rows."""
+    import pyarrow.parquet as pq
+
     from reports.build import build_report
+    from reports.synthetic import write_synthetic_store
 
     root = Path(tempfile.mkdtemp(prefix="bench-report-"))
     try:
-        synthetic_store(root / "results", metric_rows=rows)
+        store = root / "results"
+        write_synthetic_store(
+            store,
+            archs=("mlp_a", "cnn_b"),
+            datasets=("data_x", "data_y"),
+            pruners=("magnitude", "random", "lamp", "snip", "gmp", "l1_filter"),
+            sparsities=(0.5, 0.8, 0.9, 0.95, 0.98),
+            seeds=(0, 1, 2),
+            retrains=("finetune",),
+            classes=10,
+            corruptions=("gaussian_noise", "fog", "contrast", "pixelate", "shot_noise", "zoom_blur"),
+        )
+        rows = pq.read_table(store / "metrics", columns=["value"]).num_rows
+        if rows < min_rows:
+            raise RuntimeError(f"synthetic store has {rows} metric rows, fewer than {min_rows}")
         start = time.perf_counter()
-        build_report(root / "results", root / "site")
+        build_report(store, root / "site")
         seconds = time.perf_counter() - start
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return {
-        "measure": "report_build_100k_rows",
+        "measure": "report_build_synthetic",
         "harness_s": seconds,
         "baseline_s": 60.0,
         "ratio": seconds / 60.0,
         "target": "build < 60 s",
         "ok": seconds < 60.0,
+        "metric_rows": rows,
     }
 
 
