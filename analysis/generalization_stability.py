@@ -34,6 +34,7 @@ from analysis.stats import kendall, paired_t, pearson, student, welch, wilcoxon_
 from analysis.table import make_row, missing_row
 
 CLAIMS = ("stability_accuracy", "stability_gap", "prune_l_vs_prune_s", "noise_vs_permanent")
+TARGETS = ("prune_s", "prune_l", "prune_r")
 N_PERM = 2000
 N_BOOT = 2000
 
@@ -118,6 +119,11 @@ def run_table(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(recs).merge(sc[cols], on="cell_id")
 
 
+def permanent_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs the correlation and prune_l/prune_s tests use: permanent pruning of a target."""
+    return runs[(runs["variant"] == "permanent") & runs["target"].isin(TARGETS)]
+
+
 def analyze(
     cells: pd.DataFrame, metrics: pd.DataFrame, n_perm: int = N_PERM, n_boot: int = N_BOOT
 ) -> list[dict]:
@@ -127,7 +133,7 @@ def analyze(
     rows: list[dict] = []
     for (ar, ds), g in runs.groupby(["arch", "dataset"]):
         scope = {"arch": ar, "dataset": ds}
-        perm = g[(g.variant == "permanent") & g.target.isin(["prune_s", "prune_l", "prune_r"])]
+        perm = permanent_runs(g)
         rows += correlation_rows(perm, scope, n_perm, n_boot)
         rows += target_rows(perm, scope)
         rows += noise_rows(g, scope)

@@ -107,21 +107,26 @@ def class_measures(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     return out.join(scope, on="cell_id")
 
 
-def cell_measures(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell: ``alpha``, ``b``, dense error, parameter count and scope."""
-    cm = class_measures(cells, metrics)
+def cell_distortion(cm: pd.DataFrame) -> pd.DataFrame:
+    """``alpha`` and ``b`` per cell (``cell_id`` column) of a ``class_measures`` table."""
+    recs = [
+        {
+            "cell_id": cid,
+            "alpha": intensification_ratio(g["d"], g["rho"]),
+            "b": distortion_slope(g["d"], g["rho"]),
+        }
+        for cid, g in cm.groupby("cell_id", sort=False)
+    ]
+    return pd.DataFrame(recs, columns=["cell_id", "alpha", "b"])
+
+
+def cell_measures(cells: pd.DataFrame, metrics: pd.DataFrame, cm: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per cell (pruner, arch, dataset, sparsity, seed, recipe): ``alpha``, ``b``, dense
+    error, parameter count and scope. ``cm``: the ``class_measures`` table, when already computed."""
+    cm = class_measures(cells, metrics) if cm is None else cm
     if cm.empty:
         return pd.DataFrame()
-    recs = []
-    for cid, g in cm.groupby("cell_id", sort=False):
-        recs.append(
-            {
-                "cell_id": cid,
-                "alpha": intensification_ratio(g["d"], g["rho"]),
-                "b": distortion_slope(g["d"], g["rho"]),
-            }
-        )
-    out = pd.DataFrame(recs)
+    out = cell_distortion(cm)
     pc = prune_cells(cells).set_index("cell_id")
     out = out.join(
         pc[["parent_id", "arch", "dataset", "pruner", "sparsity", "seed", "retrain"]], on="cell_id"
@@ -204,7 +209,7 @@ def analyze(cells: pd.DataFrame, metrics: pd.DataFrame) -> list[dict]:
     cm_class = class_measures(cells, metrics)
     if cm_class.empty:
         return [missing_row(c, "no pruning cells with dense and retrained per-class recall") for c in names]
-    cm = cell_measures(cells, metrics)
+    cm = cell_measures(cells, metrics, cm_class)
     pl = parent_level(cm)
     rows: list[dict] = []
 
@@ -292,44 +297,22 @@ def up_rows(pl: pd.DataFrame) -> list[dict]:
     wide = pl[pl.pruner.isin([UP, MAGNITUDE])].pivot_table(index=keys, columns="pruner", values="alpha")
     wide = wide.dropna().reset_index()
     wide["diff"] = wide[UP] - wide[MAGNITUDE]
-    rows = []
     desc = "Hodges-Lehmann alpha_UP - alpha_magnitude, pairs (arch, dataset, sparsity, seed)"
-    for (ar, ds), g in wide.groupby(["arch", "dataset"]):
-        rows.append(
-            make_row(
-                "up_vs_magnitude",
-                "wilcoxon[UP-magnitude]",
-                wilcoxon_signed_rank(g["diff"]),
-                direction=-1,
-                description=desc,
-                arch=ar,
-                dataset=ds,
-                pruner=UP,
-            )
-        )
-    for sp, g in wide.groupby("sparsity"):
-        rows.append(
-            make_row(
-                "up_vs_magnitude",
-                "wilcoxon[UP-magnitude]",
-                wilcoxon_signed_rank(g["diff"]),
-                direction=-1,
-                description=desc,
-                pruner=UP,
-                sparsity=sp,
-            )
-        )
-    rows.append(
+    scopes = [({"arch": ar, "dataset": ds}, g, desc) for (ar, ds), g in wide.groupby(["arch", "dataset"])]
+    scopes += [({"sparsity": sp}, g, desc) for sp, g in wide.groupby("sparsity")]
+    scopes.append(({}, wide, desc + ", all pooled"))
+    return [
         make_row(
             "up_vs_magnitude",
             "wilcoxon[UP-magnitude]",
-            wilcoxon_signed_rank(wide["diff"]),
+            wilcoxon_signed_rank(g["diff"]),
             direction=-1,
-            description=desc + ", all pooled",
+            description=text,
             pruner=UP,
+            **scope,
         )
-    )
-    return rows
+        for scope, g, text in scopes
+    ]
 
 
 def low_sparsity_rows(pl: pd.DataFrame) -> list[dict]:

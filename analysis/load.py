@@ -34,17 +34,27 @@ CELL_COLUMNS = [
 METRIC_COLUMNS = ["cell_id", "phase", "eval_set", "kind", "severity", "metric", "class", "step", "value"]
 
 
-def _read_dir(directory: Path, columns: list[str]) -> pd.DataFrame:
+def read_table(directory: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """All ``*.parquet`` files of one store folder as one frame (hidden ``.tmp-*`` files skipped).
+
+    ``columns``: the columns to return, in this order (absent ones filled with nulls, so files of
+    older schemas read); None returns every column the files hold. The one reader of the store:
+    ``load_results`` here and ``reports.data.load_results`` both use it.
+    """
+    directory = Path(directory)
     files = sorted(p for p in directory.glob("*.parquet") if not p.name.startswith("."))
     if not files:
-        return pd.DataFrame({c: [] for c in columns})
+        return pd.DataFrame({c: [] for c in columns or []})
     tables = []
     for f in files:
         t = pq.read_table(f)
-        t = t.select([c for c in columns if c in t.column_names])
+        if columns is not None:
+            t = t.select([c for c in columns if c in t.column_names])
         tables.append(t.replace_schema_metadata(None))
     table = pa.concat_tables(tables, promote_options="default")
     df = table.to_pandas()
+    if columns is None:
+        return df
     for c in columns:
         if c not in df.columns:
             df[c] = None
@@ -54,8 +64,8 @@ def _read_dir(directory: Path, columns: list[str]) -> pd.DataFrame:
 def load_results(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(cells, metrics)`` of a results directory; only cells with ``status == 'ok'``."""
     root = Path(results_dir)
-    cells = _read_dir(root / "cells", CELL_COLUMNS)
-    metrics = _read_dir(root / "metrics", METRIC_COLUMNS)
+    cells = read_table(root / "cells", CELL_COLUMNS)
+    metrics = read_table(root / "metrics", METRIC_COLUMNS)
     cells = cells[cells["status"].fillna("ok") == "ok"].reset_index(drop=True)
     metrics = metrics[metrics["cell_id"].isin(set(cells["cell_id"]))].reset_index(drop=True)
     return cells, metrics

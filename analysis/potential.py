@@ -85,19 +85,29 @@ def long_errors(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     return long.merge(scope, on="cell_id")
 
 
-def potentials(long: pd.DataFrame) -> pd.DataFrame:
-    """Prune potential per (pruner, arch, dataset, eval_set, seed), averaged over recipes."""
+def potentials(long: pd.DataFrame, per_recipe: bool = False, delta: float = DELTA) -> pd.DataFrame:
+    """Prune potential per (pruner, arch, dataset, eval_set, seed), averaged over recipes
+    (``per_recipe``: one row per recipe too, with a ``retrain`` column, not averaged)."""
     recs = []
     keys = ["pruner", "arch", "dataset", "eval_set", "seed", "parent_id", "retrain"]
     for k, g in long.groupby(keys):
         recs.append(
             {
                 **dict(zip(keys, k, strict=True)),
-                "potential": prune_potential(g["sparsity"], g["err_p"], float(g["err_d"].mean())),
+                "potential": prune_potential(g["sparsity"], g["err_p"], float(g["err_d"].mean()), delta),
             }
         )
-    pp = pd.DataFrame(recs)
-    return pp.groupby(keys[:-1], as_index=False)["potential"].mean()
+    pp = pd.DataFrame(recs, columns=[*keys, "potential"])
+    return pp if per_recipe else pp.groupby(keys[:-1], as_index=False)["potential"].mean()
+
+
+def cell_excess(long: pd.DataFrame, shifted: list[str] | None = None) -> pd.DataFrame:
+    """``long`` restricted to the shifted sets (all but the clean one unless ``shifted`` names
+    them), with the cell's ``excess`` error on each."""
+    sets = [s for s in long["eval_set"].unique() if s != CLEAN] if shifted is None else shifted
+    ex = long[long["eval_set"].isin(sets)].copy()
+    ex["excess"] = excess_error(ex["err_p"], ex["err_p_clean"], ex["err_d"], ex["err_d_clean"])
+    return ex
 
 
 def analyze(cells: pd.DataFrame, metrics: pd.DataFrame) -> list[dict]:
@@ -171,11 +181,8 @@ def analyze(cells: pd.DataFrame, metrics: pd.DataFrame) -> list[dict]:
                     )
                 )
 
-    ex = long[long.eval_set.isin(shifted)].copy()
-    ex["excess"] = excess_error(ex["err_p"], ex["err_p_clean"], ex["err_d"], ex["err_d_clean"])
-    ex = ex.groupby(
-        ["pruner", "arch", "dataset", "eval_set", "sparsity", "seed", "parent_id"], as_index=False
-    )["excess"].mean()
+    seed_keys = ["pruner", "arch", "dataset", "eval_set", "sparsity", "seed", "parent_id"]
+    ex = cell_excess(long, shifted).groupby(seed_keys, as_index=False)["excess"].mean()
     desc = "excess error (fraction; x100 = points) of the retrained model on the shifted set"
     for (pr, ar, ds, s, sp), g in ex.groupby(["pruner", "arch", "dataset", "eval_set", "sparsity"]):
         rows.append(

@@ -12,6 +12,7 @@ permutation) take a ``numpy.random.Generator`` so results are reproducible.
   (Walsh averages ``k`` and ``M + 1 - k``, ``k - 1`` the largest ``t`` with ``P(T+ <= t) <= a/2``)
 - Welch's t (unequal variances, Welch-Satterthwaite df) and Student's t (pooled variance)
 - Pearson r with the Fisher-z CI ``tanh(atanh r +- z_{.975} / sqrt(n - 3))``
+- the t interval of a mean, ``mean +- t_{n-1} sd / sqrt(n)`` (``t_half_width``, vectorised)
 - Kendall tau-b with a percentile bootstrap CI; permutation p-values for both
 - OLS with cluster-robust standard errors (statsmodels ``cov_type='cluster'``, t with G-1 df)
 - Benjamini-Hochberg q-values (Benjamini & Hochberg 1995), NaN p-values left out
@@ -80,8 +81,20 @@ def one_sample_t(x, mu: float = 0.0, conf: float = CONF) -> TestResult:
         return TestResult(float("nan"), mean, mean, mean, float("nan"), n)
     se = sd / math.sqrt(n)
     t = mean / se
-    crit = stats.t.ppf(0.5 + conf / 2, n - 1)
-    return TestResult(t, mean, mean - crit * se, mean + crit * se, float(2 * stats.t.sf(abs(t), n - 1)), n)
+    half = float(t_half_width(sd, n, conf))
+    return TestResult(t, mean, mean - half, mean + half, float(2 * stats.t.sf(abs(t), n - 1)), n)
+
+
+def t_half_width(sd, n, conf: float = CONF) -> np.ndarray:
+    """Half-width ``t_{n-1, (1+conf)/2} * sd / sqrt(n)`` of the t interval of a mean (NaN for n < 2).
+
+    Vectorised over ``sd`` and ``n`` (e.g. one entry per group); ``one_sample_t`` and the report's
+    mean-and-CI tables both use it, so every t interval is this one.
+    """
+    sd, n = np.asarray(sd, float), np.asarray(n, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        crit = stats.t.ppf(0.5 + conf / 2, np.maximum(n - 1, 1))
+        return np.where(n > 1, crit * sd / np.sqrt(n), np.nan)
 
 
 def paired_t(x, y, conf: float = CONF) -> TestResult:
@@ -221,6 +234,20 @@ def pearson(x, y, rng: np.random.Generator, n_perm: int = 2000, conf: float = CO
     perms = np.stack([rng.permutation(b) for _ in range(n_perm)])
     p = permutation_p(r, _pearson_many(a, perms))
     return TestResult(r, r, lo, hi, p, n)
+
+
+def correlation_estimates(x, y, conf: float = CONF) -> dict:
+    """The deterministic parts of ``pearson`` and ``kendall``: Pearson r with its Fisher-z CI and
+    Kendall tau-b, with ``n`` the complete pairs (NaN where those tests return empty results)."""
+    a, b = _pairs(x, y)
+    n = int(a.size)
+    if n < 4 or a.std() == 0 or b.std() == 0:
+        nan = float("nan")
+        return {"r": nan, "r_low": nan, "r_high": nan, "tau": nan, "n": n}
+    r = float(stats.pearsonr(a, b).statistic)
+    lo, hi = pearson_fisher_ci(r, n, conf)
+    tau = float(kendall_tau_b(a[None], b[None])[0])
+    return {"r": r, "r_low": lo, "r_high": hi, "tau": tau, "n": n}
 
 
 def kendall_tau_b(X: np.ndarray, Y: np.ndarray, chunk: int = 256) -> np.ndarray:

@@ -153,8 +153,12 @@ def cmd_run_all(args: argparse.Namespace) -> int:
 
         print(format_estimate(args.preset, args.filter))
     elif not args.no_report and (summary.ran or not (Path(args.results) / "claims").exists()):
-        cmd_analyze(args.results)
-        cmd_report(args.results, "reports/site")
+        try:
+            cmd_analyze(args.results)
+            cmd_report(args.results, "reports/site")
+        except Exception as exc:  # the cells are stored; a failed analysis or report is reported
+            print(f"prunebench: error: analysis/report failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 1
     return summary.exit_code
 
 

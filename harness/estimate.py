@@ -2,7 +2,7 @@
 
     hours = sum over runs of  E_run * t_epoch(arch, dataset) / 3600
 
-``t_epoch`` scales the calibrated reference (``benchmarks/presets/gpu_calibration.toml``:
+``t_epoch`` scales the calibrated reference (``benchmarks/gpu_calibration.toml``:
 seconds per training epoch of ``cifar_resnet_20`` on 50,000 CIFAR-shaped images) by the
 arch's dense FLOPs per example relative to the reference and by the training-set size.
 ``E_run`` counts epoch-equivalents: a dense parent trains ``T`` epochs once; a cell
@@ -19,10 +19,11 @@ import tomllib
 from collections import Counter
 from pathlib import Path
 
-from benchmarks.matrix import PRESET_DIR, apply_filters, load_preset
+import benchmarks
+from benchmarks.matrix import apply_filters, load_preset
 from benchmarks.spec import CellSpec
 
-CALIBRATION = PRESET_DIR / "gpu_calibration.toml"
+CALIBRATION = Path(benchmarks.__file__).resolve().parent / "gpu_calibration.toml"
 REFERENCE_SHAPE, REFERENCE_EXAMPLES = (3, 32, 32), 50_000
 EVAL_PHASES = 3
 FORWARD_FRACTION = 1 / 3  # a forward pass costs about a third of a training step

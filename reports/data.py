@@ -6,12 +6,19 @@ evaluates a model. A quantity that the store does not hold yields an empty frame
 the caller shows a note instead of a figure or a column.
 
 Keys: a *scenario* is ``(arch, dataset)``; a leaderboard *entry* is ``(pruner, retrain)``.
+
+Every claim quantity is computed by the ``analysis`` package, which implements
+``shared/design/claims.md`` and writes the claims table; this module only reshapes its
+outputs for display, so the report's numbers are the claims table's: recall distortion
+(``analysis.intensification``), prune potential and excess error (``analysis.potential``),
+run stability and its correlations (``analysis.generalization_stability``), recipe differences
+(``analysis.retrain_recipe``), t intervals (``analysis.stats``) and reading the store
+(``analysis.load.read_table``).
 """
 
 from __future__ import annotations
 
 import fnmatch
-import math
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
+
+from analysis import generalization_stability, intensification, potential
+from analysis.load import read_table
+from analysis.retrain_recipe import recipe_differences
+from analysis.stats import correlation_estimates, t_half_width
+from analysis.table import COLUMNS as CLAIM_COLUMNS
 
 SCENARIO = ["arch", "dataset"]
 ENTRY = ["pruner", "retrain"]
@@ -36,18 +48,29 @@ CELL_KEYS = [
 ]
 SCHEMA_PATH = Path(__file__).with_name("display_schema.toml")
 
-# Stability-study metric names this module reads (study == "stability"): a run's pruning
-# events (phase "event", step = event index) carry the test accuracy just before and just
-# after the event; per-epoch rows (phase "epoch", step = epoch) carry train/test accuracy.
-# A phase "final" row named "stability" or "best_test_accuracy", when present, is used as is.
-EVENT_PRE = ("accuracy_pre", "acc_pre")
-EVENT_POST = ("accuracy_post", "acc_post")
-
 
 def load_schema(path: Path | str = SCHEMA_PATH) -> dict:
     """The display schema (column names, units, directions, claim cards) from its TOML file."""
     with open(path, "rb") as handle:
         return tomllib.load(handle)
+
+
+def open_notebook(
+    results_dir: Path | str,
+    archs: Sequence[str] | str | None = None,
+    datasets: Sequence[str] | str | None = None,
+    pruners: Sequence[str] | str | None = None,
+) -> tuple[dict, Results, float | None]:
+    """The first cell of every report notebook: display options, then the display schema, the
+    filtered results and the reference sparsity (the stored one nearest the schema's)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
+    pd.set_option("display.max_rows", 200)
+    pd.set_option("display.precision", 4)
+    schema = load_schema()
+    res = load_results(results_dir, archs=archs, datasets=datasets, pruners=pruners)
+    return schema, res, reference_sparsity(res, schema["settings"]["reference_sparsity"])
 
 
 @dataclass
@@ -83,10 +106,9 @@ class Results:
 
 
 def _read_table(directory: Path, schema) -> pd.DataFrame:
-    if not directory.is_dir() or not any(directory.glob("*.parquet")):
-        return schema.empty_table().to_pandas()
-    # hidden temporaries (.tmp-*) are ignored by pyarrow's dataset discovery
-    return pq.read_table(directory, schema=schema).to_pandas()
+    """Every column of ``schema`` (typed, also when the folder holds no file)."""
+    df = read_table(directory, schema.names)
+    return schema.empty_table().to_pandas() if df.empty else df
 
 
 def _match(values: pd.Series, patterns: Sequence[str] | str | None) -> pd.Series:
@@ -134,26 +156,6 @@ def load_results(
     return Results(root, cells, metrics, claims, notes)
 
 
-CLAIM_COLUMNS = [
-    "claim",
-    "test",
-    "arch",
-    "dataset",
-    "pruner",
-    "eval_set",
-    "sparsity",
-    "statistic",
-    "estimate",
-    "ci_low",
-    "ci_high",
-    "p",
-    "q",
-    "n",
-    "verdict",
-    "description",
-]
-
-
 def load_claims(
     results_dir: Path, compute: bool = False, notes: list[str] | None = None
 ) -> pd.DataFrame | None:
@@ -183,21 +185,12 @@ def load_claims(
 # -- statistics -----------------------------------------------------------------------------
 
 
-def t_quantile(n: np.ndarray | int) -> np.ndarray:
-    """The 97.5% quantile of Student's t with n - 1 degrees of freedom (NaN for n < 2)."""
-    from scipy.special import stdtrit  # lighter than importing scipy.stats
-
-    n = np.asarray(n, dtype=float)
-    with np.errstate(invalid="ignore"):
-        return np.where(n > 1, stdtrit(np.maximum(n - 1, 1), 0.975), np.nan)
-
-
 def mean_ci(df: pd.DataFrame, by: list[str], value: str = "value") -> pd.DataFrame:
     """Mean of ``value`` per group with a 95% t-interval over the group's rows (seeds)."""
     if df.empty:
         return pd.DataFrame(columns=[*by, "mean", "ci_low", "ci_high", "n"])
     g = df.groupby(by, dropna=False, sort=True)[value].agg(["mean", "std", "count"]).reset_index()
-    half = t_quantile(g["count"].to_numpy()) * g["std"].to_numpy() / np.sqrt(g["count"].to_numpy())
+    half = t_half_width(g["std"].to_numpy(float), g["count"].to_numpy(float))
     g["ci_low"] = g["mean"] - half
     g["ci_high"] = g["mean"] + half
     return g.rename(columns={"count": "n"}).drop(columns="std")
@@ -229,13 +222,6 @@ def metric_rows(
         mask &= isin(m["kind"], kind)
     cells = res.ok_cells if study is None else res.ok_cells[res.ok_cells["study"] == study]
     return m[mask].merge(cells[[c for c in CELL_KEYS if c in cells.columns]], on="cell_id", how="inner")
-
-
-def dense_rows(res: Results, metric: str, eval_set="test", kind="clean") -> pd.DataFrame:
-    """The dense parent's rows, one per (parent, eval_set, severity, class): copied into every cell."""
-    rows = metric_rows(res, metric, phase="dense", eval_set=eval_set, kind=kind)
-    keys = ["parent_id", "eval_set", "severity", "class"]
-    return rows.drop_duplicates(keys)
 
 
 def accuracy_by_seed(res: Results, phase: str = "retrained", with_dense: bool = True) -> pd.DataFrame:
@@ -326,119 +312,79 @@ def flops_reduction(res: Results, phase: str = "retrained") -> pd.DataFrame:
     return wide[[*keys, "value"]]
 
 
-# -- prune potential ------------------------------------------------------------------------
+def _with_cell_keys(df: pd.DataFrame, res: Results) -> pd.DataFrame:
+    """``df`` (one row per ``cell_id`` and more) with the cell's keys (``CELL_KEYS``) from ``res``."""
+    keys = [c for c in CELL_KEYS if c in res.ok_cells.columns]
+    rest = [c for c in df.columns if c not in keys]
+    return res.ok_cells[keys].merge(df[["cell_id", *rest]], on="cell_id", how="inner")
 
 
-def distribution_accuracy(res: Results, phase: str) -> pd.DataFrame:
-    """Accuracy per cell and test distribution: the clean test set and each corruption type
-    (mean over its severities). ``distribution`` names it; ``shifted`` flags the corruptions."""
-    rows = metric_rows(res, "accuracy", phase=phase, kind=["clean", "corruption"])
-    rows = rows[(rows["kind"] == "corruption") | (rows["eval_set"] == "test")]
-    if rows.empty:
-        return pd.DataFrame(columns=[*CELL_KEYS, "distribution", "shifted", "value"])
-    keys = [c for c in CELL_KEYS if c in rows.columns]
-    out = rows.groupby([*keys, "eval_set", "kind"], as_index=False, dropna=False)["value"].mean()
-    out["shifted"] = out["kind"] == "corruption"
-    return out.rename(columns={"eval_set": "distribution"}).drop(columns="kind")
+# -- prune potential and excess error (Liebenwein et al. 2021): analysis.potential ----------
 
 
-def prune_potential(res: Results, delta: float = 0.005, phase: str = "retrained") -> pd.DataFrame:
+def _set_errors(res: Results) -> pd.DataFrame:
+    """``analysis.potential.long_errors`` on the individual test distributions (without the
+    ``corruption_mean`` aggregate, which only the claims table tests)."""
+    long = potential.long_errors(res.ok_cells, res.metrics)
+    return long[long["eval_set"] != potential.CORRUPTION_MEAN] if not long.empty else long
+
+
+def prune_potential(res: Results, delta: float = potential.DELTA) -> pd.DataFrame:
     """Prune potential per (scenario, entry, seed, distribution) (Liebenwein et al. 2021).
 
-    The largest sparsity whose model has ``err(pruned, D') <= err(dense, D') + delta`` against
-    the dense parent of the same seed; 0 when no sparsity qualifies.
+    ``analysis.potential.prune_potential``: the largest sparsity whose model has
+    ``err(pruned, D') <= err(dense, D') + delta`` against the dense parent of the same seed, 0
+    when no sparsity qualifies. ``delta`` is a fraction of top-1 error (``potential.DELTA =
+    0.005``, 0.5 points, as in the claims table). ``distribution`` is the clean test set
+    (``test``) or a shifted set (corruption type, severities averaged): ``shifted``.
     """
-    pruned = distribution_accuracy(res, phase)
-    dense = distribution_accuracy(res, "dense")
-    if pruned.empty or dense.empty:
-        return pd.DataFrame(columns=[*SCENARIO, *ENTRY, "seed", "distribution", "shifted", "value"])
-    dense = dense.drop_duplicates(["parent_id", "distribution"])[["parent_id", "distribution", "value"]]
-    both = pruned.merge(dense, on=["parent_id", "distribution"], suffixes=("", "_dense"))
-    # err <= err_dense + delta  <=>  acc >= acc_dense - delta (small tolerance for float noise)
-    both["qualifies"] = both["value"] >= both["value_dense"] - delta - 1e-12
-    both["pp"] = np.where(both["qualifies"], both["sparsity"], 0.0)
-    keys = [*SCENARIO, *ENTRY, "seed", "distribution", "shifted"]
-    return both.groupby(keys, as_index=False)["pp"].max().rename(columns={"pp": "value"})
+    cols = [*SCENARIO, *ENTRY, "seed", "distribution", "shifted", "value"]
+    long = _set_errors(res)
+    if long.empty:
+        return pd.DataFrame(columns=cols)
+    pp = potential.potentials(long, per_recipe=True, delta=delta)
+    pp = pp.rename(columns={"eval_set": "distribution", "potential": "value"})
+    pp["shifted"] = pp["distribution"] != potential.CLEAN
+    return pp[cols]
 
 
-def excess_error(res: Results, phase: str = "retrained") -> pd.DataFrame:
-    """``[err(pruned, D') - err(pruned, D)] - [err(dense, D') - err(dense, D)]`` per cell and shifted D'."""
-    pruned = distribution_accuracy(res, phase)
-    dense = distribution_accuracy(res, "dense").drop_duplicates(["parent_id", "distribution"])
-    if pruned.empty or not pruned["shifted"].any():
+def excess_error(res: Results) -> pd.DataFrame:
+    """``[err(pruned, D') - err(pruned, D)] - [err(dense, D') - err(dense, D)]`` per cell and shifted D'
+    (``analysis.potential.excess_error``; a fraction, x100 = points)."""
+    long = _set_errors(res)
+    if long.empty or not (long["eval_set"] != potential.CLEAN).any():
         return pd.DataFrame(columns=[*CELL_KEYS, "distribution", "value"])
-    p_clean = pruned[~pruned["shifted"]][["cell_id", "value"]].rename(columns={"value": "p_clean"})
-    d_clean = dense[~dense["shifted"]][["parent_id", "value"]].rename(columns={"value": "d_clean"})
-    d_shift = dense[dense["shifted"]][["parent_id", "distribution", "value"]].rename(
-        columns={"value": "d_shift"}
-    )
-    out = pruned[pruned["shifted"]].merge(p_clean, on="cell_id").merge(d_clean, on="parent_id")
-    out = out.merge(d_shift, on=["parent_id", "distribution"])
-    # errors are 1 - accuracy: (1-a) differences flip sign
-    out["value"] = (out["p_clean"] - out["value"]) - (out["d_clean"] - out["d_shift"])
-    return out.drop(columns=["p_clean", "d_clean", "d_shift", "shifted"])
+    ex = potential.cell_excess(long)[["cell_id", "eval_set", "excess"]]
+    return _with_cell_keys(ex.rename(columns={"eval_set": "distribution", "excess": "value"}), res)
 
 
-# -- recall distortion (Good et al. 2022; reconstructed) ------------------------------------
+# -- recall distortion (Good et al. 2022; reconstructed): analysis.intensification ----------
 
 
-def recall_distortion(res: Results, phase: str = "retrained", eval_set: str = "test") -> pd.DataFrame:
+def recall_distortion(res: Results) -> pd.DataFrame:
     """Per cell and class: ``rho`` = r_k/acc (dense), ``rho_pruned`` = r_k'/acc', ``d = rho_pruned - rho``.
 
-    Reconstructed definition (shared/design/claims.md section 1): ``d_k`` is stored with the
-    sign ``rho_k' - rho_k`` (the authors' code stores the opposite sign). Class k is
-    intensified when ``d_k * (rho_k - 1) > 0``.
+    Reconstructed definition (shared/design/claims.md section 1), computed by
+    ``analysis.intensification.class_measures``: ``d_k`` is stored with the sign
+    ``rho_k' - rho_k`` (the authors' code stores the opposite sign). Class k is intensified
+    when ``d_k * (rho_k - 1) > 0``.
     """
-    rec = metric_rows(res, ["recall", "accuracy"], phase=[phase, "dense"], eval_set=eval_set, kind="clean")
-    if rec.empty:
+    cm = intensification.class_measures(res.ok_cells, res.metrics)
+    if cm.empty:
         return pd.DataFrame(columns=[*CELL_KEYS, "class", "rho", "rho_pruned", "d"])
-    acc = rec[rec["metric"] == "accuracy"].pivot_table(index="cell_id", columns="phase", values="value")
-    r = rec[rec["metric"] == "recall"]
-    keys = [c for c in CELL_KEYS if c in r.columns]
-    wide = r.pivot_table(index=[*keys, "class"], columns="phase", values="value").reset_index()
-    if phase not in wide.columns or "dense" not in wide.columns:
-        return pd.DataFrame(columns=[*CELL_KEYS, "class", "rho", "rho_pruned", "d"])
-    wide = wide.merge(acc.rename(columns={"dense": "acc_dense", phase: "acc_pruned"}), on="cell_id")
-    wide["rho"] = wide["dense"] / wide["acc_dense"]
-    wide["rho_pruned"] = wide[phase] / wide["acc_pruned"]
-    wide["d"] = wide["rho_pruned"] - wide["rho"]
-    wide["class"] = wide["class"].astype("int64")
-    return wide[[*keys, "class", "rho", "rho_pruned", "d"]].dropna(subset=["d"])
+    cm = cm[["cell_id", "class", "rho", "rho_p", "d"]].rename(columns={"rho_p": "rho_pruned"})
+    return _with_cell_keys(cm, res).dropna(subset=["d"]).reset_index(drop=True)
 
 
-def distortion_summary(res: Results, phase: str = "retrained") -> pd.DataFrame:
-    """Per cell: ``alpha`` (share of classes with rho != 1 that are intensified) and ``slope``
-    (least squares of d_k on rho_k - 1 across the cell's classes)."""
-    d = recall_distortion(res, phase)
-    keys = [c for c in CELL_KEYS if c in d.columns]
-    if d.empty:
-        return pd.DataFrame(columns=[*keys, "alpha", "slope", "classes"])
-    x = d["rho"] - 1.0
-    y = d["d"]
-    frame = d[keys].copy()
-    off = ~np.isclose(x, 0.0)
-    frame["deviating"] = off.astype(float)
-    frame["intensified"] = ((x * y > 0) & off).astype(float)
-    frame["x"], frame["y"], frame["xx"], frame["xy"], frame["one"] = x, y, x * x, x * y, 1.0
-    s = frame.groupby(keys, as_index=False, dropna=False).sum(numeric_only=False)
-    n = s["one"]
-    sxx = s["xx"] - s["x"] ** 2 / n
-    sxy = s["xy"] - s["x"] * s["y"] / n
-    out = s[keys].copy()
-    out["alpha"] = s["intensified"] / s["deviating"].where(s["deviating"] > 0)
-    out["slope"] = sxy / sxx.where(sxx > 1e-15)
-    out["classes"] = n.astype(int)
-    return out
-
-
-def pooled_slope(d: pd.DataFrame) -> float:
-    """Least-squares slope of d on rho - 1 over all rows (pooled classes and seeds)."""
-    if len(d) < 2:
-        return float("nan")
-    x = (d["rho"] - 1.0).to_numpy(float)
-    y = d["d"].to_numpy(float)
-    sxx = float(np.sum((x - x.mean()) ** 2))
-    return float(np.sum((x - x.mean()) * (y - y.mean())) / sxx) if sxx > 0 else float("nan")
+def distortion_summary(res: Results) -> pd.DataFrame:
+    """Per cell: ``alpha`` (share of classes with rho != 1 that are intensified) and ``slope`` (b, the
+    least-squares slope of d_k on rho_k - 1 across the cell's classes), by
+    ``analysis.intensification.cell_distortion``: the values the claims table tests."""
+    keys = [c for c in CELL_KEYS if c in res.ok_cells.columns]
+    cm = intensification.class_measures(res.ok_cells, res.metrics)
+    if cm.empty:
+        return pd.DataFrame(columns=[*keys, "alpha", "slope"])
+    return _with_cell_keys(intensification.cell_distortion(cm).rename(columns={"b": "slope"}), res)
 
 
 def per_class_recall_change(res: Results, phase: str = "retrained") -> pd.DataFrame:
@@ -457,69 +403,37 @@ def per_class_recall_change(res: Results, phase: str = "retrained") -> pd.DataFr
 # -- retraining recipes ---------------------------------------------------------------------
 
 
-def recipe_difference(res: Results, a: str = "lr_rewind", b: str = "finetune") -> pd.DataFrame:
-    """Clean test accuracy of recipe ``a`` minus ``b``, paired by (scenario, pruner, sparsity, seed)."""
-    acc = accuracy_by_seed(res, with_dense=False)
+def recipe_difference(res: Results, recipe: str = "lr_rewind") -> pd.DataFrame:
+    """Clean test accuracy of ``recipe`` minus fine-tuning, paired by (scenario, pruner, sparsity, seed)
+    (``analysis.retrain_recipe.recipe_differences``)."""
     keys = [*SCENARIO, "pruner", "sparsity", "seed"]
-    left = acc[acc["retrain"] == a][[*keys, "value"]]
-    right = acc[acc["retrain"] == b][[*keys, "value"]]
-    out = left.merge(right, on=keys, suffixes=("_a", "_b"))
-    out["value"] = out["value_a"] - out["value_b"]
-    return out[[*keys, "value"]]
+    d = recipe_differences(res.ok_cells, res.metrics)
+    if d.empty:
+        return pd.DataFrame(columns=[*keys, "value"])
+    return d[d["recipe"] == recipe].rename(columns={"diff": "value"})[[*keys, "value"]]
 
 
 # -- stability study (Bartoldson et al. 2020) -----------------------------------------------
 
 
 def stability_runs(res: Results) -> pd.DataFrame:
-    """One row per stability-study run: ``stability`` (mean of 100 * (1 - I) over pruning events,
-    100 for a run without events), ``best_acc`` (best test accuracy at or after the last event)
-    and ``gap`` (train minus test accuracy at that epoch)."""
-    cells = res.ok_cells[res.ok_cells["study"] == "stability"]
-    cols = [*SCENARIO, "cell_id", "schedule", "score", "variant", "seed", "stability", "best_acc", "gap"]
-    if cells.empty:
+    """One row per stability-study run (``analysis.generalization_stability.run_table``):
+    ``stability`` (mean of 100 * (1 - I) over pruning events, 100 for a run without events),
+    ``best_acc`` (best test accuracy at or after the last event) and ``gap`` (train minus test
+    accuracy at that epoch)."""
+    scope = ["cell_id", "target", "schedule", "score", "variant", "seed"]
+    cols = [*SCENARIO, *scope, "stability", "best_acc", "gap"]
+    runs = generalization_stability.run_table(res.ok_cells, res.metrics)
+    if runs.empty:
         return pd.DataFrame(columns=cols)
-    m = res.metrics[res.metrics["cell_id"].isin(cells["cell_id"])]
-    out = cells[[*SCENARIO, "cell_id", "schedule", "score", "variant", "seed"]].set_index("cell_id")
-
-    final = m[m["phase"] == "final"]
-    ev = m[(m["phase"] == "event") & (m["eval_set"] == "test")]
-    pre = ev[ev["metric"].isin(EVENT_PRE)].groupby(["cell_id", "step"])["value"].first()
-    post = ev[ev["metric"].isin(EVENT_POST)].groupby(["cell_id", "step"])["value"].first()
-    inst = ((pre - post) / pre).dropna()
-    stab = (100 * (1 - inst)).groupby(level="cell_id").mean()
-    last_event = inst.reset_index().groupby("cell_id")["step"].max()
-    given = final[final["metric"] == "stability"].groupby("cell_id")["value"].first()
-    out["stability"] = given.combine_first(stab).reindex(out.index)
-    if not ev.empty:
-        out["stability"] = out["stability"].fillna(100.0)  # a run that never prunes
-
-    ep = m[(m["phase"] == "epoch") & (m["metric"] == "accuracy")]
-    test = ep[ep["eval_set"] == "test"][["cell_id", "step", "value"]]
-    train = ep[ep["eval_set"] == "train"][["cell_id", "step", "value"]]
-    test = test.merge(last_event.rename("last").reset_index(), on="cell_id", how="left")
-    test = test[test["last"].isna() | (test["step"] >= test["last"])]
-    best = test.sort_values("value").groupby("cell_id").tail(1)
-    best = best.merge(train, on=["cell_id", "step"], how="left", suffixes=("", "_train"))
-    best = best.set_index("cell_id")
-    given_best = final[final["metric"] == "best_test_accuracy"].groupby("cell_id")["value"].first()
-    out["best_acc"] = given_best.combine_first(best["value"]).reindex(out.index)
-    out["gap"] = (best["value_train"] - best["value"]).reindex(out.index)
-    return out.reset_index()[cols].dropna(subset=["stability", "best_acc"])
+    return runs[cols].dropna(subset=["stability", "best_acc"]).reset_index(drop=True)
 
 
-def correlation(x: Sequence[float], y: Sequence[float]) -> dict:
-    """Pearson r with a Fisher-z 95% CI, and Kendall tau, of two samples."""
-    from scipy import stats
-
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    n = len(x)
-    if n < 3 or np.std(x) == 0 or np.std(y) == 0:
-        return {"r": float("nan"), "r_low": float("nan"), "r_high": float("nan"), "tau": float("nan"), "n": n}
-    r = float(np.corrcoef(x, y)[0, 1])
-    z, se = math.atanh(max(min(r, 0.999999), -0.999999)), 1 / math.sqrt(max(n - 3, 1))
-    tau = float(stats.kendalltau(x, y).statistic)
-    return {"r": r, "r_low": math.tanh(z - 1.96 * se), "r_high": math.tanh(z + 1.96 * se), "tau": tau, "n": n}
+def stability_correlation(runs: pd.DataFrame) -> dict:
+    """Pearson r (Fisher-z 95% CI) and Kendall tau of run stability vs best test accuracy over the
+    permanent-pruning runs: the estimates of the claims table's ``stability_accuracy`` rows."""
+    perm = generalization_stability.permanent_runs(runs)
+    return correlation_estimates(perm["stability"], perm["best_acc"])
 
 
 # -- provenance -----------------------------------------------------------------------------

@@ -21,6 +21,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from analysis.intensification import distortion_slope
+from analysis.potential import DELTA
+from analysis.retrain_recipe import REFERENCE
 from reports import data as D
 
 STYLE = {
@@ -175,7 +178,7 @@ def recall_distortion(res: D.Results, arch: str, dataset: str, sparsity: float |
         g = d[(d["pruner"] == pruner) & (d["retrain"] == recipe)]
         x = g["rho"] - 1
         ax.scatter(x, g["d"], s=10, alpha=0.6)
-        b = D.pooled_slope(g)
+        b = distortion_slope(g["d"], g["rho"])  # pooled over classes and seeds
         if np.isfinite(b):
             xs = np.linspace(x.min(), x.max(), 2)
             a = g["d"].mean() - b * x.mean()
@@ -223,13 +226,14 @@ def alpha_sparsity(res: D.Results, arch: str, dataset: str):
 
 
 def stability_vs_accuracy(res: D.Results, arch: str, dataset: str):
-    """Run stability against best test accuracy, with Pearson r (95% CI) and Kendall tau."""
+    """Run stability against best test accuracy, with Pearson r (95% CI) and Kendall tau over the
+    permanent-pruning runs (the claims table's ``stability_accuracy`` estimates)."""
     runs = _scenario(D.stability_runs(res), arch, dataset)
     if runs.empty:
         return f"no stability-study runs for {arch} / {dataset}"
-    c = D.correlation(runs["stability"], runs["best_acc"])
+    c = D.stability_correlation(runs)
     fig, ax = plt.subplots(layout="constrained", figsize=(5, 3.6))
-    hue = runs["score"].fillna("-").astype(str) if "score" in runs else pd.Series("-", index=runs.index)
+    hue = runs["target"].fillna("-").astype(str)
     colors = _palette(list(hue.unique()))
     for name, g in runs.groupby(hue):
         ax.scatter(g["stability"], 100 * g["best_acc"], s=16, color=colors[name], label=name)
@@ -238,7 +242,7 @@ def stability_vs_accuracy(res: D.Results, arch: str, dataset: str):
     ax.set_title(
         _wrap(
             f"{arch} / {dataset}: r = {c['r']:.2f} [{c['r_low']:.2f}, {c['r_high']:.2f}], "
-            f"τ = {c['tau']:.2f}, n = {c['n']} runs",
+            f"τ = {c['tau']:.2f}, n = {c['n']} permanent-pruning runs",
             60,
         )
     )
@@ -246,7 +250,7 @@ def stability_vs_accuracy(res: D.Results, arch: str, dataset: str):
     return fig
 
 
-def prune_potential(res: D.Results, arch: str, dataset: str, delta: float = 0.005):
+def prune_potential(res: D.Results, arch: str, dataset: str, delta: float = DELTA):
     """Prune potential per test distribution (clean and each corruption) per entry, mean and 95% CI."""
     pp = _scenario(D.prune_potential(res, delta), arch, dataset)
     if pp.empty:
@@ -344,9 +348,10 @@ def recall_change_heatmap(res: D.Results, arch: str, dataset: str):
     return fig
 
 
-def recipe_difference(res: D.Results, arch: str, dataset: str, a: str = "lr_rewind", b: str = "finetune"):
-    """Accuracy of recipe a minus recipe b (paired by seed) vs sparsity per pruner, 95% CI."""
-    diff = _scenario(D.recipe_difference(res, a, b), arch, dataset)
+def recipe_difference(res: D.Results, arch: str, dataset: str, a: str = "lr_rewind"):
+    """Accuracy of recipe a minus fine-tuning (paired by seed) vs sparsity per pruner, 95% CI."""
+    b = REFERENCE
+    diff = _scenario(D.recipe_difference(res, a), arch, dataset)
     if diff.empty:
         return f"{arch} / {dataset}: no pairs of {a} and {b} cells"
     ci = D.mean_ci(diff, ["pruner", "sparsity"])

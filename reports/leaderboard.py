@@ -1,19 +1,21 @@
 """Leaderboard tables (one per (arch, dataset) and an overall one) and claim cards.
 
 Columns, units, directions, formats and the ranking rule come from ``display_schema.toml``;
-numbers come from ``reports.data``. The output is plain dicts the Jinja template renders.
+numbers come from ``reports.data`` (claim quantities from ``analysis``: prune potential with
+``analysis.potential.DELTA``, alpha and b from ``analysis.intensification``) and the tie tests
+from ``analysis.stats``. The output is plain dicts the Jinja template renders.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from analysis.stats import paired_t, wilcoxon_signed_rank
 from reports import data as D
 
 NA = "–"
@@ -99,9 +101,7 @@ def _entry_stats(ci: pd.DataFrame) -> dict[tuple, dict]:
 
 def _metric_tables(res: D.Results, schema: dict, ref: float | None) -> dict[str, pd.DataFrame]:
     """Per-cell (or per-seed) values of every single-sparsity column, keyed by column id."""
-    settings = schema.get("settings", {})
-    delta = float(settings.get("prune_potential_delta", 0.005))
-    pp = D.prune_potential(res, delta)
+    pp = D.prune_potential(res)  # analysis.potential.DELTA: 0.5 points, as the claims table
     pp_shift = pp[pp["shifted"].astype(bool)] if not pp.empty else pp
     if not pp_shift.empty:
         pp_shift = pp_shift.groupby([*D.SCENARIO, *D.ENTRY, "seed"], as_index=False)["value"].mean()
@@ -137,22 +137,18 @@ MISSING_WHY = {
 
 
 def _paired_p(a: pd.Series, b: pd.Series, test: str) -> float:
-    """p-value of a paired test of a vs b (aligned on their index); NaN when it cannot be run."""
-    from scipy import stats
+    """p-value of a paired test of a vs b (aligned on their index); NaN when it cannot be run.
 
+    ``test``: ``"t"`` (``analysis.stats.paired_t``) or Wilcoxon signed-rank
+    (``analysis.stats.wilcoxon_signed_rank``); identical entries (all differences 0) are tied.
+    """
     both = pd.concat([a.rename("a"), b.rename("b")], axis=1).dropna()
     diff = (both["a"] - both["b"]).to_numpy(float)
     if len(diff) == 0:
         return float("nan")
     if np.allclose(diff, 0):
         return 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if test == "t":
-            if len(diff) < 2:
-                return float("nan")
-            return float(stats.ttest_rel(both["a"], both["b"]).pvalue)
-        return float(stats.wilcoxon(diff).pvalue)
+    return (paired_t(both["a"], both["b"]) if test == "t" else wilcoxon_signed_rank(diff)).p
 
 
 def build_tables(res: D.Results, schema: dict) -> tuple[list[Table], Table | None, list[str], float | None]:

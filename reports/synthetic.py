@@ -21,20 +21,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-CLAIMS = [
-    "intensification",
-    "intensification_trend",
-    "up_vs_magnitude",
-    "deintensification_low_sparsity",
-    "per_class_damage",
-    "stability_accuracy",
-    "stability_gap",
-    "prune_l_vs_prune_s",
-    "noise_vs_permanent",
-    "prune_potential",
-    "excess_error",
-    "retrain_recipe",
-]
+from analysis.claims import CLAIM_IDS
+
+CLAIMS = list(CLAIM_IDS)  # one card per claim the analysis tests
 
 
 def _id(prefix: str, *parts) -> str:
@@ -74,24 +63,27 @@ def _cell_row(**kw) -> dict:
     return {**base, **kw}
 
 
+def _metric_row(phase, eval_set, kind, severity, metric, value, cls=None, step=None) -> dict:
+    """One metric row (``harness.storage.METRIC_SCHEMA`` without ``cell_id``)."""
+    return {
+        "phase": phase,
+        "eval_set": eval_set,
+        "kind": kind,
+        "severity": severity,
+        "metric": metric,
+        "class": cls,
+        "step": step,
+        "value": float(value),
+    }
+
+
 def _eval_rows(
     rng, phase: str, acc: float, classes: int, corruptions, ood_sets, sparsity: float
 ) -> list[dict]:
     rows = []
 
     def add(eval_set, kind, severity, metric, value, cls=None, step=None):
-        rows.append(
-            {
-                "phase": phase,
-                "eval_set": eval_set,
-                "kind": kind,
-                "severity": severity,
-                "metric": metric,
-                "class": cls,
-                "step": step,
-                "value": float(value),
-            }
-        )
+        rows.append(_metric_row(phase, eval_set, kind, severity, metric, value, cls, step))
 
     for eval_set, a in (("train", min(1.0, acc + 0.05)), ("test", acc)):
         add(eval_set, "clean", 0, "accuracy", a)
@@ -200,52 +192,24 @@ def write_synthetic_store(
             [],
         )
     if stability:
-        for score, seed, schedule in itertools.product(
-            ("prune_s", "prune_l", "prune_r"), seeds, ("many", "few")
+        # rows as benchmarks.stability writes them (and harness.tasks.stability_row's cell):
+        # events carry acc_pre / acc_post / epoch (step = event index), the pruner is the target
+        for target, seed, schedule in itertools.product(
+            ("prune_s", "prune_l", "prune_r"), seeds, ("many_small", "few_large")
         ):
-            cid = _id("s", score, seed, schedule)
-            drop = {"prune_s": 0.01, "prune_l": 0.2, "prune_r": 0.08}[score] * (2 if schedule == "few" else 1)
+            cid = _id("s", target, seed, schedule)
+            drop = {"prune_s": 0.01, "prune_l": 0.2, "prune_r": 0.08}[target] * (
+                2 if schedule == "few_large" else 1
+            )
             rows = []
             for ev in range(3):
                 pre = 0.8 + rng.normal(0, 0.01)
-                rows.append(
-                    {
-                        "phase": "event",
-                        "eval_set": "test",
-                        "kind": "clean",
-                        "severity": 0,
-                        "metric": "accuracy_pre",
-                        "class": None,
-                        "step": ev,
-                        "value": pre,
-                    }
-                )
-                rows.append(
-                    {
-                        "phase": "event",
-                        "eval_set": "test",
-                        "kind": "clean",
-                        "severity": 0,
-                        "metric": "accuracy_post",
-                        "class": None,
-                        "step": ev,
-                        "value": pre - drop,
-                    }
-                )
+                for metric, value in (("acc_pre", pre), ("acc_post", pre - drop), ("epoch", ev)):
+                    rows.append(_metric_row("event", "test", "clean", 0, metric, value, step=ev))
             for ep in range(6):
                 for es, off in (("train", 0.1), ("test", 0.0)):
-                    rows.append(
-                        {
-                            "phase": "epoch",
-                            "eval_set": es,
-                            "kind": "clean",
-                            "severity": 0,
-                            "metric": "accuracy",
-                            "class": None,
-                            "step": ep,
-                            "value": 0.7 + 0.02 * ep + drop / 4 + off + rng.normal(0, 0.005),
-                        }
-                    )
+                    value = 0.7 + 0.02 * ep + drop / 4 + off + rng.normal(0, 0.005)
+                    rows.append(_metric_row("epoch", es, "clean", 0, "accuracy", value, step=ep))
             write(
                 _cell_row(
                     cell_id=cid,
@@ -253,14 +217,14 @@ def write_synthetic_store(
                     study="stability",
                     arch=archs[0],
                     dataset=datasets[0],
-                    pruner=f"stability_{score}",
+                    pruner=target,
                     pruner_kind="structured",
                     pruner_timing="during_training",
                     sparsity=0.5,
                     seed=seed,
                     retrain="none",
                     schedule=schedule,
-                    score=score,
+                    score="l2",
                     variant="permanent",
                 ),
                 rows,

@@ -75,7 +75,7 @@ def test_dense_parent_is_trained_once_per_arch_dataset_seed(smoke_results):
     dense = pd.read_parquet(root / "metrics").query("phase == 'dense' and metric == 'accuracy'")
     # every cell of one parent carries the same dense numbers
     merged = dense.merge(cells[["cell_id", "parent_id"]], on="cell_id")
-    assert (merged.groupby(["parent_id", "eval_set"])["value"].nunique() == 1).all()
+    assert (merged.groupby(["parent_id", "eval_set", "severity"])["value"].nunique() == 1).all()
 
 
 def test_same_cell_twice_gives_identical_numbers(tmp_path):

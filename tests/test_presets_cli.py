@@ -19,10 +19,10 @@ def test_every_shipped_preset_loads(name):
 
 
 def test_default_preset_covers_the_required_matrix():
-    from benchmarks.datasets import DATASETS
+    from benchmarks.datasets import embedded_names
 
     p = load_preset("default")
-    assert set(p.datasets) == set(DATASETS.names())
+    assert set(p.datasets) == set(embedded_names())
     assert len(p.archs) >= 2 and len(p.seeds) >= 3
     assert set(p.pruners) == set(PRUNERS.names())
     assert len(p.sparsities) >= 4 and min(p.sparsities) == 0.5 and max(p.sparsities) == 0.98

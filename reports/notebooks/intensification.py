@@ -20,7 +20,6 @@ pruners = None
 # ruff: noqa: E402
 import pathlib
 import sys
-import warnings
 
 try:
     import reports  # noqa: F401
@@ -29,18 +28,12 @@ except ImportError:  # opened from a checkout without `pip install -e .`: find t
     _roots = [p for p in [_here, *_here.parents] if (p / "reports" / "data.py").exists()]
     sys.path.insert(0, str(_roots[0] if _roots else _here))
 
-import pandas as pd
 from IPython.display import display
 
 from reports import data as D
 from reports import figures as F
 
-warnings.filterwarnings("ignore", category=RuntimeWarning)
-pd.set_option("display.max_rows", 200)
-pd.set_option("display.precision", 4)
-schema = D.load_schema()
-res = D.load_results(results_dir, archs=archs, datasets=datasets, pruners=pruners)
-ref = D.reference_sparsity(res, schema["settings"]["reference_sparsity"])
+schema, res, ref = D.open_notebook(results_dir, archs, datasets, pruners)
 
 sink = F.FigureSink(figures_dir, "intensification")
 

@@ -16,7 +16,6 @@ pruners = None
 # ruff: noqa: E402
 import pathlib
 import sys
-import warnings
 
 try:
     import reports  # noqa: F401
@@ -32,12 +31,7 @@ from reports import data as D
 from reports import figures as F
 from reports import leaderboard as L
 
-warnings.filterwarnings("ignore", category=RuntimeWarning)
-pd.set_option("display.max_rows", 200)
-pd.set_option("display.precision", 4)
-schema = D.load_schema()
-res = D.load_results(results_dir, archs=archs, datasets=datasets, pruners=pruners)
-ref = D.reference_sparsity(res, schema["settings"]["reference_sparsity"])
+schema, res, ref = D.open_notebook(results_dir, archs, datasets, pruners)
 
 sink = F.FigureSink(figures_dir, "overview")
 prov = D.provenance(res)

@@ -17,7 +17,6 @@ pruners = None
 # ruff: noqa: E402
 import pathlib
 import sys
-import warnings
 
 try:
     import reports  # noqa: F401
@@ -32,12 +31,7 @@ from IPython.display import display
 from reports import data as D
 from reports import figures as F
 
-warnings.filterwarnings("ignore", category=RuntimeWarning)
-pd.set_option("display.max_rows", 200)
-pd.set_option("display.precision", 4)
-schema = D.load_schema()
-res = D.load_results(results_dir, archs=archs, datasets=datasets, pruners=pruners)
-ref = D.reference_sparsity(res, schema["settings"]["reference_sparsity"])
+schema, res, ref = D.open_notebook(results_dir, archs, datasets, pruners)
 
 sink = F.FigureSink(figures_dir, "stability")
 
@@ -60,7 +54,7 @@ for arch, dataset in res.scenarios("stability"):
 # %%
 rows = []
 for (arch, dataset), g in runs.groupby(D.SCENARIO):
-    rows.append({"arch": arch, "dataset": dataset, **D.correlation(g["stability"], g["best_acc"])})
+    rows.append({"arch": arch, "dataset": dataset, **D.stability_correlation(g)})
 display(pd.DataFrame(rows) if rows else "no runs")
 
 # %% [markdown]
