@@ -9,6 +9,10 @@
 - ``digits`` - scikit-learn's 8x8 handwritten digits (UCI), a fixed stratified
   60/20/20 split (seed 0), pixels scaled to [0, 1] then standardised with train statistics.
 
+Real datasets for the GPU matrix (``cifar10``, ``cifar100``, ``svhn``, ``mnist``,
+``fashion_mnist``) are registered by ``benchmarks.real_datasets`` and read from the data dir
+(``PRUNEBENCH_DATA``); they are in no embedded preset.
+
 Every dataset is a ``DatasetSplits`` of float32 inputs ``(N, C, L)`` or ``(N, C, H, W)``
 and int64 labels. Generation is deterministic and cached once per process.
 """
@@ -37,6 +41,9 @@ class DatasetSplits:
     y_test: torch.Tensor
     class_names: tuple[str, ...]
     description: str = ""
+    # Per-channel (mean, std) with x = (pixel - mean) / std for images whose pixels lie in
+    # [0, 1]; shift sets corrupt images in pixel space through it. None for sequences.
+    pixel_stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -128,4 +135,20 @@ def digits() -> DatasetSplits:
     x = (x - mean) / std
     t = lambda i: (torch.from_numpy(x[np.sort(i)]), torch.from_numpy(y[np.sort(i)]))
     (xa, ya), (xb, yb), (xc, yc) = t(train_idx), t(val_idx), t(test_idx)
-    return DatasetSplits("digits", xa, ya, xb, yb, xc, yc, DIGIT_NAMES, digits.__doc__)
+    stats = ((float(mean),), (float(std),))
+    return DatasetSplits("digits", xa, ya, xb, yb, xc, yc, DIGIT_NAMES, digits.__doc__, stats)
+
+
+# Generator arguments of each MNIST-1D variant (the shift sets regenerate examples from them).
+MNIST1D_VARIANTS: dict[str, dict[str, float]] = {"mnist1d": {}, "mnist1d_hard": MNIST1D_HARD_OVERRIDES}
+EMBEDDED_DATASETS = ("mnist1d", "mnist1d_hard", "digits")
+
+
+def embedded_names() -> list[str]:
+    """Datasets that need no files (generated offline or shipped in a package)."""
+    return [n for n in DATASETS.names() if n in EMBEDDED_DATASETS]
+
+
+# Real datasets (CIFAR-10/100, SVHN, MNIST, Fashion-MNIST) read from PRUNEBENCH_DATA; importing the
+# module only registers their names, torchvision is imported when one is loaded.
+from benchmarks import real_datasets  # noqa: E402,F401  (registration side effects)

@@ -1,21 +1,37 @@
-"""Evaluate a model on named evaluation sets and return tidy metric rows.
+"""Evaluate a model on every evaluation set of its dataset and return tidy metric rows.
 
-A row is ``{"eval_set", "kind", "severity", "metric", "class", "value"}``, ``class`` being
-``None`` for whole-set metrics; the harness adds ``cell_id`` and ``phase``.
+A row is ``{"eval_set", "kind", "severity", "metric", "class", "step", "value"}``, ``class``
+being ``None`` for whole-set metrics and ``step`` ``None`` outside curves; the harness adds
+``cell_id`` and ``phase``. The sets (``results/README.md`` documents every name):
+
+- ``train`` and ``test`` (kind ``clean``, severity 0): accuracy, loss, per-class recall and
+  calibration (ece, nll, brier);
+- each corruption x severity 1-5 (kind ``corruption``, ``eval_set`` the corruption's name):
+  the same metrics; plus ``corruptions`` (kind ``summary``): ``mce`` and ``relative_mce``;
+- each OOD set (kind ``ood``, severity 0): ``auroc_msp``, ``auroc_energy``, ``fpr95_msp``,
+  ``fpr95_energy`` against the clean test set as in-distribution;
+- ``model`` (kind ``model``): sparsity, parameter counts, FLOPs and, given a compact model,
+  CPU latency.
+
+All inputs of a dataset are concatenated once per process (``EvalBundle``), so a phase is
+one forward pass in large batches under ``torch.inference_mode``, and every per-set metric
+is computed at once by scatter-adds over a set index (``metrics.grouped_*``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from benchmarks import metrics
+from benchmarks import cost, metrics
 from benchmarks.datasets import DatasetSplits
 from pruners.masks import sparsity_stats
 
-EVAL_BATCH = 4096
+EVAL_BATCH = 512  # on CPU, larger batches of small convolutions run slower (cache misses)
+OOD_METRICS = ("auroc_msp", "auroc_energy", "fpr95_msp", "fpr95_energy")
 
 
 @torch.inference_mode()
@@ -31,6 +47,7 @@ def row(eval_set: str, kind: str, severity: int, metric: str, value: float, cls:
         "severity": severity,
         "metric": metric,
         "class": cls,
+        "step": None,
         "value": float(value),
     }
 
@@ -43,24 +60,121 @@ def classification_rows(
     kind: str = "clean",
     severity: int = 0,
 ) -> list[dict]:
-    """Accuracy, cross-entropy loss and per-class recall of one evaluation set."""
-    rows = [
-        row(eval_set, kind, severity, "accuracy", metrics.accuracy(logits, labels)),
-        row(eval_set, kind, severity, "loss", metrics.cross_entropy(logits, labels)),
-    ]
-    for k, r in enumerate(metrics.per_class_recall(logits, labels, num_classes)):
-        rows.append(row(eval_set, kind, severity, "recall", r, k))
+    """Accuracy, loss, calibration (ece, nll, brier) and per-class recall of one set."""
+    groups = torch.zeros(len(labels), dtype=torch.long)
+    return _grouped_rows(logits.cpu(), labels.cpu(), groups, [(eval_set, kind, severity)], num_classes)
+
+
+def _grouped_rows(logits, labels, groups, sets: list[tuple[str, str, int]], num_classes: int) -> list[dict]:
+    n = len(sets)
+    values = {
+        "accuracy": metrics.grouped_accuracy(logits, labels, groups, n).tolist(),
+        "loss": metrics.grouped_nll(logits, labels, groups, n).tolist(),
+        "ece": metrics.grouped_ece(logits, labels, groups, n).tolist(),
+        "brier": metrics.grouped_brier(logits, labels, groups, n).tolist(),
+    }
+    values["nll"] = values["loss"]  # the same number: mean cross-entropy of a softmax classifier
+    recall = metrics.grouped_recall(logits, labels, groups, n, num_classes).tolist()
+    rows = []
+    for g, (eval_set, kind, severity) in enumerate(sets):
+        rows += [row(eval_set, kind, severity, m, v[g]) for m, v in values.items()]
+        rows += [row(eval_set, kind, severity, "recall", r, k) for k, r in enumerate(recall[g])]
     return rows
+
+
+@dataclass
+class EvalBundle:
+    """Every evaluation input of one dataset, concatenated, with the set of each example."""
+
+    data: DatasetSplits
+    x: torch.Tensor
+    y: torch.Tensor  # -1 for OOD examples
+    groups: torch.Tensor
+    sets: list[tuple[str, str, int]]  # (eval_set, kind, severity) of each group
+    _on_device: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def x_on(self, device: torch.device) -> torch.Tensor:
+        key = str(device)
+        if key not in self._on_device:
+            self._on_device[key] = self.x if key == "cpu" else self.x.to(device)
+        return self._on_device[key]
+
+    def group_ids(self, kind: str) -> list[int]:
+        return [g for g, s in enumerate(self.sets) if s[1] == kind]
+
+
+_BUNDLES: dict[tuple[int, str], EvalBundle] = {}
 
 
 def evaluation_sets(
     data: DatasetSplits, cache_dir: Path | None = None
 ) -> list[tuple[str, str, int, torch.Tensor, torch.Tensor]]:
-    """(eval_set, kind, severity, x, y) for every set a phase is evaluated on.
+    """(eval_set, kind, severity, x, y) for every set a phase is evaluated on: clean train and
+    test, each corruption x severity, each OOD set (labels -1).
 
-    ``cache_dir`` is where generated shift sets are cached (``<results>/cache``).
+    ``cache_dir`` is where generated shift sets are cached (``<results>/cache``); None keeps
+    them in memory only.
     """
-    return [("train", "clean", 0, data.x_train, data.y_train), ("test", "clean", 0, data.x_test, data.y_test)]
+    from benchmarks.shifts import shift_sets
+
+    sets = [("train", "clean", 0, data.x_train, data.y_train), ("test", "clean", 0, data.x_test, data.y_test)]
+    for s in shift_sets(data, cache_dir):
+        sets.append((s.name, s.kind, s.severity, torch.from_numpy(s.x), torch.from_numpy(s.y)))
+    return sets
+
+
+def eval_bundle(data: DatasetSplits, cache_dir: Path | None = None) -> EvalBundle:
+    """The dataset's ``EvalBundle``, built once per process (per dataset and cache dir)."""
+    key = (id(data), str(cache_dir))
+    bundle = _BUNDLES.get(key)
+    if bundle is None or bundle.data is not data:
+        sets = evaluation_sets(data, cache_dir)
+        xs, ys, gs = zip(
+            *[(x, y, torch.full((len(y),), g)) for g, (*_, x, y) in enumerate(sets)], strict=True
+        )
+        bundle = EvalBundle(
+            data, torch.cat(xs).contiguous(), torch.cat(ys), torch.cat(gs), [s[:3] for s in sets]
+        )
+        _BUNDLES[key] = bundle
+    return bundle
+
+
+def _corruption_summary(rows: list[dict]) -> list[dict]:
+    """mCE (mean over types of the mean top-1 error over severities 1-5, without AlexNet
+    normalisation) and relative mCE (minus the clean test error), Hendrycks & Dietterich 2019."""
+    errors: dict[str, list[float]] = {}
+    clean_error = None
+    for r in rows:
+        if r["metric"] != "accuracy":
+            continue
+        if r["kind"] == "corruption":
+            errors.setdefault(r["eval_set"], []).append(1.0 - r["value"])
+        elif r["eval_set"] == "test":
+            clean_error = 1.0 - r["value"]
+    if not errors or clean_error is None:
+        return []
+    mce = sum(sum(e) / len(e) for e in errors.values()) / len(errors)
+    return [
+        row("corruptions", "summary", 0, "mce", mce),
+        row("corruptions", "summary", 0, "relative_mce", mce - clean_error),
+    ]
+
+
+def _ood_rows(bundle: EvalBundle, logits: torch.Tensor) -> list[dict]:
+    ood = bundle.group_ids("ood")
+    if not ood:
+        return []
+    test = bundle.sets.index(("test", "clean", 0))
+    scores = {"msp": metrics.msp_score(logits).numpy(), "energy": metrics.energy_score(logits).numpy()}
+    groups = bundle.groups.numpy()
+    rows = []
+    for g in ood:
+        name = bundle.sets[g][0]
+        for score_name, s in scores.items():
+            s_in, s_out = s[groups == test], s[groups == g]
+            rows.append(row(name, "ood", 0, f"auroc_{score_name}", metrics.auroc(s_in, s_out)))
+            rows.append(row(name, "ood", 0, f"fpr95_{score_name}", metrics.fpr_at_tpr(s_in, s_out)))
+    return rows
 
 
 def evaluate(
@@ -70,14 +184,29 @@ def evaluate(
     cache_dir: Path | None = None,
     compact_model: nn.Module | None = None,
 ) -> list[dict]:
-    """Every metric row of one phase: each evaluation set, plus model-level counts.
+    """Every metric row of one phase: each evaluation set, plus model-level counts and cost.
 
-    ``compact_model`` is the physically smaller model a structured pruner hands back, for
-    measuring real latency against the masked one.
+    ``compact_model`` is the physically smaller model a structured pruner hands back; its CPU
+    latency is measured against the masked model's (masks folded in).
     """
-    rows: list[dict] = []
-    for eval_set, kind, severity, x, y in evaluation_sets(data, cache_dir):
-        logits = predict_logits(model, x)
-        rows += classification_rows(logits, y, data.num_classes, eval_set, kind, severity)
-    rows += [row("model", "model", 0, k, v) for k, v in sparsity_stats(model).items()]
+    bundle = eval_bundle(data, cache_dir)
+    device = next(model.parameters()).device
+    logits = predict_logits(model, bundle.x_on(device)).double().cpu()
+    labelled = bundle.y >= 0
+    index = torch.full((len(bundle.sets),), -1, dtype=torch.long)
+    kept = [g for g, s in enumerate(bundle.sets) if s[1] != "ood"]
+    index[kept] = torch.arange(len(kept))
+    rows = _grouped_rows(
+        logits[labelled],
+        bundle.y[labelled],
+        index[bundle.groups[labelled]],
+        [bundle.sets[g] for g in kept],
+        data.num_classes,
+    )
+    rows += _corruption_summary(rows)
+    rows += _ood_rows(bundle, logits)
+    model_rows = {**sparsity_stats(model), **cost.flops(model, data.input_shape)}
+    if compact_model is not None:
+        model_rows.update(cost.latency(model, compact_model, data.input_shape))
+    rows += [row("model", "model", 0, k, v) for k, v in model_rows.items()]
     return [{"phase": phase, **r} for r in rows]

@@ -1,0 +1,231 @@
+"""Build, cache and reuse the shift sets of a dataset.
+
+A shift set is generated once per (dataset, shift, severity) from a fixed seed and stored
+under ``<cache_dir>/shifts/<dataset>/<shift>-s<severity>-<key>.npz``, ``key`` being a hash of
+everything the set depends on (the clean test data, the shift's version and parameters,
+the set size and the seed), so a changed definition never reads a stale file. Files are
+written to a temporary name and renamed (``os.replace``), so concurrent workers see a whole
+file or none; each process also keeps the sets it has read in memory. With
+``cache_dir=None`` (unit tests) sets live in memory only.
+
+Corruptions reuse one seed per (dataset, shift) at every severity (the same noise draws,
+angles and positions, scaled by the severity), which keeps the severity curve smooth.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.shifts.base import SEVERITIES, SHIFTS, Shift, ShiftUnavailable
+
+SHIFT_SEED = 1_000_003
+GENERATOR_VERSION = "1"
+# Examples per (shift, severity) set (a class-stratified subset of the test split, or as many
+# regenerated) and per OOD set. The embedded datasets keep sets small so that a phase's whole
+# evaluation stays one fast forward pass (digits: 26 types x 5 severities x 100 = 13,000 inputs).
+SET_SIZE = {"digits": 100, "mnist1d": 100, "mnist1d_hard": 100}
+OOD_SET_SIZE = {"digits": 200, "mnist1d": 200, "mnist1d_hard": 200}
+DEFAULT_SET_SIZE = 1000  # other (real) datasets, evaluated on a GPU
+
+
+@dataclass(frozen=True)
+class ShiftSet:
+    name: str
+    kind: str  # corruption | ood
+    severity: int  # 1-5 for corruptions, 0 for OOD sets
+    x: np.ndarray
+    y: np.ndarray  # labels; -1 for OOD sets
+
+
+def dataset_tags(data) -> set[str]:
+    """Domains a dataset belongs to: its name, image/grayscale or sequence/mnist1d."""
+    from benchmarks.datasets import MNIST1D_VARIANTS
+
+    tags = {data.name}
+    if len(data.input_shape) == 3:
+        tags.add("image")
+        if data.input_shape[0] == 1:
+            tags.add("grayscale")
+    elif len(data.input_shape) == 2:
+        tags.add("sequence")
+        if data.name in MNIST1D_VARIANTS:
+            tags.add("mnist1d")
+    return tags
+
+
+def applicable_shifts(data, kind: str | None = None) -> list[Shift]:
+    """Registered shifts that apply to ``data`` (all kinds, or one), in name order."""
+    tags = dataset_tags(data)
+    out = []
+    for name in SHIFTS.names():
+        shift = SHIFTS.get(name)
+        domains = {shift.domain} if isinstance(shift.domain, str) else set(shift.domain)
+        if domains & tags and (kind is None or shift.kind == kind):
+            out.append(shift)
+    return out
+
+
+def shift_seed(dataset: str, shift: str) -> int:
+    return (zlib.crc32(f"{dataset}/{shift}".encode()) ^ SHIFT_SEED) & 0x7FFFFFFF
+
+
+def param_of(shift: Shift, data, severity: int):
+    from benchmarks.shifts.image import size_class
+
+    if "image" not in dataset_tags(data):
+        return shift.param(severity)
+    cls = size_class(data.input_shape)
+    if data.input_shape[0] == 1 and f"{cls}_gray" in shift.params:
+        cls = f"{cls}_gray"
+    return shift.param(severity, cls if cls in shift.params else "any")
+
+
+def stratified_subset(labels: np.ndarray, n: int, seed: int = SHIFT_SEED) -> np.ndarray:
+    """Sorted indices of ``n`` examples, classes as balanced as the labels allow (fixed seed)."""
+    if n >= len(labels):
+        return np.arange(len(labels))
+    perm = np.random.default_rng(seed).permutation(len(labels))
+    rank = np.empty(len(labels), dtype=np.int64)
+    for k in np.unique(labels):
+        members = perm[labels[perm] == k]
+        rank[members] = np.arange(len(members))
+    order = perm[np.argsort(rank[perm], kind="stable")]
+    return np.sort(order[:n])
+
+
+def build_shift_set(data, shift: Shift, severity: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Generate one set (no caching): float32 inputs shaped like the dataset's, int64 labels."""
+    rng = np.random.default_rng(shift_seed(data.name, shift.name))
+    if shift.kind == "ood":
+        x = np.asarray(shift.apply(data, n, rng), dtype=np.float32)
+        return x, np.full(len(x), -1, dtype=np.int64)
+    param = param_of(shift, data, severity)
+    if shift.domain == "mnist1d":
+        from benchmarks.datasets import MNIST1D_VARIANTS
+
+        x, y = shift.apply(MNIST1D_VARIANTS[data.name], n, param, shift_seed(data.name, shift.name))
+        return x.astype(np.float32), y.astype(np.int64)
+    idx = stratified_subset(data.y_test.numpy(), n)
+    x, y = data.x_test.numpy()[idx].astype(np.float64), data.y_test.numpy()[idx]
+    if data.pixel_stats is None:  # sequences: shifts act on the standardised values
+        return shift.apply(x, param, rng).astype(np.float32), y.astype(np.int64)
+    mean, std = (np.asarray(v, dtype=np.float64)[None, :, None, None] for v in data.pixel_stats)
+    official = _official(data, shift.name, severity)
+    if official is not None:  # the official CIFAR-10-C / CIFAR-100-C images of the test set
+        images, labels = official
+        corrupted, y = images[idx].astype(np.float64).transpose(0, 3, 1, 2) / 255.0, labels[idx]
+        return ((corrupted - mean) / std).astype(np.float32), y.astype(np.int64)
+    pixels = np.clip(x * std + mean, 0.0, 1.0)
+    corrupted = np.clip(shift.apply(pixels, param, rng), 0.0, 1.0)
+    return ((corrupted - mean) / std).astype(np.float32), y.astype(np.int64)
+
+
+def _official(data, shift_name: str, severity: int):
+    from benchmarks.real_datasets import official_corruption
+
+    return official_corruption(data, shift_name, severity)
+
+
+def _official_source(data, shift: Shift) -> str:
+    from benchmarks.real_datasets import OFFICIAL_C, data_dir
+
+    if shift.kind != "corruption" or data.name not in OFFICIAL_C:
+        return "generated"
+    path = data_dir() / OFFICIAL_C[data.name] / f"{shift.name}.npy"
+    return f"official:{path}" if path.exists() else "generated"
+
+
+@functools.cache
+def _fingerprint(data) -> str:
+    h = hashlib.blake2b(digest_size=8)
+    h.update(data.name.encode())
+    h.update(np.ascontiguousarray(data.x_test.numpy()).tobytes())
+    h.update(np.ascontiguousarray(data.y_test.numpy()).tobytes())
+    return h.hexdigest()
+
+
+def set_size(data, shift: Shift) -> int:
+    if shift.kind == "ood":
+        return OOD_SET_SIZE.get(data.name, DEFAULT_SET_SIZE)
+    return min(SET_SIZE.get(data.name, DEFAULT_SET_SIZE), len(data.y_test))
+
+
+def cache_key(data, shift: Shift, severity: int, n: int) -> str:
+    param = None if shift.kind == "ood" else param_of(shift, data, severity)
+    spec = {
+        "data": _fingerprint(data),
+        "shift": shift.name,
+        "version": shift.version,
+        "generator": GENERATOR_VERSION,
+        "severity": severity,
+        "param": repr(param),
+        "n": n,
+        "seed": shift_seed(data.name, shift.name),
+        "source": _official_source(data, shift),
+    }
+    return hashlib.blake2b(json.dumps(spec, sort_keys=True).encode(), digest_size=8).hexdigest()
+
+
+_MEMO: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _atomic_save(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, x=x, y=y)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_shift_set(data, shift: Shift | str, severity: int, cache_dir: Path | str | None = None) -> ShiftSet:
+    """The set, from this process's memory, else the cache dir, else generated (and cached)."""
+    shift = SHIFTS.get(shift) if isinstance(shift, str) else shift
+    n = set_size(data, shift)
+    key = cache_key(data, shift, severity, n)
+    arrays = _MEMO.get(key)
+    if arrays is None and cache_dir is not None:
+        path = Path(cache_dir) / "shifts" / data.name / f"{shift.name}-s{severity}-{key}.npz"
+        if path.exists():
+            try:
+                with np.load(path) as f:
+                    arrays = (f["x"], f["y"])
+            except (OSError, ValueError, KeyError):
+                arrays = None  # unreadable: regenerate and overwrite
+        if arrays is None:
+            arrays = build_shift_set(data, shift, severity, n)
+            _atomic_save(path, *arrays)
+    elif arrays is None:
+        arrays = build_shift_set(data, shift, severity, n)
+    _MEMO[key] = arrays
+    return ShiftSet(shift.name, shift.kind, severity, arrays[0], arrays[1])
+
+
+def shift_sets(data, cache_dir: Path | str | None = None) -> list[ShiftSet]:
+    """Every corruption (at severities 1-5) and OOD set of ``data``; unavailable OOD sources
+    (a real dataset missing from the data dir) are left out."""
+    out = []
+    for shift in applicable_shifts(data):
+        for severity in SEVERITIES if shift.kind == "corruption" else (0,):
+            try:
+                out.append(load_shift_set(data, shift, severity, cache_dir))
+            except ShiftUnavailable:
+                break
+    return out
+
+
+def clear_memory() -> None:
+    """Forget the sets read in this process (tests use it to prove the disk cache is hit)."""
+    _MEMO.clear()
