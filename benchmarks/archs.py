@@ -4,11 +4,21 @@ Names carry their size (open_lth style): ``mlp_256x2`` is two hidden layers of 2
 ``cnn_32x3`` three conv-BN-ReLU layers of 32 channels, ``resnet_16x3`` a residual CNN of
 three stages (16, 32, 64 channels, one basic block each, He et al. 2016). Every factory
 takes ``(input_shape, num_classes)`` and picks 1-D or 2-D layers from the input rank.
+
+Structure for structured pruning: every arch class lists its ``unit_groups()``, explicitly
+(never inferred from module order at prune time). A group is one layer whose output units
+(conv filters / hidden neurons) may be removed: the ``producer`` layer, the BatchNorm that
+normalises its outputs (``norm``, or ``None``), and the ``consumer`` layer whose inputs
+shrink with it (``positions`` consumer inputs per unit when a flatten sits in between).
+The classifier's outputs are never a group. In ``resnet_16x3`` only the inner conv of each
+block (``conv1``/``bn1``, consumed by ``conv2``) is a group: the block outputs are tied
+across the residual additions, the usual restriction (Li et al. 2017).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -16,6 +26,23 @@ from torch import nn
 from benchmarks.registry import Registry
 
 ARCHS: Registry = Registry("architecture")
+
+
+@dataclass(frozen=True)
+class UnitGroup:
+    """Prunable units of one layer: output ``i`` of ``producer`` is channel ``i`` of ``norm``
+    and feeds inputs ``i*positions .. (i+1)*positions - 1`` of ``consumer``."""
+
+    producer: str
+    norm: str | None
+    consumer: str
+    positions: int = 1
+
+
+def unit_groups(model: nn.Module) -> list[UnitGroup]:
+    """The structured-pruning groups an architecture declares (empty if it declares none)."""
+    method = getattr(model, "unit_groups", None)
+    return method() if method is not None else []
 
 
 def build_arch(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
@@ -46,6 +73,11 @@ class MLP(nn.Module):
             fan_in = width
         layers.append(nn.Linear(fan_in, num_classes))
         self.net = nn.Sequential(*layers)
+        self.depth = depth
+
+    def unit_groups(self) -> list[UnitGroup]:
+        # net = Flatten, (Linear, ReLU) * depth, Linear: hidden Linear i sits at index 1 + 2i
+        return [UnitGroup(f"net.{1 + 2 * i}", None, f"net.{3 + 2 * i}") for i in range(self.depth)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -71,6 +103,19 @@ class SimpleCNN(nn.Module):
         with torch.no_grad():
             flat = self.features(torch.zeros(1, *input_shape)).numel()
         self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(flat, num_classes))
+        self.depth, self.positions = depth, flat // width
+
+    def unit_groups(self) -> list[UnitGroup]:
+        # features = (conv, BN, ReLU) * depth: conv i at 3i, its BN at 3i + 1
+        groups = [
+            UnitGroup(f"features.{3 * i}", f"features.{3 * i + 1}", f"features.{3 * i + 3}")
+            for i in range(self.depth - 1)
+        ]
+        last = 3 * (self.depth - 1)
+        return [
+            *groups,
+            UnitGroup(f"features.{last}", f"features.{last + 1}", "classifier.1", self.positions),
+        ]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
@@ -106,6 +151,12 @@ class ResNet(nn.Module):
         self.pool = nn.Sequential(pool(1), nn.Flatten())
         self.fc = nn.Linear(channels, num_classes)
 
+    def unit_groups(self) -> list[UnitGroup]:
+        return [
+            UnitGroup(f"blocks.{i}.conv1", f"blocks.{i}.bn1", f"blocks.{i}.conv2")
+            for i in range(len(self.blocks))
+        ]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.pool(self.blocks(self.stem(x))))
 
@@ -126,3 +177,7 @@ def cnn_32x3(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
 def resnet_16x3(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """Residual CNN, stem + three basic blocks of 16/32/64 channels, global average pool."""
     return ResNet(input_shape, num_classes, width=16, stages=3)
+
+
+# CIFAR-scale architectures of the GPU matrix register themselves into ARCHS.
+from benchmarks import cifar_archs  # noqa: E402, F401

@@ -17,21 +17,25 @@ from torch import nn
 
 from benchmarks.spec import RetrainConfig
 from benchmarks.training import TrainConfig, train
-from pruners.masks import dense_weight, prunable_modules
 
 
 def load_rewind_weights(model: nn.Module, rewind_state: dict[str, torch.Tensor]) -> None:
-    """Copy the early iterate into the model, keeping masks (``weight`` -> ``weight_orig``)."""
-    pruned = {f"{n}.weight" for n, m in prunable_modules(model).items() if hasattr(m, "weight_mask")}
+    """Copy the early iterate into the model, keeping masks.
+
+    A masked tensor ``a.weight`` (or a structured pruner's ``a.bias``, a BatchNorm's scale)
+    is stored as ``a.weight_orig`` next to its ``a.weight_mask``; the iterate's value goes
+    into ``_orig`` and is multiplied by the mask, so masked entries stay zero in storage too.
+    """
     own = model.state_dict()
     with torch.no_grad():
         for key, value in rewind_state.items():
-            target = key.replace(".weight", ".weight_orig") if key in pruned else key
+            target = key if key in own else f"{key}_orig"
+            if target not in own:
+                raise KeyError(f"rewind iterate has {key!r}, which the model does not")
             own[target].copy_(value)
-    for m in prunable_modules(model).values():  # keep masked entries zero in the stored tensor too
-        if hasattr(m, "weight_mask"):
-            with torch.no_grad():
-                dense_weight(m).mul_(m.weight_mask)
+            mask = own.get(f"{key}_mask")
+            if mask is not None:
+                own[target].mul_(mask)
 
 
 def retrain(

@@ -55,7 +55,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from torch import nn
 
-from benchmarks.archs import build_arch
+from benchmarks.archs import build_arch, unit_groups
 from benchmarks.datasets import DATASETS, load_dataset
 from benchmarks.evaluation import classification_rows, predict_logits
 from benchmarks.metrics import accuracy
@@ -67,7 +67,7 @@ TARGETS = ("prune_s", "prune_l", "prune_r", "none")
 SCORES = ("l2", "ebn")
 SCHEDULES = {"many_small": 0.01, "few_large": 0.13}  # fraction of the target removed per event
 VARIANTS = ("permanent", "noise_zero", "noise_gauss")
-SUPPORTED_ARCHS = ("mlp_256x2", "cnn_32x3")
+SUPPORTED_ARCHS = ("mlp_256x2", "cnn_32x3", "resnet_16x3", "vgg_11_bn", "resnet_18")
 NOISE_ZERO_BATCHES = 10  # X: steps a noise_zero event holds its units at zero
 PRUNE_END = 0.6  # events end at this fraction of the run's optimizer steps
 STABILITY_TRAIN = TrainConfig(
@@ -222,21 +222,23 @@ class _Layer:
 
 
 def target_layers(model: nn.Module, arch: str) -> list[_Layer]:
-    """The pruned layers: mlp_256x2's last hidden Linear; cnn_32x3's last two conv layers."""
-    if arch == "mlp_256x2":
-        linears = [m for m in model.net if isinstance(m, nn.Linear)]
-        hidden = linears[-2]
-        return [_Layer(hidden.weight, [hidden.bias], None)]
-    if arch == "cnn_32x3":
-        mods = list(model.features)
-        out = []
-        for i, m in enumerate(mods):
-            if isinstance(m, nn.Conv1d | nn.Conv2d):
-                bn = mods[i + 1]
-                extra = [bn.weight, bn.bias] + ([m.bias] if m.bias is not None else [])
-                out.append(_Layer(m.weight, extra, bn))
-        return out[-2:]
-    raise ValueError(f"arch {arch!r}: the stability study supports {', '.join(SUPPORTED_ARCHS)}")
+    """The pruned layers, from the arch's declared ``unit_groups`` (``benchmarks.archs``):
+    ``mlp_256x2`` its last hidden Linear; every other arch its last two groups (``cnn_32x3``
+    its last two conv layers; ``vgg_11_bn`` its last two convs, as Bartoldson et al. prune
+    VGG-11's last layers; residual nets the inner convs of their last two blocks)."""
+    if arch not in SUPPORTED_ARCHS:
+        raise ValueError(f"arch {arch!r}: the stability study supports {', '.join(SUPPORTED_ARCHS)}")
+    groups = unit_groups(model)
+    modules = dict(model.named_modules())
+    out = []
+    for group in groups[-1:] if arch == "mlp_256x2" else groups[-2:]:
+        producer = modules[group.producer]
+        bn = modules[group.norm] if group.norm is not None else None
+        extra = ([bn.weight, bn.bias] if bn is not None else []) + (
+            [producer.bias] if producer.bias is not None else []
+        )
+        out.append(_Layer(producer.weight, extra, bn))
+    return out
 
 
 def unit_scores(layer: _Layer, score: str) -> torch.Tensor:

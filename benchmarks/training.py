@@ -77,8 +77,13 @@ def train(
     epoch_range: tuple[int, int] | None = None,
     step_hook: StepHook | None = None,
     epoch_hook: Callable[[int], None] | None = None,
+    regularizer: Callable[[nn.Module], torch.Tensor] | None = None,
 ) -> int:
     """Train ``model`` in place; returns the number of optimizer steps taken.
+
+    ``regularizer(model)``, if given, is added to every minibatch loss (network slimming's
+    L1 penalty on BatchNorm scales); ``step_hook`` runs after every optimizer step
+    (gradual and dynamic pruning), ``epoch_hook(epoch)`` after every epoch.
 
     ``epoch_range=(a, b)`` replays epochs a..b-1 of the recipe (learning-rate rewinding,
     Renda et al. 2020): the schedule position and the data order are those of the full run.
@@ -98,6 +103,8 @@ def train(
                 group["lr"] = config.lr_at(global_step / total)
             idx = order[b * config.batch_size : (b + 1) * config.batch_size].to(x.device)
             loss = F.cross_entropy(model(x[idx]), y[idx])
+            if regularizer is not None:
+                loss = loss + regularizer(model)
             if not torch.isfinite(loss):
                 raise DivergenceError(f"non-finite training loss {loss.item()} at epoch {epoch}")
             optimizer.zero_grad(set_to_none=True)

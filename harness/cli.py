@@ -210,7 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pruners import PRUNERS
 
     ARCHS.get(args.arch), DATASETS.get(args.dataset), PRUNERS.get(args.pruner)
-    preset = load_preset(args.preset)
+    axes = load_preset(args.preset).axes_for(args.pruner)  # the pruner's recipe, overrides applied
     try:
         spec = CellSpec(
             args.arch,
@@ -219,8 +219,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             args.sparsity,
             args.seed,
             args.retrain,
-            train=preset.train,
-            retrain_config=preset.retrain_config,
+            train=axes.train,
+            retrain_config=axes.retrain_config,
         )
     except ValueError as exc:
         raise PresetError(str(exc)) from None

@@ -1,6 +1,23 @@
 """Pruning methods: one module per method, each registered in ``PRUNERS`` by a decorator."""
 
-from pruners import magnitude, random_pruning  # noqa: F401  (registration side effects)
-from pruners.base import PRUNERS, PruneContext, Pruner, get_pruner
+from pruners import (  # noqa: F401  (registration side effects)
+    ebn_filter,
+    fisher,
+    gmp,
+    grasp,
+    imp,
+    l1_filter,
+    lamp,
+    magnitude,
+    random_erk,
+    random_pruning,
+    rigl,
+    slimming,
+    snip,
+    synflow,
+    taylor,
+    undecayed,
+)
+from pruners.base import PRUNERS, DuringTrainingPruner, PruneContext, Pruner, SparseTraining, get_pruner
 
-__all__ = ["PRUNERS", "PruneContext", "Pruner", "get_pruner"]
+__all__ = ["PRUNERS", "DuringTrainingPruner", "PruneContext", "Pruner", "SparseTraining", "get_pruner"]

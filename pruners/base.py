@@ -7,7 +7,9 @@ trained dense parent; ``at_init``: chooses a mask before training from scratch;
 changing a pruner's logic invalidates its stored results.
 
 Pruners hold no I/O: everything they may look at comes in a ``PruneContext``, whose
-``batches`` are training minibatches only.
+``batches`` are training minibatches only. A during-training pruner also gets a
+``SparseTraining`` (the training split, the recipe, and for rewinding the dense parent and
+its epoch-``k`` iterate) and runs the whole sparse training itself in ``train_sparse``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.registry import Registry
+from benchmarks.training import TrainConfig
 from pruners.masks import apply_masks, masks_from_scores, prunable_modules
 
 PRUNERS: Registry = Registry("pruner")
@@ -37,6 +40,15 @@ class PruneContext:
     batches: Sequence[tuple[torch.Tensor, torch.Tensor]] = ()
     weight_decay: float = 0.0
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = field(default=F.cross_entropy)
+    input_shape: tuple[int, ...] | None = None
+
+    def example_shape(self) -> tuple[int, ...]:
+        """Shape of one input (data-free pruners need only this), from ``input_shape`` or a batch."""
+        if self.input_shape is not None:
+            return tuple(self.input_shape)
+        if len(self.batches) == 0:
+            raise ValueError("PruneContext needs input_shape or at least one batch")
+        return tuple(self.batches[0][0].shape[1:])
 
     def generator(self, salt: int = 0) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)
@@ -69,6 +81,29 @@ class ScorePruner(Pruner):
     def prune(self, model: nn.Module, sparsity: float, ctx: PruneContext) -> None:
         scores = self.scores(model, ctx)
         apply_masks(model, masks_from_scores(model, scores, sparsity, self.scope))
+
+
+@dataclass
+class SparseTraining:
+    """What a during-training pruner trains on: training split, recipe, seed, rewind points."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    config: TrainConfig
+    seed: int
+    rewind_epoch: int = 0
+    rewind_state: dict[str, torch.Tensor] | None = None
+    parent_state: dict[str, torch.Tensor] | None = None
+
+
+class DuringTrainingPruner(Pruner):
+    """Prunes inside a from-scratch training run; ``prune`` is one pruning event to ``sparsity``."""
+
+    timing: ClassVar[str] = "during_training"
+
+    @abstractmethod
+    def train_sparse(self, model: nn.Module, sparsity: float, ctx: PruneContext, run: SparseTraining) -> None:
+        """Train ``model`` (a fresh initialisation) with ``run``; it ends at ``sparsity``."""
 
 
 def register_pruner(cls: type[Pruner]) -> type[Pruner]:

@@ -77,10 +77,36 @@ def masks_from_scores(
     return out
 
 
-def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+def mask_tensor(module: nn.Module, name: str, mask: torch.Tensor, replace: bool = False) -> None:
+    """Mask ``module.<name>`` (weight, bias, BN scale ...) with ``torch.nn.utils.prune``.
+
+    The first call reparameterises the tensor (``<name>_orig * <name>_mask``); later calls
+    update the one ``<name>_mask`` buffer in place: multiplied into it (the default, so
+    pruning only adds zeros) or, with ``replace=True``, overwritten (dynamic sparse training).
+    """
+    existing = getattr(module, f"{name}_mask", None)
+    if existing is None:
+        orig = getattr(module, name)
+        prune.custom_from_mask(module, name, mask.to(device=orig.device, dtype=orig.dtype))
+        return
+    mask = mask.to(device=existing.device, dtype=existing.dtype)
+    with torch.no_grad():
+        existing.copy_(mask) if replace else existing.mul_(mask)
+        setattr(module, name, getattr(module, f"{name}_orig") * existing)  # refresh before the next forward
+
+
+def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor], replace: bool = False) -> None:
     modules = prunable_modules(model)
     for name, mask in masks.items():
-        prune.custom_from_mask(modules[name], "weight", mask.to(dense_weight(modules[name]).dtype))
+        mask_tensor(modules[name], "weight", mask, replace)
+
+
+def ensure_masks(model: nn.Module) -> None:
+    """Give every prunable layer an (all-ones) mask, so later updates need no reparameterising
+    while an optimizer holds the parameters."""
+    for module in prunable_modules(model).values():
+        if not hasattr(module, "weight_mask"):
+            prune.identity(module, "weight")
 
 
 def sparsity_stats(model: nn.Module) -> dict[str, float]:
@@ -96,7 +122,8 @@ def sparsity_stats(model: nn.Module) -> dict[str, float]:
     for module in model.modules():
         for name, p in module.named_parameters(recurse=False):
             params_total += p.numel()
-            value = p * module.weight_mask if name == "weight_orig" else p
+            mask = getattr(module, name[: -len("_orig")] + "_mask", None) if name.endswith("_orig") else None
+            value = p * mask if mask is not None else p
             params_nonzero += int(torch.count_nonzero(value).item())
     return {
         "achieved_sparsity": 1.0 - prunable_kept / prunable_total,
@@ -105,3 +132,15 @@ def sparsity_stats(model: nn.Module) -> dict[str, float]:
         "params_total": float(params_total),
         "params_nonzero": float(params_nonzero),
     }
+
+
+def refresh_masked(model: nn.Module) -> None:
+    """Recompute every masked tensor attribute (``weight = weight_orig * weight_mask``) as a
+    graph leaf. After a training step the attribute still holds the last forward's non-leaf
+    product, which ``copy.deepcopy`` refuses; the next forward recomputes it either way."""
+    with torch.no_grad():
+        for module in model.modules():
+            for buffer, mask in list(module.named_buffers(recurse=False)):
+                if buffer.endswith("_mask"):
+                    name = buffer[: -len("_mask")]
+                    setattr(module, name, getattr(module, f"{name}_orig") * mask)

@@ -37,9 +37,19 @@ def test_smoke_metrics_have_all_phases_and_achieved_sparsity(smoke_results):
         index="cell_id", columns="phase", values="value"
     )
     assert (sparsity["dense"] == 0).all()
-    target = cells.loc[sparsity.index, "sparsity"]
-    np.testing.assert_allclose(sparsity["pruned"], target, atol=1e-3)
     np.testing.assert_allclose(sparsity["retrained"], sparsity["pruned"])
+    # unstructured: the fraction of prunable weights; structured: the fraction of units
+    units = metrics[metrics.metric == "unit_sparsity"].pivot_table(
+        index="cell_id", columns="phase", values="value"
+    )
+    structured = cells.index[cells.pruner_kind == "structured"]
+    assert len(structured) and set(structured) == set(units.index)
+    unstructured = cells.index[cells.pruner_kind == "unstructured"]
+    np.testing.assert_allclose(
+        sparsity.loc[unstructured, "pruned"], cells.loc[unstructured, "sparsity"], atol=1e-3
+    )
+    np.testing.assert_allclose(units.loc[structured, "pruned"], cells.loc[structured, "sparsity"], atol=0.04)
+    assert (sparsity.loc[structured, "pruned"] >= units.loc[structured, "pruned"] - 1e-9).all()
 
 
 def test_per_class_recall_is_consistent_with_accuracy(smoke_results):
