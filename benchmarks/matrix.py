@@ -231,7 +231,18 @@ def apply_filters(cells: list[CellSpec], filters: list[str]) -> list[CellSpec]:
         if not sep or key not in valid:
             raise PresetError(f"--filter {f!r}: expected KEY=GLOB with KEY one of: {', '.join(valid)}")
         parsed.append((key, pattern))
-    return [c for c in cells if all(fnmatch.fnmatchcase(str(getattr(c, k)), p) for k, p in parsed)]
+    return [c for c in cells if all(fnmatch.fnmatchcase(str(_filter_field(c, k)), p) for k, p in parsed)]
+
+
+STABILITY_FILTER_FIELDS = {"pruner": "target", "sparsity": "final_fraction"}
+
+
+def _filter_field(cell, key: str):
+    """A cell's value for ``--filter``; stability runs answer ``pruner`` with their target and
+    ``sparsity`` with their final fraction, as the cells table stores them."""
+    if getattr(cell, "study", "prune") == "stability":
+        key = STABILITY_FILTER_FIELDS.get(key, key)
+    return getattr(cell, key, None)
 
 
 def _overrides(raw: dict, text: str, path: Path, train: TrainConfig, retrain_config: RetrainConfig) -> tuple:

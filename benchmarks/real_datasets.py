@@ -262,3 +262,30 @@ def official_corruption(
     per = len(images) // 5
     y = np.load(labels)[(severity - 1) * per : severity * per].astype(np.int64)
     return np.asarray(images[(severity - 1) * per : severity * per]), y
+
+
+def _declare_sizes() -> None:
+    """What the GPU-hour estimate needs without the files: input shape, classes, training
+    examples and examples evaluated per phase (train + test + the generated shift sets:
+    19 corruption types x 5 severities and the OOD pairs, ``DEFAULT_SET_SIZE`` each)."""
+    from benchmarks.shifts.sets import DEFAULT_SET_SIZE
+
+    sizes = {  # name: (input shape, classes, official train, official test, OOD sets)
+        "cifar10": ((3, 32, 32), 10, 50_000, 10_000, 2),
+        "cifar100": ((3, 32, 32), 100, 50_000, 10_000, 2),
+        "svhn": ((3, 32, 32), 10, 73_257, 26_032, 1),
+        "mnist": ((1, 28, 28), 10, 60_000, 10_000, 1),
+        "fashion_mnist": ((1, 28, 28), 10, 60_000, 10_000, 1),
+    }
+    for name, (shape, classes, n_train, n_test, ood) in sizes.items():
+        train = n_train - min(VAL_SIZE, n_train // 10)
+        corruption_sets = 19 * 5 if shape[0] == 3 else 7 * 5
+        DATASETS.get(name).meta = {
+            "input_shape": shape,
+            "classes": classes,
+            "train": train,
+            "eval": train + n_test + (corruption_sets + ood) * DEFAULT_SET_SIZE,
+        }
+
+
+_declare_sizes()

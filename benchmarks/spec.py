@@ -45,7 +45,7 @@ class ParentSpec:
     rewind_epoch: int = 2
 
     def to_dict(self) -> dict:
-        return {"spec_version": SPEC_VERSION, **asdict(self)}
+        return {"spec_version": SPEC_VERSION, **asdict(self), "train": self.train.as_dict()}
 
     @property
     def id(self) -> str:
@@ -75,7 +75,7 @@ class CellSpec:
         return ParentSpec(self.arch, self.dataset, self.seed, self.train, self.retrain_config.rewind_epoch)
 
     def to_dict(self) -> dict:
-        return {"spec_version": SPEC_VERSION, **asdict(self)}
+        return {"spec_version": SPEC_VERSION, **asdict(self), "train": self.train.as_dict()}
 
     def cell_id(self, pruner_version: str) -> str:
         return "c" + content_id({**self.to_dict(), "pruner_version": pruner_version})

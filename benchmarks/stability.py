@@ -112,7 +112,7 @@ class StabilitySpec:
             raise ValueError(f"final_fraction {self.final_fraction} is outside (0, 1)")
 
     def to_dict(self) -> dict:
-        return {"stability_version": STABILITY_VERSION, **asdict(self)}
+        return {"stability_version": STABILITY_VERSION, **asdict(self), "train": self.train.as_dict()}
 
     def cell_id(self) -> str:
         return "s" + content_id(self.to_dict())

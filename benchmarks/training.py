@@ -37,8 +37,11 @@ class TrainConfig:
     optimizer: str = "adam"
     momentum: float = 0.9
     schedule: str = "cosine"
+    augment: str = "none"
 
     def __post_init__(self) -> None:
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment {self.augment!r} is not one of: {', '.join(AUGMENTATIONS)}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer {self.optimizer!r} is not one of: adam, sgd")
         if self.schedule not in ("cosine", "constant"):
@@ -47,13 +50,42 @@ class TrainConfig:
             raise ValueError("epochs must be >= 0, batch_size >= 1 and lr > 0")
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """Fields as a dict; ``augment`` is left out while ``"none"``, so the ids of specs
+        written before it existed stay valid (content ids hash this dict)."""
+        d = asdict(self)
+        if d["augment"] == "none":
+            del d["augment"]
+        return d
 
     def lr_at(self, progress: float) -> float:
         """Learning rate when a fraction ``progress`` in [0, 1] of the schedule is done."""
         if self.schedule == "constant":
             return self.lr
         return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+
+
+AUGMENTATIONS = ("none", "crop_flip")
+CROP_PADDING = 4
+
+
+def crop_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random crop after zero padding by 4 and random horizontal flip, for a batch of images
+    ``(N, C, H, W)`` on its own device (the CIFAR augmentation of He et al. 2016), batched:
+    one gather per batch, no per-sample Python work."""
+    if x.dim() != 4:
+        return x  # sequences and vectors are not augmented
+    n, _, h, w = x.shape
+    p = CROP_PADDING
+    padded = F.pad(x, (p, p, p, p))
+    dy = torch.randint(0, 2 * p + 1, (n,), generator=generator).to(x.device)
+    dx = torch.randint(0, 2 * p + 1, (n,), generator=generator).to(x.device)
+    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device)[None]).view(n, 1, h, 1)
+    cols = dx[:, None] + torch.arange(w, device=x.device)[None]
+    cols = torch.where(flip[:, None], cols.flip(1), cols).view(n, 1, 1, w)
+    batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+    channel = torch.arange(x.shape[1], device=x.device).view(1, -1, 1, 1)
+    return padded[batch, channel, rows, cols]
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -97,12 +129,14 @@ def train(
     model.train()
     for epoch in range(start, stop):
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        augment_gen = torch.Generator().manual_seed(seed * 100_003 + epoch + 7_777_777)
         for b in range(per_epoch):
             global_step = epoch * per_epoch + b
             for group in optimizer.param_groups:
                 group["lr"] = config.lr_at(global_step / total)
             idx = order[b * config.batch_size : (b + 1) * config.batch_size].to(x.device)
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+            inputs = x[idx] if config.augment == "none" else crop_flip(x[idx], augment_gen)
+            loss = F.cross_entropy(model(inputs), y[idx])
             if regularizer is not None:
                 loss = loss + regularizer(model)
             if not torch.isfinite(loss):

@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from benchmarks.matrix import apply_filters, load_preset
 from benchmarks.spec import CellSpec, canonical_json
+from harness.estimate import cell_epochs
 from harness.executors import Executor, LocalExecutor, describe_executor
 from harness.storage import ResultsStore
 from harness.tasks import CellOutcome, cell_task, parent_task, spec_id
@@ -59,7 +60,8 @@ def run_all(
     cells = apply_filters(spec.expand(), filters or [])
     executor = executor or LocalExecutor(workers)
     store = ResultsStore(results_dir)
-    store.prepare()
+    if not dry_run:
+        store.prepare()  # a dry run only reads what is there, and writes nothing
     todo = plan(cells, store, retry_failed)
     summary = RunSummary(total=len(cells), stored_before=len(cells) - len(todo), ran=0)
     echo(
@@ -82,6 +84,8 @@ def run_all(
             for _ in executor.map_unordered(parent_task_safe, jobs):
                 bar.update()
 
+    # longest first (LPT scheduling): the costly from-scratch cells do not trail at the end
+    todo = sorted(todo, key=lambda c: -cell_epochs(c, c.train.epochs))
     jobs = [(canonical_json(c.to_dict()), results_dir, spec.name, device, retry_failed) for c in todo]
     with tqdm(total=len(jobs), desc="cells", unit="cell") as bar:
         for outcome in executor.map_unordered(cell_task, jobs):

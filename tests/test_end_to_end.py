@@ -24,13 +24,24 @@ def test_smoke_run_stores_every_cell_ok(smoke_results):
     assert (cells.status == "ok").all()
     for col in ("torch_version", "git_commit", "host", "device", "schema_version"):
         assert cells[col].notna().all()
-    assert (cells.total_s > 0).all() and (cells.dense_train_s > 0).all()
+    assert (cells.total_s > 0).all()
+    prune, stability = cells[cells.study == "prune"], cells[cells.study == "stability"]
+    assert (prune.dense_train_s > 0).all() and prune.parent_id.notna().all()
+    assert len(stability) and stability.parent_id.isna().all()
+    assert set(stability.variant) == {"permanent", "none"} and set(stability.pruner) == {"prune_l", "none"}
+
+
+def prune_tables(root):
+    """Cells and metrics of the pruning study (the stability study's runs left out)."""
+    cells = pd.read_parquet(root / "cells")
+    cells = cells[cells.study == "prune"].set_index("cell_id")
+    metrics = pd.read_parquet(root / "metrics")
+    return cells, metrics[metrics.cell_id.isin(cells.index)]
 
 
 def test_smoke_metrics_have_all_phases_and_achieved_sparsity(smoke_results):
     root, _ = smoke_results
-    cells = pd.read_parquet(root / "cells").set_index("cell_id")
-    metrics = pd.read_parquet(root / "metrics")
+    cells, metrics = prune_tables(root)
     assert set(metrics.phase) == {"dense", "pruned", "retrained"}
     assert {"train", "test", "model"} <= set(metrics.eval_set)
     sparsity = metrics[metrics.metric == "achieved_sparsity"].pivot_table(
@@ -54,9 +65,8 @@ def test_smoke_metrics_have_all_phases_and_achieved_sparsity(smoke_results):
 
 def test_per_class_recall_is_consistent_with_accuracy(smoke_results):
     root, _ = smoke_results
-    cells = pd.read_parquet(root / "cells").set_index("cell_id")
-    metrics = pd.read_parquet(root / "metrics")
-    test = metrics[metrics.eval_set == "test"]
+    cells, metrics = prune_tables(root)
+    test = metrics[(metrics.eval_set == "test") & (metrics.kind == "clean")]
     checked = 0
     for (cell_id, _phase), group in test.groupby(["cell_id", "phase"]):
         data = load_dataset(cells.loc[cell_id, "dataset"])
@@ -79,9 +89,17 @@ def test_second_run_runs_zero_cells(smoke_results):
 
 def test_dense_parent_is_trained_once_per_arch_dataset_seed(smoke_results):
     root, _ = smoke_results
-    cells = pd.read_parquet(root / "cells")
+    cells, _ = prune_tables(root)
+    cells = cells.reset_index()
     parents = list((root / "parents").iterdir())
-    assert len(parents) == cells.groupby(["arch", "dataset", "seed"]).ngroups == cells.parent_id.nunique()
+    cells["recipe"] = [json.dumps(json.loads(s)["train"], sort_keys=True) for s in cells.spec_json]
+    # one parent per (arch, dataset, seed, dense recipe), shared by every pruner and sparsity
+    assert (
+        len(parents)
+        == cells.groupby(["arch", "dataset", "seed", "recipe"]).ngroups
+        == cells.parent_id.nunique()
+    )
+    assert (cells.groupby("parent_id")[["arch", "dataset", "seed", "recipe"]].nunique() == 1).all().all()
     dense = pd.read_parquet(root / "metrics").query("phase == 'dense' and metric == 'accuracy'")
     # every cell of one parent carries the same dense numbers
     merged = dense.merge(cells[["cell_id", "parent_id"]], on="cell_id")
@@ -158,3 +176,14 @@ def test_dry_run_and_filters_write_no_cells(tmp_path, capsys):
     n = len(preset.archs) * len(preset.sparsities) * len(preset.seeds) * len(preset.retrain)
     assert code == 0 and f"{n} cells, 0 already stored, {n} to run" in out
     assert not list((tmp_path / "cells").glob("*.parquet"))
+    assert not tmp_path.exists() or not any(tmp_path.iterdir()), "a dry run writes nothing"
+
+
+def test_full_preset_dry_run_prints_cell_count_and_gpu_hours(tmp_path, capsys):
+    code = main(["run-all", "--preset", "full", "--dry-run", "--results", str(tmp_path / "r")])
+    out = capsys.readouterr().out
+    n = len(load_preset("full").expand())
+    assert code == 0 and f"{n} cells, 0 already stored, {n} to run" in out
+    hours = float(out.split("about ")[1].split(" GPU hours")[0])
+    assert hours > 100, "160-epoch CIFAR training of thousands of cells is hundreds of GPU hours"
+    assert not (tmp_path / "r").exists()

@@ -75,6 +75,9 @@ def test_filters():
     cells = load_preset("smoke").expand()
     kept = apply_filters(cells, ["pruner=*magnitude", "sparsity=0.9"])
     assert kept and all(c.pruner.endswith("magnitude") and c.sparsity == 0.9 for c in kept)
+    stability = apply_filters(cells, ["study=stability", "pruner=prune_l"])
+    assert stability and all(c.target == "prune_l" for c in stability)
+    assert not apply_filters(cells, ["study=stability", "retrain=finetune"])
     with pytest.raises(PresetError, match="KEY=GLOB"):
         apply_filters(cells, ["colour=red"])
 

@@ -8,7 +8,7 @@ from benchmarks.evaluation import evaluate, evaluation_sets
 from benchmarks.shifts import SHIFTS, applicable_shifts, build_shift_set, clear_memory, shift_sets
 from benchmarks.shifts import sets as shift_sets_module
 from benchmarks.shifts.image import size_class
-from benchmarks.shifts.sets import stratified_subset
+from benchmarks.shifts.sets import SET_SIZE, stratified_subset
 
 CIFAR_C_15 = {
     "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
@@ -90,8 +90,9 @@ def test_digits_shift_sets_shapes_labels_and_standardisation():
         assert s.x.dtype == np.float32 and s.x.shape[1:] == (1, 8, 8)
         if s.kind == "ood":
             assert (s.y == -1).all() and s.severity == 0
-        else:
-            assert np.bincount(s.y, minlength=10).tolist() == [10] * 10
+        else:  # class-stratified: SET_SIZE["digits"] examples, the same number per class
+            per_class = SET_SIZE["digits"] // 10
+            assert np.bincount(s.y, minlength=10).tolist() == [per_class] * 10
     mean, std = data.pixel_stats[0][0], data.pixel_stats[1][0]
     lo, hi = (0 - mean) / std, (1 - mean) / std
     assert all(s.x.min() >= lo - 1e-5 and s.x.max() <= hi + 1e-5 for s in sets)

@@ -32,7 +32,7 @@ GENERATOR_VERSION = "1"
 # Examples per (shift, severity) set (a class-stratified subset of the test split, or as many
 # regenerated) and per OOD set. The embedded datasets keep sets small so that a phase's whole
 # evaluation stays one fast forward pass (digits: 26 types x 5 severities x 100 = 13,000 inputs).
-SET_SIZE = {"digits": 100, "mnist1d": 100, "mnist1d_hard": 100}
+SET_SIZE = {"digits": 60, "mnist1d": 100, "mnist1d_hard": 100}
 OOD_SET_SIZE = {"digits": 200, "mnist1d": 200, "mnist1d_hard": 200}
 DEFAULT_SET_SIZE = 1000  # other (real) datasets, evaluated on a GPU
 
