@@ -12,7 +12,9 @@ Learning-rate schedules, with ``t`` the fraction of the run done:
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -88,6 +90,21 @@ def crop_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return padded[batch, channel, rows, cols]
 
 
+def accelerated(model: nn.Module, x: torch.Tensor) -> tuple[Callable, Callable]:
+    """(forward, autocast context) for training on ``x``'s device.
+
+    On CUDA: bf16 autocast, channels_last for images, and ``torch.compile`` when the
+    environment sets ``PRUNEBENCH_COMPILE=1``. On CPU: the plain model and no autocast, so
+    CPU runs stay bit for bit what they were.
+    """
+    if x.device.type != "cuda":
+        return model, contextlib.nullcontext
+    if x.dim() == 4:
+        model.to(memory_format=torch.channels_last)
+    forward = torch.compile(model) if os.environ.get("PRUNEBENCH_COMPILE") == "1" else model
+    return forward, lambda: torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+
+
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adam":
@@ -122,6 +139,7 @@ def train(
     """
     start, stop = epoch_range if epoch_range is not None else (0, config.epochs)
     optimizer = make_optimizer(model, config)
+    forward, autocast = accelerated(model, x)
     n = x.shape[0]
     per_epoch = steps_per_epoch(n, config.batch_size)
     total = per_epoch * max(config.epochs, 1)
@@ -136,7 +154,8 @@ def train(
                 group["lr"] = config.lr_at(global_step / total)
             idx = order[b * config.batch_size : (b + 1) * config.batch_size].to(x.device)
             inputs = x[idx] if config.augment == "none" else crop_flip(x[idx], augment_gen)
-            loss = F.cross_entropy(model(inputs), y[idx])
+            with autocast():
+                loss = F.cross_entropy(forward(inputs).float(), y[idx])
             if regularizer is not None:
                 loss = loss + regularizer(model)
             if not torch.isfinite(loss):
