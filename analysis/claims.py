@@ -18,10 +18,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analysis import generalization_stability, intensification, per_class, potential, retrain_recipe
-from analysis.load import load_results
+from analysis.load import load_claim_results
 from analysis.table import finalize, render_markdown, render_text, summarize
 
 CLAIM_IDS = (
@@ -51,7 +52,8 @@ def analyze_frames(cells: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataF
     rows += retrain_recipe.analyze(cells, metrics)
     table = finalize(rows)
     order = {c: i for i, c in enumerate(CLAIM_IDS)}
-    table = table.iloc[sorted(range(len(table)), key=lambda i: (order.get(table["claim"].iloc[i], 99), i))]
+    rank = np.array([order.get(c, 99) for c in table["claim"].tolist()], dtype=np.int64)
+    table = table.iloc[np.argsort(rank, kind="stable")]  # by claim order, then row order
     return table.reset_index(drop=True), per_class_table
 
 
@@ -67,22 +69,22 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
         raise
 
 
+def _json_value(v):
+    if (
+        v is pd.NA
+        or v is None
+        or (isinstance(v, float) and math.isnan(v))
+        or (isinstance(v, float) and math.isinf(v))
+    ):
+        return None
+    return v.item() if hasattr(v, "item") else v
+
+
 def _json_records(df: pd.DataFrame) -> list[dict]:
-    out = []
-    for rec in df.astype(object).to_dict(orient="records"):
-        clean = {}
-        for k, v in rec.items():
-            if (
-                v is pd.NA
-                or v is None
-                or (isinstance(v, float) and math.isnan(v))
-                or (isinstance(v, float) and math.isinf(v))
-            ):
-                clean[k] = None
-            else:
-                clean[k] = v.item() if hasattr(v, "item") else v
-        out.append(clean)
-    return out
+    """Rows as dicts of plain Python values, NaN / inf / NA as None (built column by column)."""
+    cols = [[_json_value(v) for v in df[c].astype(object).tolist()] for c in df.columns]
+    names = list(df.columns)
+    return [dict(zip(names, vals, strict=True)) for vals in zip(*cols, strict=True)] if names else []
 
 
 def write_claims(table: pd.DataFrame, out_dir: Path, per_class_table: pd.DataFrame | None = None) -> None:
@@ -95,7 +97,7 @@ def write_claims(table: pd.DataFrame, out_dir: Path, per_class_table: pd.DataFra
 
 def run_analysis(results_dir: str | Path, out_dir: str | Path | None = None) -> pd.DataFrame:
     """Analyse a results directory; write and return the claims table."""
-    cells, metrics = load_results(results_dir)
+    cells, metrics = load_claim_results(results_dir)
     table, per_class_table = analyze_frames(cells, metrics)
     write_claims(
         table, Path(out_dir) if out_dir is not None else Path(results_dir) / "claims", per_class_table

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.load import prune_cells, recalls, scalar
+from analysis.load import group_positions, prune_cells, recalls, scalar
 from analysis.stats import TestResult, ols_cluster, one_sample_t, slope, wilcoxon_signed_rank
 from analysis.table import make_row, missing_row
 
@@ -108,16 +108,29 @@ def class_measures(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def cell_distortion(cm: pd.DataFrame) -> pd.DataFrame:
-    """``alpha`` and ``b`` per cell (``cell_id`` column) of a ``class_measures`` table."""
-    recs = [
-        {
-            "cell_id": cid,
-            "alpha": intensification_ratio(g["d"], g["rho"]),
-            "b": distortion_slope(g["d"], g["rho"]),
-        }
-        for cid, g in cm.groupby("cell_id", sort=False)
-    ]
-    return pd.DataFrame(recs, columns=["cell_id", "alpha", "b"])
+    """``alpha`` and ``b`` per cell (``cell_id`` column) of a ``class_measures`` table.
+
+    ``intensification_ratio`` and ``distortion_slope`` of each cell's classes, vectorised over
+    cells (a cells x classes matrix, NaN-padded; cells in order of first appearance)."""
+    if cm.empty:
+        return pd.DataFrame(columns=["cell_id", "alpha", "b"])
+    codes, ids = pd.factorize(cm["cell_id"], sort=False)
+    pos = pd.Series(codes).groupby(codes).cumcount().to_numpy()
+    shape = (len(ids), int(pos.max()) + 1)
+    D, R = np.full(shape, np.nan), np.full(shape, np.nan)
+    D[codes, pos], R[codes, pos] = cm["d"].to_numpy(float), cm["rho"].to_numpy(float)
+    fin = np.isfinite(D) & np.isfinite(R)
+    ok = fin & (R != 1.0)
+    n_ok = ok.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alpha = np.where(n_ok > 0, (ok & is_intensified(np.where(ok, D, 0.0), R)).sum(1) / n_ok, np.nan)
+        n = fin.sum(1)
+        x, y = np.where(fin, R - 1.0, 0.0), np.where(fin, D, 0.0)
+        xc = np.where(fin, x - (x.sum(1) / n)[:, None], 0.0)
+        yc = np.where(fin, y - (y.sum(1) / n)[:, None], 0.0)
+        sxx = (xc**2).sum(1)
+        b = np.where((n >= 2) & (sxx > 0), (xc * yc).sum(1) / sxx, np.nan)
+    return pd.DataFrame({"cell_id": np.asarray(ids, dtype=object), "alpha": alpha, "b": b})
 
 
 def cell_measures(cells: pd.DataFrame, metrics: pd.DataFrame, cm: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -214,15 +227,13 @@ def analyze(cells: pd.DataFrame, metrics: pd.DataFrame) -> list[dict]:
     rows: list[dict] = []
 
     # intensification per (pruner, arch, dataset, sparsity), then pooled per (pruner, sparsity)
-    for (pr, ar, ds, sp), g in pl.groupby(["pruner", "arch", "dataset", "sparsity"]):
+    scope_keys = ["pruner", "arch", "dataset", "sparsity"]
+    class_groups = dict(group_positions(cm_class, scope_keys))
+    cm_reg = cm_class[["d", "rho", "parent_id"]]  # the columns the pooled regression reads
+    for (pr, ar, ds, sp), g in pl.groupby(scope_keys):
         scope = {"pruner": pr, "arch": ar, "dataset": ds, "sparsity": sp}
         rows += _alpha_tests("intensification", g["alpha"], g["b"], +1, scope, "seeds")
-        gc = cm_class[
-            (cm_class.pruner == pr)
-            & (cm_class.arch == ar)
-            & (cm_class.dataset == ds)
-            & (cm_class.sparsity == sp)
-        ]
+        gc = cm_reg.iloc[class_groups.get((pr, ar, ds, sp), np.array([], dtype=int))]
         rows.append(_pooled_regression("intensification", gc, scope))
     for (pr, sp), g in pl.groupby(["pruner", "sparsity"]):
         if g[["arch", "dataset"]].drop_duplicates().shape[0] < 2:

@@ -71,6 +71,106 @@ def load_results(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return cells, metrics
 
 
+CLAIM_PHASES = ("dense", "retrained")
+SKIP_ACCURACY_SETS = ("train", "val", "model")
+CELL_TYPES = {"sparsity": pa.float64(), "seed": pa.int64()}
+CELL_SCHEMA = pa.schema([(c, CELL_TYPES.get(c, pa.string())) for c in CELL_COLUMNS])
+METRIC_SCHEMA = pa.schema(
+    [
+        ("cell_id", pa.string()),
+        ("phase", pa.string()),
+        ("eval_set", pa.string()),
+        ("kind", pa.string()),
+        ("severity", pa.int64()),
+        ("metric", pa.string()),
+        ("class", pa.int64()),
+        ("step", pa.int64()),
+        ("value", pa.float64()),
+    ]
+)
+
+
+def _claim_filter(stability_ids: list[str]):
+    """The metric rows the claim modules read, as a pyarrow expression (``claim_rows`` in pandas)."""
+    import pyarrow.compute as pc
+
+    f = pc.field
+    phase = f("phase").isin(list(CLAIM_PHASES))
+    acc = (f("metric") == "accuracy") & f("class").is_null() & ~f("eval_set").isin(list(SKIP_ACCURACY_SETS))
+    rec = (f("metric") == "recall") & (f("eval_set") == "test") & (f("kind") == "clean")
+    params = (f("phase") == "dense") & (f("metric") == "params_total")
+    return (phase & (acc | rec)) | params | f("cell_id").isin(stability_ids)
+
+
+def claim_rows(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``metrics`` the claim modules use (the others never change a claims row):
+    dense/retrained whole-set accuracy on every evaluation set but train/val/model, clean test
+    per-class recall, the dense parameter count, and every row of a stability-study cell."""
+    phase = metrics["phase"].isin(CLAIM_PHASES)
+    acc = (
+        (metrics["metric"] == "accuracy")
+        & metrics["class"].isna()
+        & metrics["eval_set"].notna()
+        & ~metrics["eval_set"].isin(SKIP_ACCURACY_SETS)
+    )
+    rec = (metrics["metric"] == "recall") & (metrics["eval_set"] == "test") & (metrics["kind"] == "clean")
+    params = (metrics["phase"] == "dense") & (metrics["metric"] == "params_total")
+    stab = cells.loc[cells["study"] == "stability", "cell_id"] if "study" in cells else []
+    keep = (phase & (acc | rec)) | params | metrics["cell_id"].isin(set(stab))
+    return metrics[keep.fillna(False).astype(bool)].reset_index(drop=True)
+
+
+def _scan(directory: Path, schema: pa.Schema) -> pd.DataFrame | None:
+    """``read_table(directory, schema.names)`` in one multi-file scan (absent columns null);
+    None when the files do not fit ``schema`` (the caller falls back to ``read_table``)."""
+    import pyarrow.dataset as ds
+
+    files = sorted(str(p) for p in directory.glob("*.parquet") if not p.name.startswith("."))
+    if not files:
+        return None
+    try:
+        df = ds.dataset(files, schema=schema, format="parquet").to_table().to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    return _absent_as_none(df, files[0])
+
+
+def _absent_as_none(df: pd.DataFrame, first_file: str) -> pd.DataFrame:
+    """A column the (first) file does not hold and that is all null: None, as ``read_table`` fills it."""
+    present = set(pq.read_schema(first_file).names)
+    for c in df.columns:
+        if c not in present and df[c].isna().all():
+            df[c] = None
+    return df
+
+
+def load_claim_results(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``load_results`` restricted to the metric rows the claims use (``claim_rows``), with the
+    filter pushed into the Parquet scan: the claims table is the same as from ``load_results``."""
+    import pyarrow.dataset as ds
+
+    root = Path(results_dir)
+    cells = _scan(root / "cells", CELL_SCHEMA)
+    cells = read_table(root / "cells", CELL_COLUMNS) if cells is None else cells
+    cells = cells[cells["status"].fillna("ok") == "ok"].reset_index(drop=True)
+    files = sorted(str(p) for p in (root / "metrics").glob("*.parquet") if not p.name.startswith("."))
+    stab = [str(c) for c in cells.loc[cells["study"] == "stability", "cell_id"]]
+    if not files:
+        return cells, pd.DataFrame({c: [] for c in METRIC_COLUMNS})
+    try:
+        table = ds.dataset(files, schema=METRIC_SCHEMA, format="parquet").to_table(
+            columns=METRIC_COLUMNS, filter=_claim_filter(stab)
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        # files of an incompatible schema: read everything, filter in pandas
+        metrics = read_table(root / "metrics", METRIC_COLUMNS)
+        metrics = metrics[metrics["cell_id"].isin(set(cells["cell_id"]))]
+        return cells, claim_rows(cells, metrics)
+    metrics = _absent_as_none(table.to_pandas(), files[0])
+    metrics = metrics[metrics["cell_id"].isin(set(cells["cell_id"]))].reset_index(drop=True)
+    return cells, metrics
+
+
 def prune_cells(cells: pd.DataFrame) -> pd.DataFrame:
     """Cells of the one-shot pruning study (``study == 'prune'``, or no study recorded)."""
     study = cells["study"] if "study" in cells else pd.Series("prune", index=cells.index)
@@ -148,6 +248,30 @@ def recalls(metrics: pd.DataFrame, phase: str, eval_set: str = "test") -> pd.Dat
 def seed_level(df: pd.DataFrame, keys: list[str], value_cols: list[str]) -> pd.DataFrame:
     """Average ``value_cols`` over retraining recipes (and duplicates) within ``keys`` (+ seed)."""
     return df.groupby(keys, dropna=False, as_index=False)[value_cols].mean(numeric_only=True)
+
+
+def group_positions(df: pd.DataFrame, keys: list[str] | str):
+    """``[(key, positions)]`` of ``df.groupby(keys)`` (sorted keys, NaN keys dropped), with
+    ``positions`` the row positions of the group in frame order: the groups ``groupby``
+    iterates, without building a sub-frame per group."""
+    if len(df) == 0:
+        return []
+    codes = df.groupby(keys, sort=True).ngroup().to_numpy()
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    order, sorted_codes = order[sorted_codes >= 0], sorted_codes[sorted_codes >= 0]
+    if order.size == 0:
+        return []
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+    parts = np.split(order, starts[1:])
+    cols = [keys] if isinstance(keys, str) else list(keys)
+    first = df.iloc[order[starts]][cols]
+    values = [first[c].tolist() for c in cols]
+    out = []
+    for i, pos in enumerate(parts):
+        key = values[0][i] if isinstance(keys, str) else tuple(v[i] for v in values)
+        out.append((key, pos))
+    return out
 
 
 def rng_for(*key: object) -> np.random.Generator:

@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.load import prune_cells, recalls, scalar
-from analysis.stats import TestResult, bh, welch
+from analysis.load import group_positions, prune_cells, recalls, scalar
+from analysis.stats import TestResult, bh, welch, welch_many
 from analysis.table import ALPHA, make_row, missing_row
 
 CLAIM = "per_class_damage"
@@ -54,39 +54,59 @@ def class_tests(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     a0, a1 = scalar(metrics, "dense", "accuracy"), scalar(metrics, "retrained", "accuracy")
     if pc.empty or r0.empty or r1.empty:
         return pd.DataFrame()
-    pc = pc[pc.cell_id.isin(r0.index) & pc.cell_id.isin(r1.index)]
+    pc = pc[pc.cell_id.isin(r0.index) & pc.cell_id.isin(r1.index)].reset_index(drop=True)
+    cids, parents = pc["cell_id"].to_numpy(), pc["parent_id"].to_numpy()
+    R0, R1 = r0.to_numpy(float), r1.to_numpy(float)
+    row0 = pd.Series(np.arange(len(r0)), index=r0.index)
+    row1 = pd.Series(np.arange(len(r1)), index=r1.index).reindex(cids).to_numpy()
+    A0 = a0.reindex(cids).to_numpy(float)
+    A1 = a1.reindex(cids).to_numpy(float)
+    cols1 = {c: j for j, c in enumerate(r1.columns)}
     out = []
-    for (pr, ar, ds, sp), g in pc.groupby(["pruner", "arch", "dataset", "sparsity"]):
-        parents = g.drop_duplicates("parent_id")
-        dense_r = r0.loc[parents["cell_id"]].to_numpy()
-        dense_a = a0.reindex(parents["cell_id"]).to_numpy()
+    for (pr, ar, ds, sp), gi in group_positions(pc, ["pruner", "arch", "dataset", "sparsity"]):
+        # dense population: the seeds' parents, in order of first appearance
+        _, first = np.unique(parents[gi], return_index=True)
+        dense_i = gi[np.sort(first)]
+        dense_r = R0[row0.reindex(cids[dense_i]).to_numpy()]
+        dense_a = A0[dense_i]
         # pruned population: one model per seed (recipes averaged)
-        pr_r = r1.loc[g["cell_id"]].groupby(g["parent_id"].to_numpy()).mean()
-        pr_a = a1.reindex(g["cell_id"]).groupby(g["parent_id"].to_numpy()).mean()
-        recs = []
+        codes, uniq = pd.factorize(parents[gi], sort=True)
+        cnt_r = np.zeros((len(uniq), R1.shape[1]))
+        sum_r = np.zeros_like(cnt_r)
+        vals = R1[row1[gi]]
+        np.add.at(sum_r, codes, np.nan_to_num(vals))
+        np.add.at(cnt_r, codes, np.isfinite(vals))
+        va = A1[gi]
+        sum_a, cnt_a = np.zeros(len(uniq)), np.zeros(len(uniq))
+        np.add.at(sum_a, codes, np.nan_to_num(va))
+        np.add.at(cnt_a, codes, np.isfinite(va))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pr_r, pr_a = sum_r / cnt_r, sum_a / cnt_a
+        samples, classes = [], []
         for j, c in enumerate(r0.columns):
-            if c not in pr_r.columns:
+            if c not in cols1:
                 continue
-            x0, xp = class_shift_samples(dense_r[:, j], dense_a, pr_r[c].to_numpy(), pr_a.to_numpy())
-            res = welch_class_test(x0, xp)
-            recs.append(
-                {
-                    "pruner": pr,
-                    "arch": ar,
-                    "dataset": ds,
-                    "sparsity": sp,
-                    "class": int(c),
-                    "shift": res.estimate,
-                    "t": res.statistic,
-                    "p": res.p,
-                    "n_dense": int(np.isfinite(x0).sum()),
-                    "n_pruned": int(np.isfinite(xp).sum()),
-                }
-            )
-        if recs:
-            block = pd.DataFrame(recs)
-            block["q"] = bh(block["p"].to_numpy())
-            out.append(block)
+            samples.append(class_shift_samples(dense_r[:, j], dense_a, pr_r[:, cols1[c]], pr_a))
+            classes.append(c)
+        if not samples:
+            continue
+        results = welch_many([(xp, x0) for x0, xp in samples])
+        block = pd.DataFrame(
+            {
+                "pruner": pr,
+                "arch": ar,
+                "dataset": ds,
+                "sparsity": sp,
+                "class": [int(c) for c in classes],
+                "shift": [r.estimate for r in results],
+                "t": [r.statistic for r in results],
+                "p": [r.p for r in results],
+                "n_dense": [int(np.isfinite(x0).sum()) for x0, _ in samples],
+                "n_pruned": [int(np.isfinite(xp).sum()) for _, xp in samples],
+            }
+        )
+        block["q"] = bh(block["p"].to_numpy())
+        out.append(block)
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 

@@ -27,8 +27,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.load import prune_cells
-from analysis.stats import one_sample_t, wilcoxon_signed_rank
+from analysis.load import group_positions, prune_cells
+from analysis.stats import one_sample_t_many, wilcoxon_signed_rank
 from analysis.table import make_row, missing_row
 
 DELTA = 0.005
@@ -87,17 +87,20 @@ def long_errors(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
 
 def potentials(long: pd.DataFrame, per_recipe: bool = False, delta: float = DELTA) -> pd.DataFrame:
     """Prune potential per (pruner, arch, dataset, eval_set, seed), averaged over recipes
-    (``per_recipe``: one row per recipe too, with a ``retrain`` column, not averaged)."""
-    recs = []
+    (``per_recipe``: one row per recipe too, with a ``retrain`` column, not averaged).
+
+    ``prune_potential`` of each group, vectorised: the dense error is the group's mean ``err_d``."""
     keys = ["pruner", "arch", "dataset", "eval_set", "seed", "parent_id", "retrain"]
-    for k, g in long.groupby(keys):
-        recs.append(
-            {
-                **dict(zip(keys, k, strict=True)),
-                "potential": prune_potential(g["sparsity"], g["err_p"], float(g["err_d"].mean()), delta),
-            }
-        )
-    pp = pd.DataFrame(recs, columns=[*keys, "potential"])
+    if long.empty:
+        pp = pd.DataFrame({c: [] for c in [*keys, "potential"]})
+        return pp if per_recipe else pp.drop(columns="retrain")
+    grouped = long.groupby(keys, sort=True)
+    err_d = grouped["err_d"].transform("mean").to_numpy(float)
+    e = long["err_p"].to_numpy(float)
+    ok = np.isfinite(e) & (e <= err_d + delta + 1e-12)
+    s_ok = np.where(ok, long["sparsity"].to_numpy(float), -np.inf)
+    pp = pd.Series(s_ok, index=long.index).groupby([long[k] for k in keys], sort=True).max()
+    pp = pp.where(np.isfinite(pp), 0.0).astype(float).rename("potential").reset_index()
     return pp if per_recipe else pp.groupby(keys[:-1], as_index=False)["potential"].mean()
 
 
@@ -110,6 +113,17 @@ def cell_excess(long: pd.DataFrame, shifted: list[str] | None = None) -> pd.Data
     return ex
 
 
+def _rows(pending: list[tuple[str, str, np.ndarray, dict]]) -> list[dict]:
+    """Rows of ``(claim, test, sample, make_row kwargs)``: Wilcoxon for ``wilcoxon[...]`` tests,
+    else the one-sample t, all t tests in one vectorised batch."""
+    t_idx = [i for i, p in enumerate(pending) if not p[1].startswith("wilcoxon")]
+    t_res = dict(zip(t_idx, one_sample_t_many([pending[i][2] for i in t_idx]), strict=True))
+    return [
+        make_row(claim, test, t_res[i] if i in t_res else wilcoxon_signed_rank(x), **kw)
+        for i, (claim, test, x, kw) in enumerate(pending)
+    ]
+
+
 def analyze(cells: pd.DataFrame, metrics: pd.DataFrame) -> list[dict]:
     long = long_errors(cells, metrics)
     if long.empty:
@@ -117,27 +131,18 @@ def analyze(cells: pd.DataFrame, metrics: pd.DataFrame) -> list[dict]:
             missing_row(c, "no clean test accuracy for dense and retrained phases")
             for c in ("prune_potential", "excess_error")
         ]
-    rows: list[dict] = []
     pp = potentials(long)
     shifted = sorted(set(pp.eval_set) - {CLEAN})
     clean = pp[pp.eval_set == CLEAN]
-    for (pr, ar, ds), g in clean.groupby(["pruner", "arch", "dataset"]):
-        rows.append(
-            make_row(
-                "prune_potential",
-                "mean[prune_potential]",
-                one_sample_t(g["potential"]),
-                direction=None,
-                eval_set=CLEAN,
-                pruner=pr,
-                arch=ar,
-                dataset=ds,
-                description=f"mean prune potential on the clean test set (delta {DELTA * 100:g} points)",
-            )
-        )
+    pending: list[tuple[str, str, np.ndarray, dict]] = []
+    cv = clean["potential"].to_numpy(float)
+    for (pr, ar, ds), idx in group_positions(clean, ["pruner", "arch", "dataset"]):
+        kw = {"direction": None, "eval_set": CLEAN, "pruner": pr, "arch": ar, "dataset": ds}
+        kw["description"] = f"mean prune potential on the clean test set (delta {DELTA * 100:g} points)"
+        pending.append(("prune_potential", "mean[prune_potential]", cv[idx], kw))
     if not shifted:
         why = "no shifted evaluation sets (corruption/OOD accuracy rows) in the results"
-        return [*rows, missing_row("prune_potential", why), missing_row("excess_error", why)]
+        return [*_rows(pending), missing_row("prune_potential", why), missing_row("excess_error", why)]
 
     wide = pp.pivot_table(
         index=["pruner", "arch", "dataset", "seed", "parent_id"], columns="eval_set", values="potential"
@@ -146,73 +151,35 @@ def analyze(cells: pd.DataFrame, metrics: pd.DataFrame) -> list[dict]:
         if s not in wide:
             continue
         wide_s = wide.dropna(subset=[s, CLEAN])
-        diff = wide_s[s] - wide_s[CLEAN]
+        diff = (wide_s[s] - wide_s[CLEAN]).to_numpy(float)
         desc = f"prune potential on {s} - on clean test, paired by seed"
-        for (pr, ar, ds), idx in wide_s.groupby(["pruner", "arch", "dataset"]).groups.items():
-            rows.append(
-                make_row(
-                    "prune_potential",
-                    "t_paired[shift-clean]",
-                    one_sample_t(diff.loc[idx]),
-                    direction=-1,
-                    description=desc,
-                    eval_set=s,
-                    pruner=pr,
-                    arch=ar,
-                    dataset=ds,
-                )
-            )
-        for pr, idx in wide_s.groupby("pruner").groups.items():
-            if wide_s.loc[idx, ["arch", "dataset"]].drop_duplicates().shape[0] < 2:
+        for (pr, ar, ds), idx in group_positions(wide_s, ["pruner", "arch", "dataset"]):
+            kw = {"direction": -1, "description": desc, "eval_set": s}
+            kw |= {"pruner": pr, "arch": ar, "dataset": ds}
+            pending.append(("prune_potential", "t_paired[shift-clean]", diff[idx], kw))
+        parents = (wide_s["arch"].astype(str) + "\0" + wide_s["dataset"].astype(str)).to_numpy()
+        for pr, idx in group_positions(wide_s, "pruner"):
+            if len(set(parents[idx])) < 2:
                 continue
-            for test, fn in (
-                ("t_paired[shift-clean]", one_sample_t),
-                ("wilcoxon[shift-clean]", wilcoxon_signed_rank),
-            ):
-                rows.append(
-                    make_row(
-                        "prune_potential",
-                        test,
-                        fn(diff.loc[idx]),
-                        direction=-1,
-                        description=desc + " (pooled over arch, dataset)",
-                        eval_set=s,
-                        pruner=pr,
-                    )
-                )
+            kw = {"direction": -1, "description": desc + " (pooled over arch, dataset)", "eval_set": s}
+            for test in ("t_paired[shift-clean]", "wilcoxon[shift-clean]"):
+                pending.append(("prune_potential", test, diff[idx], {**kw, "pruner": pr}))
 
     seed_keys = ["pruner", "arch", "dataset", "eval_set", "sparsity", "seed", "parent_id"]
     ex = cell_excess(long, shifted).groupby(seed_keys, as_index=False)["excess"].mean()
+    xv = ex["excess"].to_numpy(float)
     desc = "excess error (fraction; x100 = points) of the retrained model on the shifted set"
-    for (pr, ar, ds, s, sp), g in ex.groupby(["pruner", "arch", "dataset", "eval_set", "sparsity"]):
-        rows.append(
-            make_row(
-                "excess_error",
-                "t_one_sample[excess]",
-                one_sample_t(g["excess"]),
-                direction=+1,
-                description=desc + ", over seeds",
-                pruner=pr,
-                arch=ar,
-                dataset=ds,
-                eval_set=s,
-                sparsity=sp,
-            )
-        )
-    for (pr, s, sp), g in ex.groupby(["pruner", "eval_set", "sparsity"]):
-        if g[["arch", "dataset"]].drop_duplicates().shape[0] < 2:
+    scope = ["pruner", "arch", "dataset", "eval_set", "sparsity"]
+    for (pr, ar, ds, s, sp), idx in group_positions(ex, scope):
+        kw = {"direction": +1, "description": desc + ", over seeds"}
+        kw |= {"pruner": pr, "arch": ar, "dataset": ds, "eval_set": s, "sparsity": sp}
+        pending.append(("excess_error", "t_one_sample[excess]", xv[idx], kw))
+    parents = (ex["arch"].astype(str) + "\0" + ex["dataset"].astype(str)).to_numpy()
+    for (pr, s, sp), idx in group_positions(ex, ["pruner", "eval_set", "sparsity"]):
+        if len(set(parents[idx])) < 2:
             continue
-        for test, fn in (("t_one_sample[excess]", one_sample_t), ("wilcoxon[excess]", wilcoxon_signed_rank)):
-            rows.append(
-                make_row(
-                    "excess_error",
-                    test,
-                    fn(g["excess"]),
-                    direction=+1,
-                    description=desc + ", pooled over (arch, dataset) parents",
-                    pruner=pr,
-                    eval_set=s,
-                    sparsity=sp,
-                )
-            )
-    return rows
+        kw = {"direction": +1, "description": desc + ", pooled over (arch, dataset) parents"}
+        kw |= {"pruner": pr, "eval_set": s, "sparsity": sp}
+        for test in ("t_one_sample[excess]", "wilcoxon[excess]"):
+            pending.append(("excess_error", test, xv[idx], kw))
+    return _rows(pending)

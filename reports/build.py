@@ -216,6 +216,8 @@ def build_report(
     queue = sorted(templates, key=lambda t: HEAVY_FIRST.index(t.stem) if t.stem in HEAVY_FIRST else 99)
     with tempfile.TemporaryDirectory(prefix="prunebench-kernel-") as tmp:
         env = X.subprocess_env(X.write_kernelspec(Path(tmp)))
+        # the notebooks read the results loaded here instead of each reading the store again
+        env[D.CACHE_ENV] = str(D.write_cache(res, Path(tmp) / "results.pickle", archs, datasets, pruners))
         with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(templates) or 1))) as pool:
             futures = [
                 pool.submit(_run_notebook, t, nb_dir, params, env, timeout, titles.get(t.stem, t.stem))

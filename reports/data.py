@@ -19,6 +19,7 @@ run stability and its correlations (``analysis.generalization_stability``), reci
 from __future__ import annotations
 
 import fnmatch
+import functools
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -69,8 +70,54 @@ def open_notebook(
     pd.set_option("display.max_rows", 200)
     pd.set_option("display.precision", 4)
     schema = load_schema()
-    res = load_results(results_dir, archs=archs, datasets=datasets, pruners=pruners)
+    res = read_cache(results_dir, archs, datasets, pruners)
+    if res is None:
+        res = load_results(results_dir, archs=archs, datasets=datasets, pruners=pruners)
     return schema, res, reference_sparsity(res, schema["settings"]["reference_sparsity"])
+
+
+#: the site builder loads the store once and hands its notebooks the loaded results in this file
+CACHE_ENV = "PRUNEBENCH_REPORT_CACHE"
+
+
+def _cache_key(results_dir, archs, datasets, pruners) -> list:
+    return [str(Path(results_dir).resolve()), *(_key(v) for v in (archs, datasets, pruners))]
+
+
+def write_cache(res: Results, path: Path, archs=None, datasets=None, pruners=None) -> Path:
+    """Save ``res`` (loaded with these filters) for the notebooks of one build (atomic write)."""
+    import pickle
+
+    path = Path(path)
+    # notes of computing the claims table: a notebook does not compute it, so does not note it
+    notes = [n for n in res.notes if not n.startswith(("claims analysis failed", "claims table missing"))]
+    payload = {
+        "key": _cache_key(res.results_dir, archs, datasets, pruners),
+        "results": Results(res.results_dir, res.cells, res.metrics, res.claims, notes, res.metric_rows),
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+    return path
+
+
+def read_cache(results_dir, archs=None, datasets=None, pruners=None) -> Results | None:
+    """The results the site builder saved (``CACHE_ENV``) if they are of this store and filters."""
+    import os
+    import pickle
+
+    path = os.environ.get(CACHE_ENV)
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        with open(path, "rb") as handle:
+            payload = pickle.load(handle)
+    except Exception:
+        return None
+    if payload.get("key") != _cache_key(results_dir, archs, datasets, pruners):
+        return None
+    return payload["results"]
 
 
 @dataclass
@@ -82,6 +129,26 @@ class Results:
     metrics: pd.DataFrame
     claims: pd.DataFrame | None
     notes: list[str] = field(default_factory=list)
+    #: metric rows of the successful cells in the store (``metrics`` holds only the rows the
+    #: report reads); None: counted on first use
+    stored_metric_rows: int | None = None
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def memo(self, key: tuple, compute):
+        """``compute()`` once per ``key`` for these results (the figures ask per scenario for
+        frames computed over all of them); a copy, so callers may change what they get."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        value = self._memo[key]
+        return value.copy() if isinstance(value, pd.DataFrame) else value
+
+    @property
+    def metric_rows(self) -> int:
+        """Metric rows stored for the successful cells (all of them, also those not loaded)."""
+        if self.stored_metric_rows is None:
+            ids = self.ok_cells["cell_id"]
+            self.stored_metric_rows = _count_metric_rows(self.results_dir / "metrics", ids)
+        return self.stored_metric_rows
 
     @property
     def ok_cells(self) -> pd.DataFrame:
@@ -103,6 +170,58 @@ class Results:
         if kind is not None:
             mask &= m["kind"] == kind
         return bool(mask.any())
+
+
+def _metric_files(directory: Path) -> list[str]:
+    return sorted(str(p) for p in directory.glob("*.parquet") if not p.name.startswith("."))
+
+
+def _report_rows():
+    """Metric rows no report view reads: per-class recall on any set but the clean one, and every
+    metric but accuracy on the corruption sets (most rows of a store; skipping them at read time
+    makes loading several times faster). Null-safe: ``isin`` never yields null."""
+    import pyarrow.dataset as ds
+
+    metric, kind = ds.field("metric"), ds.field("kind")
+    unread = (metric.isin(["recall"]) & ~kind.isin(["clean"])) | (
+        kind.isin(["corruption"]) & ~metric.isin(["accuracy"])
+    )
+    return ~unread
+
+
+def _read_metrics(directory: Path, schema, ok_ids: pd.Series) -> pd.DataFrame:
+    """The metric rows of the ``ok_ids`` cells that the report reads (``_report_rows``), in store
+    order (files sorted by name), typed as ``_read_table`` types them."""
+    import pyarrow.dataset as ds
+
+    files = _metric_files(directory)
+    try:
+        dataset = ds.dataset(files, schema=schema, format="parquet") if files else None
+        ids = ok_ids.dropna().astype(str).unique().tolist()
+        table = dataset.to_table(filter=ds.field("cell_id").isin(ids) & _report_rows()) if files else None
+    except Exception:  # files of an older or mixed schema: the general reader
+        df = _read_table(directory, schema)
+        df = df[df["cell_id"].isin(ok_ids)]
+        m = df["metric"].isin(["recall"]) & ~df["kind"].isin(["clean"])
+        m |= df["kind"].isin(["corruption"]) & ~df["metric"].isin(["accuracy"])
+        return df[~m]
+    if table is None or table.num_rows == 0:
+        return schema.empty_table().to_pandas()
+    return table.replace_schema_metadata(None).to_pandas()
+
+
+def _count_metric_rows(directory: Path, ok_ids: pd.Series) -> int:
+    """Metric rows stored for the ``ok_ids`` cells (scans only the ``cell_id`` column)."""
+    import pyarrow.dataset as ds
+
+    files = _metric_files(directory)
+    if not files:
+        return 0
+    ids = ok_ids.dropna().astype(str).unique().tolist()
+    try:
+        return int(ds.dataset(files, format="parquet").count_rows(filter=ds.field("cell_id").isin(ids)))
+    except Exception:  # files of mixed schemas: the general reader
+        return int(read_table(directory, ["cell_id"])["cell_id"].isin(ids).sum())
 
 
 def _read_table(directory: Path, schema) -> pd.DataFrame:
@@ -131,6 +250,9 @@ def load_results(
 
     ``compute_claims``: when the claims table is missing and ``analysis.claims`` is importable,
     run its ``run_analysis(results_dir)`` first (it writes ``<results>/claims/claims.parquet``).
+    ``metrics`` holds the rows of the successful cells that the report reads (``_report_rows``:
+    not the per-class recall on shifted sets, nor the corruption sets' metrics but accuracy);
+    ``metric_rows`` counts all of them.
     """
     from harness.storage import CELL_SCHEMA, METRIC_SCHEMA
 
@@ -145,8 +267,7 @@ def load_results(
         _match(cells["arch"], archs) & _match(cells["dataset"], datasets) & _match(cells["pruner"], pruners)
     )
     cells = cells[keep].reset_index(drop=True)
-    metrics = _read_table(root / "metrics", METRIC_SCHEMA)
-    metrics = metrics[metrics["cell_id"].isin(cells.loc[cells["status"] == "ok", "cell_id"])]
+    metrics = _read_metrics(root / "metrics", METRIC_SCHEMA, cells.loc[cells["status"] == "ok", "cell_id"])
     metrics = metrics.astype({"class": "Int64", "step": "Int64"}).reset_index(drop=True)
     claims = load_claims(root, compute=compute_claims, notes=notes)
     if claims is not None:
@@ -182,6 +303,23 @@ def load_claims(
     return claims
 
 
+def _key(v):
+    if isinstance(v, list | tuple | set | frozenset):
+        return tuple(_key(x) for x in (sorted(v) if isinstance(v, set | frozenset) else v))
+    return v
+
+
+def cached(fn):
+    """Compute ``fn(res, ...)`` once per :class:`Results` and arguments (``Results.memo``)."""
+
+    @functools.wraps(fn)
+    def wrapper(res: Results, *args, **kwargs):
+        key = (fn.__name__, _key(args), tuple(sorted((k, _key(v)) for k, v in kwargs.items())))
+        return res.memo(key, lambda: fn(res, *args, **kwargs))
+
+    return wrapper
+
+
 # -- statistics -----------------------------------------------------------------------------
 
 
@@ -199,6 +337,7 @@ def mean_ci(df: pd.DataFrame, by: list[str], value: str = "value") -> pd.DataFra
 # -- metric selection -----------------------------------------------------------------------
 
 
+@cached
 def metric_rows(
     res: Results,
     metric: str | Iterable[str],
@@ -224,6 +363,7 @@ def metric_rows(
     return m[mask].merge(cells[[c for c in CELL_KEYS if c in cells.columns]], on="cell_id", how="inner")
 
 
+@cached
 def accuracy_by_seed(res: Results, phase: str = "retrained", with_dense: bool = True) -> pd.DataFrame:
     """Clean test accuracy per (scenario, entry, sparsity, seed); the dense parent at sparsity 0."""
     rows = metric_rows(res, "accuracy", phase=phase, eval_set="test", kind="clean")
@@ -236,11 +376,13 @@ def accuracy_by_seed(res: Results, phase: str = "retrained", with_dense: bool = 
     return out.sort_values([*SCENARIO, *ENTRY, "sparsity", "seed"]).reset_index(drop=True)
 
 
+@cached
 def accuracy_curve(res: Results, phase: str = "retrained") -> pd.DataFrame:
     """Mean clean test accuracy and 95% CI over seeds per (scenario, entry, sparsity)."""
     return mean_ci(accuracy_by_seed(res, phase), [*SCENARIO, *ENTRY, "pruner_kind", "sparsity"])
 
 
+@cached
 def auc_by_seed(res: Results, phase: str = "retrained") -> pd.DataFrame:
     """Normalised area under the accuracy-sparsity curve per (scenario, entry, seed).
 
@@ -299,6 +441,7 @@ def calibration(res: Results, metric: str = "ece", phase: str = "retrained") -> 
     return metric_rows(res, metric, phase=phase, eval_set="test", kind="clean")
 
 
+@cached
 def flops_reduction(res: Results, phase: str = "retrained") -> pd.DataFrame:
     """Dense FLOPs / effective FLOPs per cell (empty when FLOPs are not stored)."""
     rows = metric_rows(res, ["flops_dense", "flops_effective"], phase=phase, eval_set="model")
@@ -322,6 +465,7 @@ def _with_cell_keys(df: pd.DataFrame, res: Results) -> pd.DataFrame:
 # -- prune potential and excess error (Liebenwein et al. 2021): analysis.potential ----------
 
 
+@cached
 def _set_errors(res: Results) -> pd.DataFrame:
     """``analysis.potential.long_errors`` on the individual test distributions (without the
     ``corruption_mean`` aggregate, which only the claims table tests)."""
@@ -329,6 +473,7 @@ def _set_errors(res: Results) -> pd.DataFrame:
     return long[long["eval_set"] != potential.CORRUPTION_MEAN] if not long.empty else long
 
 
+@cached
 def prune_potential(res: Results, delta: float = potential.DELTA) -> pd.DataFrame:
     """Prune potential per (scenario, entry, seed, distribution) (Liebenwein et al. 2021).
 
@@ -348,6 +493,7 @@ def prune_potential(res: Results, delta: float = potential.DELTA) -> pd.DataFram
     return pp[cols]
 
 
+@cached
 def excess_error(res: Results) -> pd.DataFrame:
     """``[err(pruned, D') - err(pruned, D)] - [err(dense, D') - err(dense, D)]`` per cell and shifted D'
     (``analysis.potential.excess_error``; a fraction, x100 = points)."""
@@ -361,6 +507,13 @@ def excess_error(res: Results) -> pd.DataFrame:
 # -- recall distortion (Good et al. 2022; reconstructed): analysis.intensification ----------
 
 
+@cached
+@cached
+def _class_measures(res: Results) -> pd.DataFrame:
+    return intensification.class_measures(res.ok_cells, res.metrics)
+
+
+@cached
 def recall_distortion(res: Results) -> pd.DataFrame:
     """Per cell and class: ``rho`` = r_k/acc (dense), ``rho_pruned`` = r_k'/acc', ``d = rho_pruned - rho``.
 
@@ -369,24 +522,26 @@ def recall_distortion(res: Results) -> pd.DataFrame:
     ``rho_k' - rho_k`` (the authors' code stores the opposite sign). Class k is intensified
     when ``d_k * (rho_k - 1) > 0``.
     """
-    cm = intensification.class_measures(res.ok_cells, res.metrics)
+    cm = _class_measures(res)
     if cm.empty:
         return pd.DataFrame(columns=[*CELL_KEYS, "class", "rho", "rho_pruned", "d"])
     cm = cm[["cell_id", "class", "rho", "rho_p", "d"]].rename(columns={"rho_p": "rho_pruned"})
     return _with_cell_keys(cm, res).dropna(subset=["d"]).reset_index(drop=True)
 
 
+@cached
 def distortion_summary(res: Results) -> pd.DataFrame:
     """Per cell: ``alpha`` (share of classes with rho != 1 that are intensified) and ``slope`` (b, the
     least-squares slope of d_k on rho_k - 1 across the cell's classes), by
     ``analysis.intensification.cell_distortion``: the values the claims table tests."""
     keys = [c for c in CELL_KEYS if c in res.ok_cells.columns]
-    cm = intensification.class_measures(res.ok_cells, res.metrics)
+    cm = _class_measures(res)
     if cm.empty:
         return pd.DataFrame(columns=[*keys, "alpha", "slope"])
     return _with_cell_keys(intensification.cell_distortion(cm).rename(columns={"b": "slope"}), res)
 
 
+@cached
 def per_class_recall_change(res: Results, phase: str = "retrained") -> pd.DataFrame:
     """Recall of the pruned model minus the dense parent's, per cell and class."""
     rec = metric_rows(res, "recall", phase=[phase, "dense"], eval_set="test", kind="clean")
@@ -403,6 +558,7 @@ def per_class_recall_change(res: Results, phase: str = "retrained") -> pd.DataFr
 # -- retraining recipes ---------------------------------------------------------------------
 
 
+@cached
 def recipe_difference(res: Results, recipe: str = "lr_rewind") -> pd.DataFrame:
     """Clean test accuracy of ``recipe`` minus fine-tuning, paired by (scenario, pruner, sparsity, seed)
     (``analysis.retrain_recipe.recipe_differences``)."""
@@ -416,6 +572,7 @@ def recipe_difference(res: Results, recipe: str = "lr_rewind") -> pd.DataFrame:
 # -- stability study (Bartoldson et al. 2020) -----------------------------------------------
 
 
+@cached
 def stability_runs(res: Results) -> pd.DataFrame:
     """One row per stability-study run (``analysis.generalization_stability.run_table``):
     ``stability`` (mean of 100 * (1 - I) over pruning events, 100 for a run without events),
@@ -467,7 +624,7 @@ def provenance(res: Results) -> dict:
         "failure_reasons": [{"reason": str(k), "count": int(v)} for k, v in reasons.items()],
         "first_finished": str(finished.min()) if len(finished) else "",
         "last_finished": str(finished.max()) if len(finished) else "",
-        "metric_rows": len(res.metrics),
+        "metric_rows": res.metric_rows,
     }
 
 

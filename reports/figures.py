@@ -155,6 +155,7 @@ def corruption_heatmaps(res: D.Results, arch: str, dataset: str, sparsity: float
                         va="center",
                         fontsize=7,
                         color="black" if v > 60 else "white",
+                        in_layout=False,  # inside its axes: the layout need not measure it
                     )
         ax.set_xticks(range(values.shape[1]), [str(v) for v in mat.columns])
         ax.set_yticks(range(values.shape[0]), list(mat.index))
@@ -399,6 +400,9 @@ class FigureSink:
             out.mkdir(parents=True, exist_ok=True)
             stem = slug(kind, arch or "", dataset or "")
             fig.savefig(out / f"{stem}.png")
+            # the layout is done: the SVG keeps the PNG's (a second constrained layout pass over
+            # many panels costs as much as drawing them)
+            fig.set_layout_engine("none")
             fig.savefig(out / f"{stem}.svg", metadata={"Date": None})
             rec.update(png=f"{stem}.png", svg=f"{stem}.svg")
         self.records.append(rec)

@@ -284,6 +284,24 @@ def test_claims_table_files_and_columns(planted):
             assert np.allclose(g["q"].to_numpy(float), bh(p), equal_nan=True), claim
 
 
+def test_filtered_load_gives_the_same_table(planted):
+    """``run_analysis`` reads only the metric rows the claims use; the full store gives the same table."""
+    from analysis.load import claim_rows, load_claim_results, load_results
+
+    root, table = planted
+    cells, metrics = load_results(root)
+    full, _ = analyze_frames(cells, metrics)
+    pd.testing.assert_frame_equal(full, table)
+    c2, m2 = load_claim_results(root)
+    pd.testing.assert_frame_equal(c2, cells)
+    expected = claim_rows(cells, metrics)
+
+    def nulls_as_none(df):  # an all-null column reads as None or NaN depending on the reader
+        return df.astype(object).where(df.notna(), None)
+
+    pd.testing.assert_frame_equal(nulls_as_none(m2), nulls_as_none(expected))
+
+
 def test_planted_effects_are_found(planted):
     _, t = planted
 
