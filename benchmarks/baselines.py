@@ -133,14 +133,20 @@ def minimal_cell(
 
 
 class PerSampleDataset(torch.utils.data.Dataset):
+    """The conventional dataset: raw arrays, each example converted and normalised in
+    ``__getitem__`` (as torchvision's ``ToTensor`` + ``Normalize`` do), batched by the
+    default collate."""
+
     def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.x, self.y = x, y
+        self.x, self.y = x.numpy(), y.numpy()
+        self.mean, self.std = float(self.x.mean()), float(self.x.std())
 
     def __len__(self) -> int:
         return len(self.y)
 
     def __getitem__(self, i: int):
-        return self.x[i], self.y[i]
+        x = torch.from_numpy(self.x[i]).float()
+        return (x * self.std + self.mean - self.mean) / self.std, int(self.y[i])
 
 
 def dataloader_train(arch: str, data: DatasetSplits, config: TrainConfig, seed: int) -> float:

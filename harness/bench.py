@@ -93,7 +93,7 @@ def cell_vs_minimal(repeats: int = 2) -> dict:
     }
 
 
-def training_vs_dataloader(repeats: int = 2) -> dict:
+def training_vs_dataloader(repeats: int = 2, arch: str = BENCH_CELL["arch"]) -> dict:
     import torch
 
     from benchmarks.archs import build_arch
@@ -107,15 +107,15 @@ def training_vs_dataloader(repeats: int = 2) -> dict:
 
     def harness_once() -> None:
         torch.manual_seed(0)
-        model = build_arch(BENCH_CELL["arch"], data.input_shape, data.num_classes)
+        model = build_arch(arch, data.input_shape, data.num_classes)
         train(model, data.x_train, data.y_train, preset.train, 0)
 
     harness, loader = float("inf"), float("inf")
     for _ in range(repeats):
         harness = min(harness, _best(harness_once, 1))
-        loader = min(loader, dataloader_train(BENCH_CELL["arch"], data, preset.train, 0))
+        loader = min(loader, dataloader_train(arch, data, preset.train, 0))
     return {
-        "measure": "training_vs_dataloader",
+        "measure": f"training_vs_dataloader[{arch}]",
         "harness_s": harness,
         "baseline_s": loader,
         "ratio": loader / harness,
@@ -209,6 +209,7 @@ def run_bench(results_dir: str, echo=print, skip: tuple[str, ...] = ()) -> pd.Da
     measures = {
         "cell": cell_vs_minimal,
         "dataloader": training_vs_dataloader,
+        "dataloader_mlp": lambda: training_vs_dataloader(arch="mlp_256x2"),
         "throughput": lambda: throughput(echo),
         "report": report_build,
     }

@@ -57,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="time the harness against plain PyTorch loops, side by side")
     bench.add_argument("--results", default="results", help="where bench/bench.parquet goes")
     bench.add_argument(
-        "--skip", action="append", default=[], choices=["cell", "dataloader", "throughput", "report"]
+        "--skip",
+        action="append",
+        default=[],
+        choices=["cell", "dataloader", "dataloader_mlp", "throughput", "report"],
     )
 
     cal = sub.add_parser("calibrate-gpu", help="measure seconds per CIFAR epoch for the GPU-hour estimate")
