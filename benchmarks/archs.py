@@ -137,17 +137,24 @@ class BasicBlock(nn.Module):
         return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
-class ResNet(nn.Module):
-    def __init__(self, input_shape: tuple[int, ...], num_classes: int, width: int, stages: int):
+class StagedResNet(nn.Module):
+    """Stem, stages of basic blocks (first block of a later stage strides by 2), pool, linear."""
+
+    def __init__(
+        self, input_shape: tuple[int, ...], num_classes: int, widths: tuple[int, ...], blocks: int
+    ) -> None:
         super().__init__()
         conv, bn, pool = _layers(input_shape)
-        self.stem = nn.Sequential(conv(input_shape[0], width, 3, padding=1, bias=False), bn(width), nn.ReLU())
-        blocks, channels = [], width
-        for i in range(stages):
-            out = width * 2**i
-            blocks.append(BasicBlock(conv, bn, channels, out, stride=1 if i == 0 else 2))
-            channels = out
-        self.blocks = nn.Sequential(*blocks)
+        self.stem = nn.Sequential(
+            conv(input_shape[0], widths[0], 3, padding=1, bias=False), bn(widths[0]), nn.ReLU()
+        )
+        layers, channels = [], widths[0]
+        for stage, width in enumerate(widths):
+            for b in range(blocks):
+                stride = 2 if stage > 0 and b == 0 else 1
+                layers.append(BasicBlock(conv, bn, channels, width, stride))
+                channels = width
+        self.blocks = nn.Sequential(*layers)
         self.pool = nn.Sequential(pool(1), nn.Flatten())
         self.fc = nn.Linear(channels, num_classes)
 
@@ -176,7 +183,7 @@ def cnn_32x3(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
 @ARCHS.register("resnet_16x3")
 def resnet_16x3(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """Residual CNN, stem + three basic blocks of 16/32/64 channels, global average pool."""
-    return ResNet(input_shape, num_classes, width=16, stages=3)
+    return StagedResNet(input_shape, num_classes, (16, 32, 64), blocks=1)
 
 
 # CIFAR-scale architectures of the GPU matrix register themselves into ARCHS.

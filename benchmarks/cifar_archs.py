@@ -23,39 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmarks.archs import ARCHS, BasicBlock, UnitGroup, _layers
-
-
-class StagedResNet(nn.Module):
-    """Stem, stages of basic blocks (first block of a later stage strides by 2), pool, linear."""
-
-    def __init__(
-        self, input_shape: tuple[int, ...], num_classes: int, widths: tuple[int, ...], blocks: int
-    ) -> None:
-        super().__init__()
-        conv, bn, pool = _layers(input_shape)
-        self.stem = nn.Sequential(
-            conv(input_shape[0], widths[0], 3, padding=1, bias=False), bn(widths[0]), nn.ReLU()
-        )
-        layers, channels = [], widths[0]
-        for stage, width in enumerate(widths):
-            for b in range(blocks):
-                stride = 2 if stage > 0 and b == 0 else 1
-                layers.append(BasicBlock(conv, bn, channels, width, stride))
-                channels = width
-        self.blocks = nn.Sequential(*layers)
-        self.pool = nn.Sequential(pool(1), nn.Flatten())
-        self.fc = nn.Linear(channels, num_classes)
-
-    def unit_groups(self) -> list[UnitGroup]:
-        return [
-            UnitGroup(f"blocks.{i}.conv1", f"blocks.{i}.bn1", f"blocks.{i}.conv2")
-            for i in range(len(self.blocks))
-        ]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(self.blocks(self.stem(x))))
-
+from benchmarks.archs import ARCHS, StagedResNet, UnitGroup, _layers
 
 VGG_CONFIGS = {
     11: (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512),
