@@ -6,8 +6,11 @@ write their own results, so any executor can serve any store. ``LocalExecutor`` 
 default; ``harness.slurm.SlurmExecutor`` submits a Slurm job array through submitit.
 
 ``LocalExecutor`` runs in-process for one worker, or in a spawn-started process pool for
-several; each worker gets ``max(1, cores // workers)`` torch threads so that workers x
-threads never exceeds the cores.
+several. Every task runs with ``CELL_THREADS`` (one) torch thread, whatever the executor:
+parallelism comes from workers, never from intra-op threads. That keeps workers x threads
+within the cores, and it keeps results bit-identical across ``--workers`` values,
+executors and machines with different core counts (CPU kernels such as oneDNN's
+convolution backward reduce in a thread-count-dependent order).
 """
 
 from __future__ import annotations
@@ -27,11 +30,11 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def threads_per_worker(workers: int) -> int:
-    return max(1, available_cores() // max(1, workers))
+CELL_THREADS = 1
 
 
-def _init_worker(threads: int) -> None:
+def pin_threads(threads: int = CELL_THREADS) -> None:
+    """Set this process's torch intra-op threads (and OpenMP's, for any child)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -62,7 +65,7 @@ class LocalExecutor:
     def map_unordered(self, fn: Callable[..., Any], arg_tuples: Iterable[tuple]) -> Iterator[Any]:
         jobs = list(arg_tuples)
         if self.workers == 1 or len(jobs) <= 1:
-            _init_worker(available_cores())
+            pin_threads()
             for args in jobs:
                 yield fn(*args)
             return
@@ -82,8 +85,7 @@ class LocalExecutor:
         with ProcessPoolExecutor(
             max_workers=min(self.workers, len(remaining)),
             mp_context=get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(threads_per_worker(self.workers),),
+            initializer=pin_threads,
         ) as pool:
             pending = {pool.submit(fn, *args): key for key, args in remaining.items()}
             while pending:

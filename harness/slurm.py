@@ -19,14 +19,12 @@ from pathlib import Path
 from typing import Any
 
 
-def run_chunk(fn: Callable[..., Any], jobs_file: str, chunk: int, threads: int) -> list[Any]:
-    """Entry point of one array task: run every job of its chunk in order."""
-    import os
+def run_chunk(fn: Callable[..., Any], jobs_file: str, chunk: int) -> list[Any]:
+    """Entry point of one array task: run every job of its chunk in order, with the same
+    torch thread count as a local worker (so the numbers equal a local run's)."""
+    from harness.executors import pin_threads
 
-    import torch
-
-    torch.set_num_threads(threads)
-    os.environ["OMP_NUM_THREADS"] = str(threads)
+    pin_threads()
     chunks = json.loads(Path(jobs_file).read_text())["chunks"]
     return [fn(*args) for args in chunks[chunk]]
 
@@ -91,9 +89,7 @@ class SlurmExecutor:
         jobs_file.write_text(json.dumps({"chunks": chunks}))
         executor = self._executor(batch)
         n = len(chunks)
-        submitted = executor.map_array(
-            run_chunk, [fn] * n, [str(jobs_file)] * n, list(range(n)), [self.cpus_per_task] * n
-        )
+        submitted = executor.map_array(run_chunk, [fn] * n, [str(jobs_file)] * n, list(range(n)))
         pending = dict(enumerate(submitted))
         while pending:
             for key, job in list(pending.items()):

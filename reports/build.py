@@ -275,6 +275,7 @@ def build_report(
         scenario_figures=scenario_figs,
         scenario_skips=scenario_skips,
         notebooks=runs,
+        bench=_bench_rows(results_dir),
         data=data,
         script=script,
         script_hash=script_hash,
@@ -286,6 +287,32 @@ def build_report(
     index.write_text(html, encoding="utf-8")
     log.info("report written to %s in %.1f s", index, time.perf_counter() - start)
     return index
+
+
+def _bench_rows(results_dir: Path) -> list[dict]:
+    """The figures of the last ``python -m harness bench`` into this results dir, if any."""
+    path = results_dir / "bench" / "bench.parquet"
+    if not path.exists():
+        return []
+    import pandas as pd
+
+    frame = pd.read_parquet(path)
+    rows = []
+    for r in frame.to_dict("records"):
+        ok = r.get("ok")
+        rows.append(
+            {
+                "measure": str(r["measure"]),
+                "harness_s": float(r["harness_s"]),
+                "baseline_s": float(r["baseline_s"]),
+                "ratio": float(r["ratio"]),
+                "target": str(r["target"]),
+                "verdict": "informational" if ok is None or pd.isna(ok) else ("met" if ok else "not met"),
+                "measured_at": str(r.get("measured_at", ""))[:16],
+                "host": str(r.get("host", "")),
+            }
+        )
+    return rows
 
 
 def _read_manifests(figures_dir: Path) -> list[dict]:

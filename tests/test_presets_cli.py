@@ -4,9 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from benchmarks.matrix import PresetError, apply_filters, load_preset, preset_names
+from harness.cli import main
 from pruners import PRUNERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,3 +133,18 @@ def test_list_shows_every_pruner_with_kind_and_timing():
     for name in PRUNERS:
         line = next(ln for ln in proc.stdout.splitlines() if ln.split()[:1] == [name])
         assert PRUNERS.get(name).kind in line and PRUNERS.get(name).timing in line
+
+
+def test_bench_writes_its_figures_to_parquet(tmp_path, capsys):
+    """One measure of ``harness bench`` end to end: the printed line and the stored row agree."""
+    from harness.bench import BENCH_MEASURES
+
+    skip = [m for m in BENCH_MEASURES if m != "dataloader_mlp_0w"]
+    code = main(["bench", "--results", str(tmp_path), *[a for m in skip for a in ("--skip", m)]])
+    assert code == 0  # an informational row has no target to miss
+    frame = pd.read_parquet(tmp_path / "bench" / "bench.parquet")
+    assert frame.measure.tolist() == ["training_vs_dataloader[mlp_256x2, num_workers=0]"]
+    row = frame.iloc[0]
+    assert row.harness_s > 0 and row.baseline_s > 0 and row.ratio == row.baseline_s / row.harness_s
+    assert pd.isna(row.ok) and row.git_commit and row.torch_version
+    assert f"ratio {row.ratio:.2f}" in capsys.readouterr().out

@@ -213,8 +213,37 @@ def site(tmp_path_factory):
         datasets=("data_x", EVIL_DATASET),
         sparsities=(0.5, 0.8, 0.9),
     )
+    (store / "bench").mkdir()
+    pd.DataFrame(
+        {
+            "measure": ["cell_vs_minimal", "training_vs_dataloader[x, num_workers=0]", "throughput"],
+            "harness_s": [4.0, 1.0, 2.0],
+            "baseline_s": [4.2, 2.5, 3.0],
+            "ratio": [0.95, 2.5, 1.5],
+            "target": ["harness / minimal <= 1.10", "none: best case", "2 workers / 1 worker >= 1.6"],
+            "ok": [True, None, False],
+            "host": ["bench-host"] * 3,
+        }
+    ).to_parquet(store / "bench" / "bench.parquet")
     index = build_report(store, root / "site", strict=True)
     return index
+
+
+def test_page_shows_the_bench_figures(site):
+    html = site.read_text()
+    start = html.index('<section id="performance">')
+    section = html[start : html.index("</section>", start)]
+    rows = re.findall(
+        r"<tr><td class=\"text\">(.*?)</td>.*?<td>([\d.]+)</td><td class=\"text\">.*?</td>"
+        r"<td class=\"text\">(.*?)</td></tr>",
+        section,
+    )
+    assert [(m, r, v) for m, r, v in rows] == [
+        ("cell_vs_minimal", "0.95", "met"),
+        ("training_vs_dataloader[x, num_workers=0]", "2.50", "informational"),
+        ("throughput", "1.50", "not met"),
+    ]
+    assert "bench-host" in section and 'href="#performance"' in html
 
 
 def test_site_has_index_notebooks_and_figures(site):

@@ -9,6 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.stored import comparable_tables
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -28,16 +30,11 @@ needs_slurm = pytest.mark.skipif(
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "harness", "run-all", "--preset", "smoke", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=1200,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
-
-
-def table(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    cells = pd.read_parquet(root / "cells")[["cell_id", "parent_id", "status"]].sort_values("cell_id")
-    metrics = pd.read_parquet(root / "metrics").sort_values(
-        ["cell_id", "phase", "eval_set", "kind", "severity", "metric", "class", "step"]
-    )
-    return cells.reset_index(drop=True), metrics.reset_index(drop=True)
 
 
 @pytest.mark.slow
@@ -49,8 +46,8 @@ def test_smoke_through_slurm_equals_a_local_run(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     logs = list((slurm_dir / "slurm").glob("*/logs/*"))
     assert logs, "job logs live under the results dir"
-    assert run("--results", str(local_dir), "--workers", "2").returncode == 0
-    (sc, sm), (lc, lm) = table(slurm_dir), table(local_dir)
+    assert run("--results", str(local_dir), "--workers", "1").returncode == 0
+    (sc, sm), (lc, lm) = comparable_tables(slurm_dir), comparable_tables(local_dir)
     pd.testing.assert_frame_equal(sc, lc)
     pd.testing.assert_frame_equal(sm, lm, check_exact=True)
     again = run("--results", str(slurm_dir), "--executor", "slurm")
