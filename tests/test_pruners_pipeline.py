@@ -75,7 +75,8 @@ def test_default_preset_budgets():
             assert {c.sparsity for c in mine} == set(p.sparsities)
         else:  # from scratch: one retrain value, a shorter stated recipe
             assert len({c.retrain for c in mine}) == 1
-            assert {c.train.epochs for c in mine} == {8}
+            epochs = {c.train.epochs for c in mine}
+            assert len(epochs) == 1 and epochs.pop() < p.train.epochs
     assert len(cells) <= 2016
 
 
