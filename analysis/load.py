@@ -15,6 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness.storage import METRIC_SCHEMA  # one definition of the stored metric rows
+
 CELL_COLUMNS = [
     "cell_id",
     "parent_id",
@@ -75,19 +77,6 @@ CLAIM_PHASES = ("dense", "retrained")
 SKIP_ACCURACY_SETS = ("train", "val", "model")
 CELL_TYPES = {"sparsity": pa.float64(), "seed": pa.int64()}
 CELL_SCHEMA = pa.schema([(c, CELL_TYPES.get(c, pa.string())) for c in CELL_COLUMNS])
-METRIC_SCHEMA = pa.schema(
-    [
-        ("cell_id", pa.string()),
-        ("phase", pa.string()),
-        ("eval_set", pa.string()),
-        ("kind", pa.string()),
-        ("severity", pa.int64()),
-        ("metric", pa.string()),
-        ("class", pa.int64()),
-        ("step", pa.int64()),
-        ("value", pa.float64()),
-    ]
-)
 
 
 def _claim_filter(stability_ids: list[str]):

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pandas as pd
 
-METRIC_KEY = ["cell_id", "phase", "eval_set", "kind", "severity", "metric", "class", "step"]
+from harness.storage import METRIC_SCHEMA
+
+METRIC_KEY = [name for name in METRIC_SCHEMA.names if name != "value"]  # a metric row's identity
 
 
 def is_wall_clock(metric: pd.Series) -> pd.Series:
