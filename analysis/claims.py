@@ -5,7 +5,8 @@
 ``per_class``, ``generalization_stability``, ``potential``, ``retrain_recipe``), applies
 Benjamini-Hochberg within each claim and the verdict rule of ``analysis.table``, and writes
 ``<out_dir or results/claims>/claims.parquet``, ``claims.json`` and ``per_class.parquet``
-atomically (temporary file + ``os.replace``). ``verdict_summary`` / ``render_summary`` give
+atomically (temporary file + ``os.replace``), and ``sanity.parquet`` (``analysis.sanity``: magnitude
+pruners against ``random`` at sparsity >= 0.9). ``verdict_summary`` / ``render_summary`` give
 the short per-claim table that ``run-all`` prints.
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import generalization_stability, intensification, per_class, potential, retrain_recipe
+from analysis import generalization_stability, intensification, per_class, potential, retrain_recipe, sanity
 from analysis.load import load_claim_results
 from analysis.table import finalize, render_markdown, render_text, summarize
 
@@ -99,9 +100,10 @@ def run_analysis(results_dir: str | Path, out_dir: str | Path | None = None) -> 
     """Analyse a results directory; write and return the claims table."""
     cells, metrics = load_claim_results(results_dir)
     table, per_class_table = analyze_frames(cells, metrics)
-    write_claims(
-        table, Path(out_dir) if out_dir is not None else Path(results_dir) / "claims", per_class_table
-    )
+    out = Path(out_dir) if out_dir is not None else Path(results_dir) / "claims"
+    write_claims(table, out, per_class_table)
+    checks = sanity.magnitude_vs_random(cells, metrics)
+    _atomic(out / "sanity.parquet", lambda p: checks.to_parquet(p, index=False))
     return table
 
 

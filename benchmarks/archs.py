@@ -1,7 +1,8 @@
 """Architectures for 1-D sequences ``(C, L)`` and 2-D images ``(C, H, W)``.
 
 Names carry their size (open_lth style): ``mlp_256x2`` is two hidden layers of 256 units,
-``cnn_32x3`` three conv-BN-ReLU layers of 32 channels, ``resnet_16x3`` a residual CNN of
+``cnn_32x3`` three conv-BN-ReLU layers of 32 channels (``cnn_32x3_fc256`` the same with a
+256-unit hidden layer before the classifier), ``resnet_16x3`` a residual CNN of
 three stages (16, 32, 64 channels, one basic block each, He et al. 2016). Every factory
 takes ``(input_shape, num_classes)`` and picks 1-D or 2-D layers from the input rank.
 
@@ -84,9 +85,13 @@ class MLP(nn.Module):
 
 
 class SimpleCNN(nn.Module):
-    """conv(k5, s1) then (depth-1) conv(k3, s2), each followed by BN and ReLU; flatten; linear."""
+    """conv(k5, s1) then (depth-1) conv(k3, s2), each followed by BN and ReLU; flatten; then a
+    hidden ReLU layer of ``hidden`` units when ``hidden > 0`` (the fully connected head of the
+    Conv-2/4/6 networks of Frankle & Carbin 2019); linear classifier."""
 
-    def __init__(self, input_shape: tuple[int, ...], num_classes: int, width: int, depth: int):
+    def __init__(
+        self, input_shape: tuple[int, ...], num_classes: int, width: int, depth: int, hidden: int = 0
+    ):
         super().__init__()
         conv, bn, _ = _layers(input_shape)
         layers: list[nn.Module] = []
@@ -102,20 +107,26 @@ class SimpleCNN(nn.Module):
         self.features = nn.Sequential(*layers)
         with torch.no_grad():
             flat = self.features(torch.zeros(1, *input_shape)).numel()
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(flat, num_classes))
-        self.depth, self.positions = depth, flat // width
+        head: list[nn.Module] = [nn.Flatten()]
+        if hidden:
+            head += [nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)]
+        else:
+            head.append(nn.Linear(flat, num_classes))
+        self.classifier = nn.Sequential(*head)
+        self.depth, self.positions, self.hidden = depth, flat // width, hidden
 
     def unit_groups(self) -> list[UnitGroup]:
-        # features = (conv, BN, ReLU) * depth: conv i at 3i, its BN at 3i + 1
+        # features = (conv, BN, ReLU) * depth: conv i at 3i, its BN at 3i + 1;
+        # classifier = Flatten, Linear(flat, hidden), ReLU, Linear(hidden, classes) with a head
         groups = [
             UnitGroup(f"features.{3 * i}", f"features.{3 * i + 1}", f"features.{3 * i + 3}")
             for i in range(self.depth - 1)
         ]
         last = 3 * (self.depth - 1)
-        return [
-            *groups,
-            UnitGroup(f"features.{last}", f"features.{last + 1}", "classifier.1", self.positions),
-        ]
+        groups.append(UnitGroup(f"features.{last}", f"features.{last + 1}", "classifier.1", self.positions))
+        if self.hidden:
+            groups.append(UnitGroup("classifier.1", None, "classifier.3"))
+        return groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
@@ -178,6 +189,12 @@ def mlp_256x2(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
 def cnn_32x3(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """CNN, three conv-BN-ReLU layers of 32 channels (k5 s1, k3 s2, k3 s2), linear head."""
     return SimpleCNN(input_shape, num_classes, width=32, depth=3)
+
+
+@ARCHS.register("cnn_32x3_fc256")
+def cnn_32x3_fc256(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """CNN, the three conv layers of cnn_32x3, then a hidden ReLU layer of 256 units (Conv-4 style head)."""
+    return SimpleCNN(input_shape, num_classes, width=32, depth=3, hidden=256)
 
 
 @ARCHS.register("resnet_16x3")

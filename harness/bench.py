@@ -32,7 +32,7 @@ from harness.tasks import cell_task, parent_task
 if TYPE_CHECKING:
     import pandas as pd
 
-BENCH_CELL = {"arch": "cnn_32x3", "dataset": "mnist1d", "pruner": "global_magnitude", "sparsity": 0.9}
+BENCH_CELL = {"arch": "cnn_32x3_fc256", "dataset": "mnist1d", "pruner": "global_magnitude", "sparsity": 0.9}
 BENCH_MEASURES = (
     "cell",
     "dataloader",

@@ -171,8 +171,13 @@ def cmd_analyze(results: str) -> int:
 
     if not (Path(results) / "cells").is_dir():
         raise StoreError(f"--results {results!r}: no results store there")
+    import pandas as pd
+
+    from analysis.sanity import render_sanity
+
     table = run_analysis(results)
     print(render_summary(table))
+    print(render_sanity(pd.read_parquet(Path(results) / "claims" / "sanity.parquet")))
     print(f"claims table: {Path(results) / 'claims' / 'claims.parquet'} ({len(table)} rows)")
     return 0
 

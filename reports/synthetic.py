@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     write_synthetic_store(
         args.root,
-        archs=("mlp_256x2", "cnn_32x3"),
+        archs=("mlp_256x2", "cnn_32x3_fc256"),
         datasets=("mnist1d", "mnist1d_hard", "digits"),
         pruners=tuple(f"pruner_{i}" for i in range(args.pruners)),
         sparsities=(0.5, 0.8, 0.9, 0.95, 0.98),

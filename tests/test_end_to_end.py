@@ -1,6 +1,7 @@
 """The smoke preset end to end: Parquet contents, resumability, determinism, the one-cell CLI."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -85,6 +86,26 @@ def test_second_run_runs_zero_cells(smoke_results):
     again = run_all("smoke", str(root), workers=1, echo=lines.append)
     assert again.ran == 0 and again.stored_before == again.total
     assert any("0 cells run" in line for line in lines)
+
+
+def test_analyze_prints_and_stores_the_magnitude_vs_random_sanity_table(smoke_results, tmp_path, capsys):
+    from analysis.load import load_results
+    from analysis.sanity import magnitude_vs_random
+
+    root = tmp_path / "store"
+    shutil.copytree(smoke_results[0] / "cells", root / "cells")
+    shutil.copytree(smoke_results[0] / "metrics", root / "metrics")
+    assert main(["analyze", "--results", str(root)]) == 0
+    out = capsys.readouterr().out
+    stored = pd.read_parquet(root / "claims" / "sanity.parquet")
+    # smoke: 2 archs x 2 datasets x 3 magnitude pruners at sparsity 0.9, plus the pooled rows
+    assert len(stored) == 2 * 2 * 3 * 2 and set(stored["sparsity"]) == {"0.9", "pooled"}
+    assert (stored["cells"] == 1).all()  # one seed, one recipe
+    full = magnitude_vs_random(*load_results(root))  # the analysis reads a filtered store: same table
+    pd.testing.assert_frame_equal(stored, full)
+    assert (
+        f"{int(stored['beats'].sum())} of 24 (arch, dataset, pruner, sparsity) comparisons beat random" in out
+    )
 
 
 def test_dense_parent_is_trained_once_per_arch_dataset_seed(smoke_results):

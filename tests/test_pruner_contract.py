@@ -106,7 +106,7 @@ def test_structured_unit_sparsity_matches_target_and_weights_follow(pruner, arch
         for h in groups:
             if g.consumer == h.producer:
                 rows, cols = int((~alive_units(model, h)).sum()), int((~alive_units(model, g)).sum())
-                expected -= rows * cols * modules[h.producer].weight[0, 0].numel()
+                expected -= rows * cols * g.positions * modules[h.producer].weight[0, 0].numel()
     total = sum(effective_weight(m).numel() for m in modules.values())
     assert sparsity_stats(model)["achieved_sparsity"] == pytest.approx(expected / total)
 
