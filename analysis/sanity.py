@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from analysis.load import prune_cells, scalar
+
 MAGNITUDE_PRUNERS = ("global_magnitude", "layer_magnitude", "lamp")
 BASELINE = "random"
 MIN_SPARSITY = 0.9
@@ -22,15 +24,9 @@ POOLED = "pooled"
 
 def retrained_accuracy(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     """One row per pruning cell: arch, dataset, pruner, sparsity, seed, retrain, accuracy."""
-    acc = metrics[
-        (metrics["phase"] == "retrained")
-        & (metrics["eval_set"] == "test")
-        & (metrics["metric"] == "accuracy")
-        & metrics["class"].isna()
-    ][["cell_id", "value"]]
     keys = ["cell_id", "arch", "dataset", "pruner", "sparsity", "seed", "retrain"]
-    prune = cells[cells["study"].fillna("prune") == "prune"][keys]
-    return prune.merge(acc, on="cell_id").rename(columns={"value": "accuracy"})
+    acc = scalar(metrics, "retrained", "accuracy").rename("accuracy")
+    return prune_cells(cells)[keys].merge(acc, left_on="cell_id", right_index=True)
 
 
 def magnitude_vs_random(

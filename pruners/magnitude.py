@@ -40,7 +40,7 @@ def first_convolution(model: nn.Module) -> str | None:
     if not modules:
         return None
     name, module = next(iter(modules.items()))
-    return name if isinstance(module, nn.modules.conv._ConvNd) else None
+    return name if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) else None
 
 
 def uniform_sparsity(model: nn.Module, sparsity: float, dense: str | None) -> float:

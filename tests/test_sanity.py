@@ -44,7 +44,7 @@ def _store(accuracy):
             retrain=None,
         )
     )
-    metrics = pd.DataFrame(metrics).assign(**{"class": None})
+    metrics = pd.DataFrame(metrics).assign(kind="clean", **{"class": None})
     return pd.DataFrame(cells), metrics
 
 
