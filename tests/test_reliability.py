@@ -92,6 +92,22 @@ def test_two_concurrent_runs_never_run_a_cell_twice(tmp_path):
     assert_store_complete(results)
 
 
+def _worker_facts() -> tuple[int, int, bool]:
+    import torch as worker_torch
+
+    return os.getppid(), worker_torch.get_num_threads(), "torch._dynamo" in sys.modules
+
+
+def test_pool_workers_fork_from_a_preloaded_server_and_run_one_thread():
+    from harness.executors import LocalExecutor
+
+    facts = list(LocalExecutor(workers=2).map_unordered(_worker_facts, [()] * 4))
+    assert len(facts) == 4
+    for parent, threads, preloaded in facts:
+        assert parent != os.getpid()  # forked by the server, not by the harness process
+        assert threads == 1 and preloaded  # torch._dynamo came with the server, not the task
+
+
 @pytest.mark.slow
 def test_numbers_do_not_depend_on_the_number_of_workers(tmp_path):
     """Same spec and seed, same numbers: one worker and two workers store identical values."""

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
-import os
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.array_cache import cache_key as cache_key_of
+from benchmarks.array_cache import cached_arrays
 from benchmarks.shifts.base import SEVERITIES, SHIFTS, Shift, ShiftUnavailable
 
 SHIFT_SEED = 1_000_003
@@ -172,22 +171,10 @@ def cache_key(data, shift: Shift, severity: int, n: int) -> str:
         "seed": shift_seed(data.name, shift.name),
         "source": _official_source(data, shift),
     }
-    return hashlib.blake2b(json.dumps(spec, sort_keys=True).encode(), digest_size=8).hexdigest()
+    return cache_key_of(spec)
 
 
 _MEMO: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-
-
-def _atomic_save(path: Path, x: np.ndarray, y: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, x=x, y=y)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_shift_set(data, shift: Shift | str, severity: int, cache_dir: Path | str | None = None) -> ShiftSet:
@@ -196,19 +183,11 @@ def load_shift_set(data, shift: Shift | str, severity: int, cache_dir: Path | st
     n = set_size(data, shift)
     key = cache_key(data, shift, severity, n)
     arrays = _MEMO.get(key)
-    if arrays is None and cache_dir is not None:
-        path = Path(cache_dir) / "shifts" / data.name / f"{shift.name}-s{severity}-{key}.npz"
-        if path.exists():
-            try:
-                with np.load(path) as f:
-                    arrays = (f["x"], f["y"])
-            except (OSError, ValueError, KeyError):
-                arrays = None  # unreadable: regenerate and overwrite
-        if arrays is None:
-            arrays = build_shift_set(data, shift, severity, n)
-            _atomic_save(path, *arrays)
-    elif arrays is None:
-        arrays = build_shift_set(data, shift, severity, n)
+    if arrays is None:
+        path = None
+        if cache_dir is not None:
+            path = Path(cache_dir) / "shifts" / data.name / f"{shift.name}-s{severity}-{key}.npz"
+        arrays = cached_arrays(path, lambda: build_shift_set(data, shift, severity, n))
     _MEMO[key] = arrays
     return ShiftSet(shift.name, shift.kind, severity, arrays[0], arrays[1])
 
