@@ -6,6 +6,14 @@ Names carry their size (open_lth style): ``mlp_256x2`` is two hidden layers of 2
 three stages (16, 32, 64 channels, one basic block each, He et al. 2016). Every factory
 takes ``(input_shape, num_classes)`` and picks 1-D or 2-D layers from the input rank.
 
+Layout: a sequence ``(C, L)`` is convolved as a height-1 image ``(C, 1, L)`` with ``(1, k)``
+kernels (``as_image``; the same function as a 1-D convolution, weights ``(out, in, 1, k)``),
+and ``build_arch`` puts every convolutional arch in channels-last memory format, on every
+device. oneDNN's channels-last kernels are faster on CPU than its 1-D and channel-first
+ones: a ``cnn_32x3_fc256`` training step on MNIST-1D takes about 3.5 ms instead of 4.4 ms,
+``resnet_16x3`` 7.7 instead of 11.3 (one thread). Flattening keeps channel-major order, so
+``positions`` below means the same in either layout.
+
 Structure for structured pruning: every arch class lists its ``unit_groups()``, explicitly
 (never inferred from module order at prune time). A group is one layer whose output units
 (conv filters / hidden neurons) may be removed: the ``producer`` layer, the BatchNorm that
@@ -19,6 +27,7 @@ across the residual additions, the usual restriction (Li et al. 2017).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -47,21 +56,46 @@ def unit_groups(model: nn.Module) -> list[UnitGroup]:
 
 
 def build_arch(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    return ARCHS.get(name)(input_shape, num_classes)
+    """The named arch; a convolutional one in channels-last layout (see the module docstring)."""
+    model = ARCHS.get(name)(input_shape, num_classes)
+    if any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def describe(name: str) -> str:
     return (ARCHS.get(name).__doc__ or "").strip().splitlines()[0]
 
 
-def _layers(input_shape: tuple[int, ...]) -> tuple[type, type, type]:
-    """Conv, BatchNorm and adaptive average pool classes for the input's spatial rank."""
+def _line_conv(
+    c_in: int, c_out: int, kernel: int, stride: int = 1, padding: int = 0, bias: bool = True
+) -> nn.Conv2d:
+    """A 1-D convolution over a height-1 image: ``(1, k)`` kernel, stride and padding on width."""
+    return nn.Conv2d(c_in, c_out, (1, kernel), stride=(1, stride), padding=(0, padding), bias=bias)
+
+
+def _line_max_pool(kernel: int) -> nn.MaxPool2d:
+    return nn.MaxPool2d((1, kernel))
+
+
+def _layers(input_shape: tuple[int, ...]) -> tuple[Callable, type, type]:
+    """Conv, BatchNorm and adaptive average pool classes for the input's spatial rank
+    (sequences as height-1 images, see ``as_image``)."""
     rank = len(input_shape) - 1
     if rank == 1:
-        return nn.Conv1d, nn.BatchNorm1d, nn.AdaptiveAvgPool1d
+        return _line_conv, nn.BatchNorm2d, nn.AdaptiveAvgPool2d
     if rank == 2:
         return nn.Conv2d, nn.BatchNorm2d, nn.AdaptiveAvgPool2d
     raise ValueError(f"input_shape {input_shape} must be (C, L) or (C, H, W)")
+
+
+def _max_pool(input_shape: tuple[int, ...]) -> Callable[[int], nn.Module]:
+    return _line_max_pool if len(input_shape) == 2 else nn.MaxPool2d
+
+
+def as_image(x: torch.Tensor) -> torch.Tensor:
+    """A batch of sequences ``(N, C, L)`` as height-1 images ``(N, C, 1, L)``; images as they are."""
+    return x.unsqueeze(-2) if x.dim() == 3 else x
 
 
 class MLP(nn.Module):
@@ -106,7 +140,7 @@ class SimpleCNN(nn.Module):
             channels = width
         self.features = nn.Sequential(*layers)
         with torch.no_grad():
-            flat = self.features(torch.zeros(1, *input_shape)).numel()
+            flat = self.features(as_image(torch.zeros(1, *input_shape))).numel()
         head: list[nn.Module] = [nn.Flatten()]
         if hidden:
             head += [nn.Linear(flat, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)]
@@ -129,7 +163,7 @@ class SimpleCNN(nn.Module):
         return groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
+        return self.classifier(self.features(as_image(x)))
 
 
 class BasicBlock(nn.Module):
@@ -176,7 +210,7 @@ class StagedResNet(nn.Module):
         ]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(self.blocks(self.stem(x))))
+        return self.fc(self.pool(self.blocks(self.stem(as_image(x)))))
 
 
 @ARCHS.register("mlp_256x2")

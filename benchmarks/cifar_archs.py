@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmarks.archs import ARCHS, StagedResNet, UnitGroup, _layers
+from benchmarks.archs import ARCHS, StagedResNet, UnitGroup, _layers, _max_pool, as_image
 
 VGG_CONFIGS = {
     11: (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512),
@@ -35,7 +35,7 @@ class VGG(nn.Module):
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, depth: int) -> None:
         super().__init__()
         conv, bn, pool = _layers(input_shape)
-        max_pool = nn.MaxPool1d if len(input_shape) == 2 else nn.MaxPool2d
+        max_pool = _max_pool(input_shape)
         layers: list[nn.Module] = []
         channels, size = input_shape[0], min(input_shape[1:])
         self.convs: list[int] = []
@@ -60,7 +60,7 @@ class VGG(nn.Module):
         ]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(self.features(x)))
+        return self.fc(self.pool(self.features(as_image(x))))
 
 
 class WideBlock(nn.Module):
@@ -109,7 +109,7 @@ class WideResNet(nn.Module):
         ]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.head(self.blocks(self.stem(x))))
+        return self.fc(self.head(self.blocks(self.stem(as_image(x)))))
 
 
 @ARCHS.register("cifar_resnet_20")

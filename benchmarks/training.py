@@ -93,14 +93,12 @@ def crop_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 def accelerated(model: nn.Module, x: torch.Tensor) -> tuple[Callable, Callable]:
     """(forward, autocast context) for training on ``x``'s device.
 
-    On CUDA: bf16 autocast, channels_last for images, and ``torch.compile`` when the
-    environment sets ``PRUNEBENCH_COMPILE=1``. On CPU: the plain model and no autocast, so
-    CPU runs stay bit for bit what they were.
+    On CUDA: bf16 autocast and ``torch.compile`` when the environment sets
+    ``PRUNEBENCH_COMPILE=1``. On CPU: the plain model in fp32 and no autocast. (Convolutional
+    archs are channels-last on every device already: ``benchmarks.archs.build_arch``.)
     """
     if x.device.type != "cuda":
         return model, contextlib.nullcontext
-    if x.dim() == 4:
-        model.to(memory_format=torch.channels_last)
     forward = torch.compile(model) if os.environ.get("PRUNEBENCH_COMPILE") == "1" else model
     return forward, lambda: torch.autocast(device_type="cuda", dtype=torch.bfloat16)
 

@@ -2,10 +2,11 @@
 
 1. one cell through the harness (dense parent + cell, fresh store) vs ``minimal_cell``, a
    hand-written loop doing the same training, evaluation and sets (target <= 1.10);
-2. the dense training through the harness vs a per-sample ``Dataset`` + ``DataLoader``
-   loop with ShrinkBench's loader settings (target: harness >= 3x faster), on both
-   embedded archs; the same loop with ``num_workers=0`` (the loader's best case on this
-   data) is printed beside it, for information;
+2. the same cell fed the conventional way: every training epoch and every evaluation set
+   through a per-sample ``Dataset`` + ``DataLoader`` with ShrinkBench's loader settings
+   (target: harness >= 3x faster). For information, the dense training alone against the
+   same loader, on both embedded archs, with ShrinkBench's 8 loader workers and with
+   ``num_workers=0`` (the loader's best case on this data);
 3. matrix throughput, cells per minute, with 1 and 2 local workers (target >= 1.6x);
 4. the report build for a synthetic store of 100,000 metric rows (target < 60 s).
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,17 +56,19 @@ def _best(fn, repeats: int) -> float:
     return best
 
 
-def cell_vs_minimal(repeats: int = 2) -> dict:
+def cell_side_by_side(repeats: int = 2) -> list[dict]:
+    """One cell through the harness, through ``minimal_cell`` and through ``minimal_cell``
+    fed by ShrinkBench's loader, alternating (drift in machine load hits all three)."""
     import torch
 
-    from benchmarks.baselines import minimal_cell
+    from benchmarks.baselines import SHRINKBENCH_WORKERS, minimal_cell
     from benchmarks.datasets import load_dataset
     from benchmarks.evaluation import eval_bundle, evaluation_sets
 
     preset = load_preset("default")
     spec = CellSpec(**BENCH_CELL, seed=0, train=preset.train, retrain_config=preset.retrain_config)
     data = load_dataset(spec.dataset)
-    sets = evaluation_sets(data)  # generated once, outside both timings
+    sets = evaluation_sets(data)  # generated once, outside every timing
     eval_bundle(data)
     finetune = preset.train.__class__(
         **{
@@ -86,31 +90,41 @@ def cell_vs_minimal(repeats: int = 2) -> dict:
         finally:
             shutil.rmtree(root, ignore_errors=True)
 
-    harness, minimal = float("inf"), float("inf")
-    for _ in range(repeats):  # alternate, so drift in machine load hits both
-        harness = min(harness, _best(harness_once, 1))
-        minimal = min(
-            minimal,
-            _best(
-                lambda: minimal_cell(spec.arch, data, sets, spec.sparsity, spec.seed, preset.train, finetune),
-                1,
-            ),
-        )
-    return {
-        "measure": "cell_vs_minimal",
-        "harness_s": harness,
-        "baseline_s": minimal,
-        "ratio": harness / minimal,
-        "target": "harness / minimal <= 1.10",
-        "ok": harness / minimal <= 1.10,
-    }
+    def baseline_once(loader_workers: int | None):
+        args = (spec.arch, data, sets, spec.sparsity, spec.seed, preset.train, finetune)
+        return lambda: minimal_cell(*args, loader_workers=loader_workers)
+
+    harness, minimal, loader = float("inf"), float("inf"), float("inf")
+    with warnings.catch_warnings():  # more loader workers than cores is ShrinkBench's default
+        warnings.filterwarnings("ignore", message="This DataLoader will create")
+        for _ in range(repeats):
+            harness = min(harness, _best(harness_once, 1))
+            minimal = min(minimal, _best(baseline_once(None), 1))
+            loader = min(loader, _best(baseline_once(SHRINKBENCH_WORKERS), 1))
+    return [
+        {
+            "measure": "cell_vs_minimal",
+            "harness_s": harness,
+            "baseline_s": minimal,
+            "ratio": harness / minimal,
+            "target": "harness / minimal <= 1.10",
+            "ok": harness / minimal <= 1.10,
+        },
+        {
+            "measure": f"cell_vs_dataloader[{spec.arch}, num_workers={SHRINKBENCH_WORKERS}]",
+            "harness_s": harness,
+            "baseline_s": loader,
+            "ratio": loader / harness,
+            "target": "dataloader / harness >= 3",
+            "ok": loader / harness >= 3,
+        },
+    ]
 
 
 def training_vs_dataloader(
     repeats: int = 2, arch: str = BENCH_CELL["arch"], num_workers: int | None = None
 ) -> dict:
-    import warnings
-
+    """The dense training alone, harness vs the loader-fed loop (for information)."""
     import torch
 
     from benchmarks.archs import build_arch
@@ -134,14 +148,13 @@ def training_vs_dataloader(
         with warnings.catch_warnings():  # more loader workers than cores is ShrinkBench's default
             warnings.filterwarnings("ignore", message="This DataLoader will create")
             loader = min(loader, dataloader_train(arch, data, preset.train, 0, num_workers=workers))
-    informational = num_workers is not None
     return {
         "measure": f"training_vs_dataloader[{arch}, num_workers={workers}]",
         "harness_s": harness,
         "baseline_s": loader,
         "ratio": loader / harness,
-        "target": "none: the loader's best case" if informational else "dataloader / harness >= 3",
-        "ok": None if informational else loader / harness >= 3,
+        "target": "none: training alone, for information",
+        "ok": None,
     }
 
 
@@ -228,7 +241,7 @@ def report_build(min_rows: int = 100_000) -> dict:
 
 def run_bench(results_dir: str, echo=print, skip: tuple[str, ...] = ()) -> pd.DataFrame:
     measures = {
-        "cell": cell_vs_minimal,
+        "cell": cell_side_by_side,
         "dataloader": training_vs_dataloader,
         "dataloader_mlp": lambda: training_vs_dataloader(arch="mlp_256x2"),
         "dataloader_0w": lambda: training_vs_dataloader(num_workers=0),
@@ -243,13 +256,14 @@ def run_bench(results_dir: str, echo=print, skip: tuple[str, ...] = ()) -> pd.Da
         if name in skip:
             continue
         echo(f"bench: {name} ...")
-        result = fn()
-        rows.append(result)
-        verdict = "informational" if result["ok"] is None else ("met" if result["ok"] else "NOT met")
-        echo(
-            f"  {result['measure']}: {result['harness_s']:.2f} s vs {result['baseline_s']:.2f} s, "
-            f"ratio {result['ratio']:.2f} ({result['target']}: {verdict})"
-        )
+        results = fn()
+        for result in results if isinstance(results, list) else [results]:
+            rows.append(result)
+            verdict = "informational" if result["ok"] is None else ("met" if result["ok"] else "NOT met")
+            echo(
+                f"  {result['measure']}: {result['harness_s']:.2f} s vs {result['baseline_s']:.2f} s, "
+                f"ratio {result['ratio']:.2f} ({result['target']}: {verdict})"
+            )
     frame = pd.DataFrame(rows)
     frame["measured_at"] = datetime.now(UTC)
     for key, value in environment().items():

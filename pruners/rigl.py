@@ -60,8 +60,10 @@ def drop_and_grow(model, grads: dict[str, torch.Tensor], fraction: float) -> Non
         score[mask == 1] = -float("inf")
         grow = torch.argsort(score, descending=True, stable=True)[:k]
         mask[grow] = 1.0
-        with torch.no_grad():
-            dense_weight(module).view(-1)[grow] = 0.0
+        regrown = torch.zeros(mask.numel(), dtype=torch.bool, device=mask.device)
+        regrown[grow] = True
+        with torch.no_grad():  # masked_fill_ writes through any memory layout (channels-last too)
+            dense_weight(module).masked_fill_(regrown.view(module.weight.shape), 0.0)
         masks[name] = mask.view_as(module.weight)
     apply_masks(model, masks, replace=True)
 

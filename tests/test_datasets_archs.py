@@ -81,3 +81,45 @@ def test_every_arch_handles_1d_and_2d_inputs(arch, shape):
     out = model(torch.randn(5, *shape))
     assert out.shape == (5, 7)
     assert any(isinstance(m, torch.nn.Linear) for m in model.modules())
+
+
+@pytest.mark.parametrize("arch", ["cnn_32x3", "cnn_32x3_fc256", "resnet_16x3"])
+def test_sequence_convnets_are_channels_last_1d_convolutions(arch):
+    """The height-1 image formulation computes the 1-D network, in channels-last layout."""
+    import torch.nn.functional as F
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = build_arch(arch, (1, 40), 10).eval()
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(c.kernel_size[0] == 1 and c.weight.shape[2] == 1 for c in convs)
+    assert all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+
+    def conv1d_forward(conv, x):  # the same weights as a plain 1-D convolution
+        return F.conv1d(x.squeeze(2), conv.weight.squeeze(2), conv.bias, conv.stride[1], conv.padding[1])
+
+    outputs = {}
+    hooks = [c.register_forward_hook(lambda m, a, out: outputs.__setitem__(m, (a[0], out))) for c in convs]
+    x = torch.randn(16, 1, 40)
+    with torch.no_grad():
+        model(x)
+        for conv in convs:
+            inp, out = outputs[conv]
+            assert out.is_contiguous(memory_format=torch.channels_last)
+            torch.testing.assert_close(out.squeeze(2), conv1d_forward(conv, inp), rtol=1e-5, atol=1e-5)
+    for h in hooks:
+        h.remove()
+
+
+def test_channels_last_training_is_bit_for_bit_repeatable():
+    from benchmarks.training import TrainConfig, train
+
+    d = load_dataset("mnist1d")
+    states = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        model = build_arch("cnn_32x3_fc256", d.input_shape, d.num_classes)
+        train(model, d.x_train[:512], d.y_train[:512], TrainConfig(epochs=2, batch_size=64), seed=3)
+        states.append(model.state_dict())
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key]), key
