@@ -3,8 +3,8 @@ GPU-hour estimate of a preset scales (``harness.estimate``).
 
 ``epoch_seconds`` trains ``arch`` for ``epochs`` epochs on random inputs of shape
 ``input_shape`` (N examples, batch B, SGD with momentum, the recipe of the ``full`` preset,
-bf16 autocast and channels_last on CUDA) and returns the median epoch wall time, the
-first epoch (warm-up, cuDNN autotuning) excluded.
+bf16 autocast on CUDA; convolutional archs come channels-last from ``build_arch``) and
+returns the median epoch wall time, the first epoch (warm-up, cuDNN autotuning) excluded.
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ def epoch_seconds(
     torch.manual_seed(0)
     model = build_arch(arch, input_shape, num_classes).to(device)
     cuda = device.startswith("cuda")
-    if cuda and len(input_shape) == 3:
-        model = model.to(memory_format=torch.channels_last)
     x = torch.randn(examples, *input_shape, device=device)
     y = torch.randint(0, num_classes, (examples,), device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)

@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.array_cache import cache_key as cache_key_of
-from benchmarks.array_cache import cached_arrays
+from benchmarks import array_cache
 from benchmarks.shifts.base import SEVERITIES, SHIFTS, Shift, ShiftUnavailable
 
 SHIFT_SEED = 1_000_003
@@ -171,7 +170,7 @@ def cache_key(data, shift: Shift, severity: int, n: int) -> str:
         "seed": shift_seed(data.name, shift.name),
         "source": _official_source(data, shift),
     }
-    return cache_key_of(spec)
+    return array_cache.cache_key(spec)
 
 
 _MEMO: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -187,7 +186,7 @@ def load_shift_set(data, shift: Shift | str, severity: int, cache_dir: Path | st
         path = None
         if cache_dir is not None:
             path = Path(cache_dir) / "shifts" / data.name / f"{shift.name}-s{severity}-{key}.npz"
-        arrays = cached_arrays(path, lambda: build_shift_set(data, shift, severity, n))
+        arrays = array_cache.cached_arrays(path, lambda: build_shift_set(data, shift, severity, n))
     _MEMO[key] = arrays
     return ShiftSet(shift.name, shift.kind, severity, arrays[0], arrays[1])
 
