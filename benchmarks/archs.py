@@ -28,31 +28,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from benchmarks.registry import Registry
+from core.registry import Registry
+from core.units import UnitGroup, unit_groups  # noqa: F401  (archs declare their unit groups)
 
 ARCHS: Registry = Registry("architecture")
-
-
-@dataclass(frozen=True)
-class UnitGroup:
-    """Prunable units of one layer: output ``i`` of ``producer`` is channel ``i`` of ``norm``
-    and feeds inputs ``i*positions .. (i+1)*positions - 1`` of ``consumer``."""
-
-    producer: str
-    norm: str | None
-    consumer: str
-    positions: int = 1
-
-
-def unit_groups(model: nn.Module) -> list[UnitGroup]:
-    """The structured-pruning groups an architecture declares (empty if it declares none)."""
-    method = getattr(model, "unit_groups", None)
-    return method() if method is not None else []
 
 
 def build_arch(name: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:

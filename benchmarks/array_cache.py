@@ -3,7 +3,7 @@
 Generated data (the MNIST-1D datasets, the shift sets) is a pure function of its generator's
 version and arguments, so it is made once and read back from an ``.npz`` afterwards: a fresh
 worker process reads MNIST-1D in milliseconds instead of regenerating it (about 2.5 s).
-Files are written atomically (temporary file, then rename), so two processes filling the
+Files are written atomically (``core.atomic``: temporary file, fsync, rename), so two processes filling the
 same entry never leave a torn file; an unreadable entry is regenerated and overwritten.
 
 ``user_cache_dir()`` is where data that belongs to no results store is cached:
@@ -17,12 +17,13 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from core.atomic import atomic_write
 
 Arrays = tuple[np.ndarray, np.ndarray]
 
@@ -50,15 +51,7 @@ def read_arrays(path: Path) -> Arrays | None:
 
 
 def write_arrays(path: Path, x: np.ndarray, y: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, x=x, y=y)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: np.savez(handle, x=x, y=y))
 
 
 def cached_arrays(path: Path | None, generate: Callable[[], Arrays]) -> Arrays:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from benchmarks.array_cache import cache_key, cached_arrays, user_cache_dir
-from benchmarks.registry import Registry
+from core.registry import Registry
 
 DATASETS: Registry = Registry("dataset")
 

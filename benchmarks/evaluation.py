@@ -4,14 +4,18 @@ A row is ``{"eval_set", "kind", "severity", "metric", "class", "step", "value"}`
 being ``None`` for whole-set metrics and ``step`` ``None`` outside curves; the harness adds
 ``cell_id`` and ``phase``. The sets (``results/README.md`` documents every name):
 
-- ``train`` and ``test`` (kind ``clean``, severity 0): accuracy, loss, per-class recall and
-  calibration (ece, nll, brier);
+- ``train``, ``val`` and ``test`` (kind ``clean``, severity 0): accuracy, loss, per-class
+  recall and calibration (ece, nll, brier);
 - each corruption x severity 1-5 (kind ``corruption``, ``eval_set`` the corruption's name):
   the same metrics; plus ``corruptions`` (kind ``summary``): ``mce`` and ``relative_mce``;
 - each OOD set (kind ``ood``, severity 0): ``auroc_msp``, ``auroc_energy``, ``fpr95_msp``,
   ``fpr95_energy`` against the clean test set as in-distribution;
 - ``model`` (kind ``model``): sparsity, parameter counts, FLOPs and, given a compact model,
   CPU latency.
+
+Which sets and how large (``core.spec.EvalConfig``): ``sets = "all"`` is every set above,
+``"clean"`` the three clean splits only (a study whose analysis reads nothing else);
+``shift_set_size`` / ``ood_set_size`` the examples per shift set.
 
 All inputs of a dataset are concatenated once per process (``EvalBundle``), so a phase is
 one forward pass in large batches under ``torch.inference_mode``, and every per-set metric
@@ -28,6 +32,7 @@ from torch import nn
 
 from benchmarks import cost, metrics
 from benchmarks.datasets import DatasetSplits
+from core.spec import EvalConfig
 from pruners.masks import sparsity_stats
 
 EVAL_BATCH = 512  # on CPU, larger batches of small convolutions run slower (cache misses)
@@ -108,32 +113,37 @@ class EvalBundle:
         return [g for g, s in enumerate(self.sets) if s[1] == kind]
 
 
-_BUNDLES: dict[tuple[int, str], EvalBundle] = {}
+_BUNDLES: dict[tuple, EvalBundle] = {}
+CLEAN_SPLITS = ("train", "val", "test")
 
 
 def evaluation_sets(
-    data: DatasetSplits, cache_dir: Path | None = None
+    data: DatasetSplits, cache_dir: Path | None = None, config: EvalConfig | None = None
 ) -> list[tuple[str, str, int, torch.Tensor, torch.Tensor]]:
-    """(eval_set, kind, severity, x, y) for every set a phase is evaluated on: clean train and
-    test, each corruption x severity, each OOD set (labels -1).
+    """(eval_set, kind, severity, x, y) for every set a phase is evaluated on: the clean train,
+    val and test splits, then (``config.sets == "all"``) each corruption x severity and each
+    OOD set (labels -1).
 
     ``cache_dir`` is where generated shift sets are cached (``<results>/cache``); None keeps
     them in memory only.
     """
     from benchmarks.shifts import shift_sets
 
-    sets = [("train", "clean", 0, data.x_train, data.y_train), ("test", "clean", 0, data.x_test, data.y_test)]
-    for s in shift_sets(data, cache_dir):
-        sets.append((s.name, s.kind, s.severity, torch.from_numpy(s.x), torch.from_numpy(s.y)))
+    config = config or EvalConfig()
+    sets = [(name, "clean", 0, *data.split(name)) for name in CLEAN_SPLITS]
+    if config.sets == "all":
+        for s in shift_sets(data, cache_dir, config.shift_set_size, config.ood_set_size):
+            sets.append((s.name, s.kind, s.severity, torch.from_numpy(s.x), torch.from_numpy(s.y)))
     return sets
 
 
-def eval_bundle(data: DatasetSplits, cache_dir: Path | None = None) -> EvalBundle:
-    """The dataset's ``EvalBundle``, built once per process (per dataset and cache dir)."""
-    key = (id(data), str(cache_dir))
+def eval_bundle(data: DatasetSplits, cache_dir: Path | None = None, config: EvalConfig | None = None) -> EvalBundle:
+    """The dataset's ``EvalBundle``, built once per process (per dataset, cache dir and sets)."""
+    config = config or EvalConfig()
+    key = (id(data), str(cache_dir), config.sets, config.shift_set_size, config.ood_set_size)
     bundle = _BUNDLES.get(key)
     if bundle is None or bundle.data is not data:
-        sets = evaluation_sets(data, cache_dir)
+        sets = evaluation_sets(data, cache_dir, config)
         xs, ys, gs = zip(
             *[(x, y, torch.full((len(y),), g)) for g, (*_, x, y) in enumerate(sets)], strict=True
         )
@@ -188,13 +198,15 @@ def evaluate(
     phase: str,
     cache_dir: Path | None = None,
     compact_model: nn.Module | None = None,
+    config: EvalConfig | None = None,
 ) -> list[dict]:
-    """Every metric row of one phase: each evaluation set, plus model-level counts and cost.
+    """Every metric row of one phase: each evaluation set (``config``), plus model-level counts
+    and cost.
 
     ``compact_model`` is the physically smaller model a structured pruner hands back; its CPU
     latency is measured against the masked model's (masks folded in).
     """
-    bundle = eval_bundle(data, cache_dir)
+    bundle = eval_bundle(data, cache_dir, config)
     device = next(model.parameters()).device
     logits = predict_logits(model, bundle.x_on(device)).double().cpu()
     labelled = bundle.y >= 0

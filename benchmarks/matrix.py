@@ -1,8 +1,13 @@
-"""Matrix presets: TOML data files in ``benchmarks/presets/``, validated on load.
+"""Matrix presets and designs: TOML data files, validated on load, expanded into cell specs.
 
-A preset names the axes of the matrix (datasets, archs, pruners as globs over the registry,
-sparsities, seeds, retraining recipes) and the training recipes; ``expand`` turns it into
-cell specs, the cartesian product of the axes. An error names the file, the line and the
+A *design* names the axes of a matrix (datasets, archs, pruners as globs over the registry,
+sparsities, seeds, retraining recipes, mask controls) and the recipes and settings every
+cell carries (``[train]``, ``[retrain_config]``, ``[eval]``, per-pruner hyperparameters);
+``[[override]]`` tables give some pruners other axes (the first matching table applies).
+``expand`` is the cartesian product. A *preset* (``benchmarks/presets/*.toml``) is a design
+plus its description, the plugins it needs and the studies it runs with it
+(``benchmarks.studies``); its own cells are the leaderboard, and its top-level
+``sparsities`` are the leaderboard's common grid. An error names the file, the line and the
 key, and what would be valid.
 """
 
@@ -12,24 +17,100 @@ import fnmatch
 import itertools
 import re
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from benchmarks.archs import ARCHS
 from benchmarks.datasets import DATASETS
-from benchmarks.registry import Registry
-from benchmarks.spec import RETRAIN_RECIPES, CellSpec, RetrainConfig
-from benchmarks.training import TrainConfig
+from core.config import ConfigError, config_dict, make_config
+from core.registry import Registry
+from core.spec import MASK_CONTROLS, RETRAIN_RECIPES, CellSpec, EvalConfig, RetrainConfig, TrainConfig
 
 PRESET_DIR = Path(__file__).parent / "presets"
 AXES = ("datasets", "archs", "pruners", "sparsities", "seeds", "retrain")
-TOP_KEYS = {"description", *AXES, "train", "retrain_config", "stability", "override"}
-OVERRIDE_AXES = ("sparsities", "seeds", "retrain")
-OVERRIDE_KEYS = {"pruners", "timing", *OVERRIDE_AXES, "train", "retrain_config"}
+DESIGN_KEYS = {*AXES, "controls", "train", "retrain_config", "eval", "pruner_config", "override"}
+PRESET_KEYS = {"description", "plugins", "studies", *DESIGN_KEYS}
+OVERRIDE_KEYS = {"pruners", "timing", "sparsities", "seeds", "retrain", "controls", "train", "retrain_config",
+                 "eval", "pruner_config"}
+FILTER_KEYS = ("arch", "dataset", "pruner", "sparsity", "seed", "retrain", "control", "cell_type")
 
 
 class PresetError(ValueError):
-    """A preset file that cannot be used; the message names file, line and key."""
+    """A preset, study or filter that cannot be used; the message names file, line and key."""
+
+
+@dataclass(frozen=True)
+class Axes:
+    """Everything a pruner's cells vary over or carry, after ``[[override]]`` tables apply."""
+
+    sparsities: tuple[float, ...]
+    seeds: tuple[int, ...]
+    retrain: tuple[str, ...]
+    train: TrainConfig
+    retrain_config: RetrainConfig
+    eval: EvalConfig
+    controls: tuple[str, ...] = ("none",)
+    pruner_config: dict = field(default_factory=dict)  # pruner name -> {key: value}
+
+
+@dataclass(frozen=True)
+class Override:
+    """The axes of the pruners one ``[[override]]`` table selects (by ``pruners`` globs or
+    ``timing``): ``sparsities``, ``seeds``, ``retrain`` and ``controls`` replace the design's;
+    ``train``, ``retrain_config``, ``eval`` and ``pruner_config`` are merged key by key over
+    the design's tables (a different dense recipe means a different dense parent)."""
+
+    selected: tuple[str, ...]
+    axes: Axes
+
+
+@dataclass(frozen=True)
+class Design:
+    datasets: tuple[str, ...]
+    archs: tuple[str, ...]
+    pruners: tuple[str, ...]
+    axes: Axes
+    overrides: tuple[Override, ...] = ()
+
+    def axes_for(self, pruner: str) -> Axes:
+        for o in self.overrides:
+            if pruner in o.selected:
+                return o.axes
+        return self.axes
+
+    def expand(self) -> list[CellSpec]:
+        from pruners import PRUNERS, make_pruner_config
+
+        cells = []
+        for ds, arch, pr in itertools.product(self.datasets, self.archs, self.pruners):
+            a = self.axes_for(pr)
+            config = config_dict(make_pruner_config(pr, a.pruner_config.get(pr, {})))
+            plugin = PRUNERS.get(pr).plugin
+            plugin_id = f"{plugin[0]}=={plugin[1]}" if plugin else None
+            ev = resolved_eval(a.eval, ds)
+            for sp, seed, rt, control in itertools.product(a.sparsities, a.seeds, a.retrain, a.controls):
+                cells.append(
+                    CellSpec(
+                        arch, ds, pr, sp, seed, rt,
+                        train=a.train, retrain_config=a.retrain_config, pruner_config=config,
+                        eval=ev, control=control, plugin=plugin_id,
+                    )
+                )
+        return cells
+
+
+def resolved_eval(config: EvalConfig, dataset: str) -> EvalConfig:
+    """The evaluation config with the dataset's default set sizes filled in (so they enter the
+    cell id); sizes are 0 when only the clean splits are evaluated."""
+    if config.sets == "clean":
+        return replace(config, shift_set_size=0, ood_set_size=0)
+    from benchmarks.shifts.sets import DEFAULT_SET_SIZE, OOD_SET_SIZE, SET_SIZE
+
+    return replace(
+        config,
+        shift_set_size=config.shift_set_size or SET_SIZE.get(dataset, DEFAULT_SET_SIZE),
+        ood_set_size=config.ood_set_size or OOD_SET_SIZE.get(dataset, DEFAULT_SET_SIZE),
+    )
 
 
 @dataclass(frozen=True)
@@ -37,52 +118,225 @@ class Preset:
     name: str
     path: Path
     description: str
-    datasets: tuple[str, ...]
-    archs: tuple[str, ...]
-    pruners: tuple[str, ...]
-    sparsities: tuple[float, ...]
-    seeds: tuple[int, ...]
-    retrain: tuple[str, ...]
-    train: TrainConfig
-    retrain_config: RetrainConfig
-    stability: tuple = ()
-    overrides: tuple[Override, ...] = ()
+    design: Design
+    plugins: tuple[str, ...] = ()
+    studies: tuple[str, ...] = ()
 
-    def axes_for(self, pruner: str) -> Override:
-        """The sparsities, seeds, retrain recipes and recipes of one pruner: those of the first
-        ``[[override]]`` that selects it, else the top-level ones."""
-        for o in self.overrides:
-            if pruner in o.selected:
-                return o
-        return Override((), self.sparsities, self.seeds, self.retrain, self.train, self.retrain_config)
+    @property
+    def grid(self) -> tuple[float, ...]:
+        """The leaderboard's common sparsities: the preset's top-level ``sparsities``."""
+        return self.design.axes.sparsities
 
-    def expand(self) -> list:
-        """Every cell: the pruning matrix, then the stability study's runs (if any)."""
-        prune = []
-        for ds, arch, pr in itertools.product(self.datasets, self.archs, self.pruners):
-            a = self.axes_for(pr)
-            prune += [
-                CellSpec(arch, ds, pr, sp, seed, rt, train=a.train, retrain_config=a.retrain_config)
-                for sp, seed, rt in itertools.product(a.sparsities, a.seeds, a.retrain)
-            ]
-        return [*prune, *self.stability]
+    def expand(self) -> list[CellSpec]:
+        """The leaderboard's cells (the studies' cells come from ``benchmarks.studies``)."""
+        return self.design.expand()
 
 
-@dataclass(frozen=True)
-class Override:
-    """Axes for the pruners one ``[[override]]`` table selects (by ``pruners`` globs or ``timing``).
+# -- reading TOML with located errors -----------------------------------------------------------
 
-    ``sparsities``, ``seeds`` and ``retrain`` replace the top-level axes; ``train`` and
-    ``retrain_config`` are merged key by key over the top-level tables (a different dense
-    recipe means a different dense parent: the cells' own ``dense`` rows come from it).
-    """
 
-    selected: tuple[str, ...]
-    sparsities: tuple[float, ...]
-    seeds: tuple[int, ...]
-    retrain: tuple[str, ...]
-    train: TrainConfig
-    retrain_config: RetrainConfig
+def line_of(text: str, key: str, section: str | None = None) -> int:
+    lines = text.splitlines()
+    start = 0
+    if section is not None:
+        for i, line in enumerate(lines):
+            if re.match(rf"^\s*\[{re.escape(section)}\]\s*$", line):
+                start = i
+                break
+    for i in range(start, len(lines)):
+        if re.match(rf"^\s*{re.escape(key)}\s*=", lines[i]) or re.match(rf"^\s*\[{re.escape(key)}\]", lines[i]):
+            return i + 1
+    return 1
+
+
+def read_toml(path: Path) -> tuple[dict, str]:
+    text = path.read_text()
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"at line (\d+)", str(exc))
+        line = int(found.group(1)) if found else max(1, len(text.splitlines()))
+        raise PresetError(f"{path}:{line}: malformed TOML: {exc}") from None
+
+
+class Located:
+    """Builds ``PresetError``s that name the file, the line and the (dotted) key."""
+
+    def __init__(self, path: Path, text: str, prefix: str = "") -> None:
+        self.path, self.text, self.prefix = path, text, prefix
+
+    def error(self, key: str, message: str, section: str | None = None, start_line: int | None = None) -> PresetError:
+        where = ".".join(p for p in (self.prefix, section, key) if p)
+        line = self._line(key, section, start_line)
+        return PresetError(f"{self.path}:{line}: key {where!r}: {message}")
+
+    def _line(self, key: str, section: str | None, start_line: int | None) -> int:
+        if start_line is None:
+            return line_of(self.text, key, section)
+        lines = self.text.splitlines()
+        found = (i + 1 for i in range(start_line - 1, len(lines)) if re.match(rf"^\s*{re.escape(key)}\s*=", lines[i]))
+        return next(found, start_line)
+
+
+def _names(values, key: str, registry: Registry, at: Located) -> tuple[str, ...]:
+    if not isinstance(values, list) or not values:
+        raise at.error(key, "must be a non-empty list")
+    out: list[str] = []
+    for pattern in values:
+        if not isinstance(pattern, str):
+            raise at.error(key, f"{pattern!r} is not a string")
+        matched = registry.names(pattern)
+        if not matched:
+            raise at.error(key, registry.unknown_message(pattern))
+        out += [m for m in matched if m not in out]
+    return tuple(out)
+
+
+def _sparsities(values, key: str, at: Located, **where) -> tuple[float, ...]:
+    if not isinstance(values, list) or not values:
+        raise at.error(key, "must be a non-empty list of numbers in the open interval (0, 1)", **where)
+    for s in values:
+        if isinstance(s, bool) or not isinstance(s, int | float) or not 0.0 < s < 1.0:
+            raise at.error(key, f"{s!r} is not a number in the open interval (0, 1)", **where)
+    return tuple(float(s) for s in values)
+
+
+def seed_list(values, key: str, at: Located, **where) -> tuple[int, ...]:
+    """``seeds = [0, 1, 2]`` or ``seeds = 30`` (seeds 0..29)."""
+    if isinstance(values, int) and not isinstance(values, bool) and values >= 1:
+        return tuple(range(values))
+    if (
+        isinstance(values, list)
+        and values
+        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in values)
+    ):
+        return tuple(dict.fromkeys(values))
+    raise at.error(key, "must be a positive count or a non-empty list of non-negative integers", **where)
+
+
+def _choices(values, key: str, valid: tuple[str, ...], at: Located, **where) -> tuple[str, ...]:
+    if not isinstance(values, list) or not values or any(v not in valid for v in values):
+        raise at.error(key, f"must be a non-empty list of: {', '.join(valid)}", **where)
+    return tuple(dict.fromkeys(values))
+
+
+def _config(cls: type, base, table, key: str, at: Located, **where):
+    if not isinstance(table, dict):
+        raise at.error(key, "must be a table", **where)
+    try:
+        return make_config(cls, {**(asdict(base) if base is not None else {}), **table}, key)
+    except ConfigError as exc:
+        bad_key = str(exc).split(":")[0].split(".")[-1]
+        raise at.error(bad_key if bad_key in table else key, str(exc).split(": ", 1)[-1], **where) from None
+
+
+def _pruner_configs(table, base: dict, at: Located, **where) -> dict:
+    """``pruner_config = {synflow = {rounds = 10}}`` (or, in an override, ``{rounds = 10}`` for
+    every pruner it selects: the caller passes ``selected``)."""
+    from pruners import PRUNERS, make_pruner_config
+
+    if not isinstance(table, dict):
+        raise at.error("pruner_config", "must be a table of pruner name -> {hyperparameter = value}", **where)
+    out = {k: dict(v) for k, v in base.items()}
+    for name, values in table.items():
+        if name not in PRUNERS:
+            raise at.error("pruner_config", PRUNERS.unknown_message(name), **where)
+        if not isinstance(values, dict):
+            raise at.error("pruner_config", f"{name} = {values!r} is not a table", **where)
+        merged = {**out.get(name, {}), **values}
+        try:
+            make_pruner_config(name, merged)
+        except ConfigError as exc:
+            raise at.error("pruner_config", str(exc), **where) from None
+        out[name] = merged
+    return out
+
+
+def _controls(values, pruners: tuple[str, ...], at: Located, **where) -> tuple[str, ...]:
+    from pruners import PRUNERS
+
+    controls = _choices(values, "controls", MASK_CONTROLS, at, **where)
+    for p in pruners:
+        cls = PRUNERS.get(p)
+        if "invert" in controls and not getattr(cls, "invertible", False):
+            raise at.error("controls", f"'invert' needs a pruner with scores to invert; {p!r} has none", **where)
+        if "shuffle_layer" in controls and cls.kind != "unstructured":
+            raise at.error("controls", f"'shuffle_layer' shuffles weight masks; {p!r} is structured", **where)
+        if set(controls) - {"none"} and cls.timing == "during_training":
+            raise at.error("controls", f"mask controls apply to one-shot masks; {p!r} prunes during training", **where)
+    return controls
+
+
+def parse_design(raw: dict, at: Located, allowed: set[str] = DESIGN_KEYS) -> Design:
+    """Validate a design table (a preset's top level, or a study's ``[design]``)."""
+    from pruners import PRUNERS
+    from pruners.base import TIMINGS
+
+    for key in raw:
+        if key not in allowed:
+            raise at.error(key, f"unknown key; valid: {', '.join(sorted(allowed))}")
+    for key in AXES:
+        if key not in raw:
+            raise PresetError(f"{at.path}:1: key {'.'.join(p for p in (at.prefix, key) if p)!r} is missing")
+    pruners = _names(raw["pruners"], "pruners", PRUNERS, at)
+    train = _config(TrainConfig, None, raw.get("train", {}), "train", at)
+    retrain_config = _config(RetrainConfig, None, raw.get("retrain_config", {}), "retrain_config", at)
+    evaluation = _config(EvalConfig, None, raw.get("eval", {}), "eval", at)
+    base = Axes(
+        sparsities=_sparsities(raw["sparsities"], "sparsities", at),
+        seeds=seed_list(raw["seeds"], "seeds", at),
+        retrain=_choices(raw["retrain"], "retrain", RETRAIN_RECIPES, at),
+        train=train,
+        retrain_config=retrain_config,
+        eval=evaluation,
+        controls=("none",),
+        pruner_config=_pruner_configs(raw.get("pruner_config", {}), {}, at),
+    )
+    if "controls" in raw:
+        base = replace(base, controls=_controls(raw["controls"], pruners, at))
+    tables = raw.get("override", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise at.error("override", "must be [[override]] tables")
+    headers = [i + 1 for i, line in enumerate(at.text.splitlines()) if re.match(r"^\s*\[\[(design\.)?override\]\]", line)]
+    overrides = []
+    for n, table in enumerate(tables):
+        start = headers[n] if n < len(headers) else 1
+        section = f"override[{n}]"
+        where = {"section": section, "start_line": start}
+        for key in table:
+            if key not in OVERRIDE_KEYS:
+                raise at.error(key, f"unknown key; valid: {', '.join(sorted(OVERRIDE_KEYS))}", **where)
+        if ("pruners" in table) == ("timing" in table):
+            raise PresetError(f"{at.path}:{start}: key {section!r}: give exactly one of 'pruners', 'timing'")
+        if "timing" in table:
+            if table["timing"] not in TIMINGS:
+                raise at.error("timing", f"{table['timing']!r} is not one of: {', '.join(TIMINGS)}", **where)
+            selected = tuple(p for p in PRUNERS.names() if PRUNERS.get(p).timing == table["timing"])
+        else:
+            selected = _names(table["pruners"], "pruners", PRUNERS, Located(at.path, at.text, section))
+        axes = Axes(
+            sparsities=_sparsities(table["sparsities"], "sparsities", at, **where) if "sparsities" in table else base.sparsities,
+            seeds=seed_list(table["seeds"], "seeds", at, **where) if "seeds" in table else base.seeds,
+            retrain=_choices(table["retrain"], "retrain", RETRAIN_RECIPES, at, **where) if "retrain" in table else base.retrain,
+            train=_config(TrainConfig, base.train, table.get("train", {}), "train", at, **where),
+            retrain_config=_config(RetrainConfig, base.retrain_config, table.get("retrain_config", {}), "retrain_config", at, **where),
+            eval=_config(EvalConfig, base.eval, table.get("eval", {}), "eval", at, **where),
+            controls=base.controls,
+            pruner_config=_pruner_configs(table.get("pruner_config", {}), base.pruner_config, at, **where),
+        )
+        if "controls" in table:
+            axes = replace(axes, controls=_controls(table["controls"], tuple(p for p in selected if p in pruners), at, **where))
+        overrides.append(Override(selected, axes))
+    return Design(
+        datasets=_names(raw["datasets"], "datasets", DATASETS, at),
+        archs=_names(raw["archs"], "archs", ARCHS, at),
+        pruners=pruners,
+        axes=base,
+        overrides=tuple(overrides),
+    )
+
+
+# -- presets ------------------------------------------------------------------------------------
 
 
 def preset_names() -> list[str]:
@@ -103,116 +357,38 @@ def preset_path(name: str) -> Path:
     return candidate
 
 
-def _line_of(text: str, key: str, section: str | None = None) -> int:
-    lines = text.splitlines()
-    start = 0
-    if section is not None:
-        for i, line in enumerate(lines):
-            if re.match(rf"^\s*\[{re.escape(section)}\]\s*$", line):
-                start = i
-                break
-    for i in range(start, len(lines)):
-        if re.match(rf"^\s*{re.escape(key)}\s*=", lines[i]) or re.match(
-            rf"^\s*\[{re.escape(key)}\]", lines[i]
-        ):
-            return i + 1
-    return 1
+def load_preset(name: str, extra_plugins: tuple[str, ...] = ()) -> Preset:
+    """Read and validate a preset; its plugins (and ``extra_plugins``) are imported first, so
+    the pruners they register can be named."""
+    from pruners.plugins import PluginError, load_plugins
 
-
-def load_preset(name: str) -> Preset:
     path = preset_path(name)
-    text = path.read_text()
+    raw, text = read_toml(path)
+    at = Located(path, text)
+    plugins = raw.get("plugins", [])
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise at.error("plugins", "must be a list of importable module names")
     try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        found = re.search(r"at line (\d+)", str(exc))
-        line = int(found.group(1)) if found else max(1, len(text.splitlines()))
-        raise PresetError(f"{path}:{line}: malformed TOML: {exc}") from None
+        load_plugins((*extra_plugins, *plugins))
+    except PluginError as exc:
+        raise PresetError(f"{path}:{line_of(text, 'plugins')}: {exc}") from None
+    studies = raw.get("studies", [])
+    if not isinstance(studies, list) or not all(isinstance(s, str) for s in studies):
+        raise at.error("studies", "must be a list of study names (harness list studies)")
+    from benchmarks.studies import study_names
 
-    def fail(key: str, message: str, section: str | None = None) -> PresetError:
-        where = f"{section}.{key}" if section else key
-        return PresetError(f"{path}:{_line_of(text, key, section)}: key {where!r}: {message}")
-
-    for key in raw:
-        if key not in TOP_KEYS:
-            raise fail(key, f"unknown key; valid: {', '.join(sorted(TOP_KEYS))}")
-    for key in AXES:
-        if key not in raw:
-            raise PresetError(f"{path}:1: key {key!r} is missing")
-        if not isinstance(raw[key], list) or not raw[key]:
-            raise fail(key, "must be a non-empty list")
-
-    def names(key: str, registry: Registry) -> tuple[str, ...]:
-        out: list[str] = []
-        for pattern in raw[key]:
-            if not isinstance(pattern, str):
-                raise fail(key, f"{pattern!r} is not a string")
-            matched = registry.names(pattern)
-            if not matched:
-                raise fail(key, registry.unknown_message(pattern))
-            out += [m for m in matched if m not in out]
-        return tuple(out)
-
-    from pruners import PRUNERS
-
-    sparsities = []
-    for s in raw["sparsities"]:
-        if isinstance(s, bool) or not isinstance(s, int | float) or not 0.0 < s < 1.0:
-            raise fail("sparsities", f"{s!r} is not a number in the open interval (0, 1)")
-        sparsities.append(float(s))
-    seeds = raw["seeds"]
-    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-        raise fail("seeds", "every seed must be a non-negative integer")
-    for r in raw["retrain"]:
-        if r not in RETRAIN_RECIPES:
-            raise fail("retrain", f"{r!r} is not one of: {', '.join(RETRAIN_RECIPES)}")
-    train = _config(TrainConfig, raw.get("train", {}), "train", fail)
-    retrain_config = _config(RetrainConfig, raw.get("retrain_config", {}), "retrain_config", fail)
-    stability: tuple = ()
-    if "stability" in raw:
-        from benchmarks.stability import expand_stability
-
-        if not isinstance(raw["stability"], dict):
-            raise fail("stability", "must be a table")
-        try:
-            stability = tuple(expand_stability(raw["stability"]))
-        except (ValueError, KeyError) as exc:
-            message = str(exc).strip("'\"")
-            quoted = [q for q in re.findall(r"'([^']+)'", message) if q in raw["stability"]]
-            mentioned = [k for k in raw["stability"] if re.search(rf"\b{re.escape(k)}\b", message)]
-            key = (quoted or mentioned or ["stability"])[0]
-            raise fail(key, message, "stability" if key != "stability" else None) from None
+    for s in studies:
+        if s not in study_names():
+            raise at.error("studies", f"unknown study {s!r}; valid: {', '.join(study_names())}")
+    design = parse_design({k: v for k, v in raw.items() if k not in ("description", "plugins", "studies")}, at)
     return Preset(
         name=path.stem,
         path=path,
         description=str(raw.get("description", "")),
-        datasets=names("datasets", DATASETS),
-        archs=names("archs", ARCHS),
-        pruners=names("pruners", PRUNERS),
-        sparsities=tuple(sparsities),
-        seeds=tuple(seeds),
-        retrain=tuple(raw["retrain"]),
-        train=train,
-        retrain_config=retrain_config,
-        stability=stability,
-        overrides=_overrides(raw, text, path, train, retrain_config),
+        design=design,
+        plugins=tuple(plugins),
+        studies=tuple(studies),
     )
-
-
-def _config(cls: type, table: object, section: str, fail) -> object:
-    if not isinstance(table, dict):
-        raise fail(section, "must be a table")
-    valid = {f.name: f.type for f in fields(cls)}
-    for key, value in table.items():
-        if key not in valid:
-            raise fail(key, f"unknown key; valid: {', '.join(valid)}", section)
-        expected = {"int": int, "float": (int, float), "str": str}[valid[key]]
-        if isinstance(value, bool) or not isinstance(value, expected):
-            raise fail(key, f"{value!r} is not of type {valid[key]}", section)
-    try:
-        return cls(**table)
-    except ValueError as exc:
-        raise fail(next(iter(table), section), str(exc), section) from None
 
 
 def describe(name: str) -> str:
@@ -222,105 +398,44 @@ def describe(name: str) -> str:
         return f"(invalid: {exc})"
 
 
-def apply_filters(cells: list[CellSpec], filters: list[str]) -> list[CellSpec]:
-    """Keep cells whose fields match every ``KEY=GLOB`` (``pruner=*magnitude``, ``seed=0``)."""
-    valid = ("arch", "dataset", "pruner", "sparsity", "seed", "retrain", "study")
-    parsed = []
-    for f in filters:
-        key, sep, pattern = f.partition("=")
-        if not sep or key not in valid:
-            raise PresetError(f"--filter {f!r}: expected KEY=GLOB with KEY one of: {', '.join(valid)}")
-        parsed.append((key, pattern))
-    return [c for c in cells if all(fnmatch.fnmatchcase(str(_filter_field(c, k)), p) for k, p in parsed)]
-
-
-STABILITY_FILTER_FIELDS = {"pruner": "target", "sparsity": "final_fraction"}
+# -- --filter -----------------------------------------------------------------------------------
 
 
 def _filter_field(cell, key: str):
-    """A cell's value for ``--filter``; stability runs answer ``pruner`` with their target and
-    ``sparsity`` with their final fraction, as the cells table stores them."""
-    if getattr(cell, "study", "prune") == "stability":
-        key = STABILITY_FILTER_FIELDS.get(key, key)
+    """A cell's value for ``--filter``; stability runs answer ``pruner`` with their target,
+    ``sparsity`` with their final fraction and ``retrain`` with their variant."""
+    if key == "cell_type":
+        return "prune" if isinstance(cell, CellSpec) else "stability"
+    if not isinstance(cell, CellSpec):
+        key = {"pruner": "target", "sparsity": "final_fraction", "retrain": "variant"}.get(key, key)
     return getattr(cell, key, None)
 
 
-def _overrides(raw: dict, text: str, path: Path, train: TrainConfig, retrain_config: RetrainConfig) -> tuple:
-    """Validate the ``[[override]]`` tables (per-pruner or per-timing axes); see ``Override``."""
-    from dataclasses import asdict
+def apply_filters(cells: list, filters: list[str]) -> list:
+    """Keep cells whose fields match every ``KEY=GLOB`` (``pruner=*magnitude``, ``seed=0``).
 
-    from pruners import PRUNERS
-    from pruners.base import TIMINGS
+    A filter that matches no cell of the plan, or filters that together match none, are an
+    error that names them (a typo must not read as "everything is stored")."""
+    parsed = []
+    for f in filters:
+        key, sep, pattern = f.partition("=")
+        if not sep or key not in FILTER_KEYS:
+            raise PresetError(f"--filter {f!r}: expected KEY=GLOB with KEY one of: {', '.join(FILTER_KEYS)}")
+        parsed.append((f, key, pattern))
 
-    tables = raw.get("override", [])
-    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        raise PresetError(f"{path}:{_line_of(text, 'override')}: key 'override': must be [[override]] tables")
-    headers = [i + 1 for i, line in enumerate(text.splitlines()) if re.match(r"^\s*\[\[override\]\]", line)]
-    out = []
-    for n, table in enumerate(tables):
-        start = headers[n] if n < len(headers) else 1
+    def matches(cell, key, pattern) -> bool:
+        return fnmatch.fnmatchcase(str(_filter_field(cell, key)), pattern)
 
-        def fail(key: str, message: str, n=n, start=start) -> PresetError:
-            lines = text.splitlines()
-            line = next(
-                (i + 1 for i in range(start - 1, len(lines)) if re.match(rf"^\s*{key}\s*=", lines[i])), start
-            )
-            return PresetError(f"{path}:{line}: key 'override[{n}].{key}': {message}")
+    for f, key, pattern in parsed:
+        if cells and not any(matches(c, key, pattern) for c in cells):
+            values = sorted({str(_filter_field(c, key)) for c in cells})
+            shown = ", ".join(values[:12]) + (", ..." if len(values) > 12 else "")
+            raise PresetError(f"--filter {f!r} matches no cell of the plan; {key} values: {shown}")
+    kept = [c for c in cells if all(matches(c, k, p) for _, k, p in parsed)]
+    if parsed and cells and not kept:
+        raise PresetError(f"--filter {' '.join(f for f, _, _ in parsed)}: together they match no cell")
+    return kept
 
-        for key in table:
-            if key not in OVERRIDE_KEYS:
-                raise fail(key, f"unknown key; valid: {', '.join(sorted(OVERRIDE_KEYS))}")
-        if ("pruners" in table) == ("timing" in table):
-            raise PresetError(f"{path}:{start}: key 'override[{n}]': give exactly one of 'pruners', 'timing'")
-        if "timing" in table:
-            if table["timing"] not in TIMINGS:
-                raise fail("timing", f"{table['timing']!r} is not one of: {', '.join(TIMINGS)}")
-            selected = tuple(p for p in PRUNERS.names() if PRUNERS.get(p).timing == table["timing"])
-        else:
-            if not isinstance(table["pruners"], list) or not table["pruners"]:
-                raise fail("pruners", "must be a non-empty list of globs")
-            selected = ()
-            for pattern in table["pruners"]:
-                matched = PRUNERS.names(pattern) if isinstance(pattern, str) else []
-                if not matched:
-                    raise fail("pruners", PRUNERS.unknown_message(str(pattern)))
-                selected += tuple(m for m in matched if m not in selected)
-        sparsities = table.get("sparsities", raw["sparsities"])
-        if (
-            not isinstance(sparsities, list)
-            or not sparsities
-            or not all(
-                isinstance(s, int | float) and not isinstance(s, bool) and 0.0 < s < 1.0 for s in sparsities
-            )
-        ):
-            raise fail("sparsities", "must be a non-empty list of numbers in the open interval (0, 1)")
-        sparsities = tuple(float(s) for s in sparsities)
-        seeds = table.get("seeds", raw["seeds"])
-        if (
-            not isinstance(seeds, list)
-            or not seeds
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
-        ):
-            raise fail("seeds", "must be a non-empty list of non-negative integers")
-        seeds = tuple(seeds)
-        recipes = table.get("retrain", raw["retrain"])
-        if not isinstance(recipes, list) or not recipes or not all(r in RETRAIN_RECIPES for r in recipes):
-            raise fail("retrain", f"must be a non-empty list of: {', '.join(RETRAIN_RECIPES)}")
-        tables_ = {}
-        for key, base in (("train", train), ("retrain_config", retrain_config)):
-            part = table.get(key, {})
-            if not isinstance(part, dict):
-                raise fail(key, "must be a table")
-            valid = {f.name: f.type for f in fields(type(base))}
-            for k, v in part.items():
-                expected = {"int": int, "float": (int, float), "str": str}.get(valid.get(k, ""), ())
-                if k not in valid or isinstance(v, bool) or not isinstance(v, expected):
-                    raise fail(key, f"{k} = {v!r}: valid keys and types: {valid}")
-            try:
-                tables_[key] = type(base)(**{**asdict(base), **part})
-            except ValueError as exc:
-                raise fail(key, str(exc)) from None
-        out.append(
-            Override(selected, sparsities, seeds, tuple(recipes), tables_["train"], tables_["retrain_config"])
-        )
-    return tuple(out)
+
+def field_names(cls) -> list[str]:
+    return [f.name for f in fields(cls)]

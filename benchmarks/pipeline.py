@@ -1,65 +1,75 @@
 """What one dense parent and one pruning cell compute, with no I/O.
 
 Dense parent: seed -> init -> train with the recipe (keeping the epoch-``k`` iterate for
-weight rewinding) -> evaluate (phase ``dense``; the harness copies these rows into every
-cell of the parent). A cell's flow depends on when its pruner acts (``Pruner.timing``):
+weight rewinding); its evaluation rows (phase ``dense``) are computed per evaluation config
+(``dense_rows``) and the harness copies them into every cell of the parent. A cell's flow
+depends on when its pruner acts (``Pruner.timing``):
 
 - ``after_training``: load the trained parent -> prune once (scores on training batches)
   -> evaluate ``pruned`` (before any retraining) -> retrain with the cell's recipe
-  (``finetune``, ``lr_rewind``, ``weight_rewind``) -> evaluate ``retrained``.
+  (``finetune``, ``lr_rewind``, ``weight_rewind``; the lowest-validation-loss epoch kept when
+  ``retrain_config.selection`` says so) -> evaluate ``retrained``.
 - ``at_init``: fresh init with the cell's seed (the parent's own initialisation) -> choose
   the mask (scores on training batches only) -> evaluate ``pruned`` -> train from scratch
   with the dense recipe, masks fixed -> evaluate ``retrained``. The cell's ``retrain``
-  recipe is not applied (from-scratch training is the retraining); presets give at-init
-  pruners a single ``retrain`` value.
+  recipe is not applied (from-scratch training is the retraining).
 - ``during_training``: the pruner drives a from-scratch sparse training run with the dense
-  recipe (``gmp``, ``rigl``, ``slimming`` hook into ``benchmarks.training.train``; ``imp``
-  runs rounds of pruning, rewinding to the parent's epoch-``k`` iterate and retraining)
-  -> evaluate ``pruned`` at the end of its sparse training -> retrain with the cell's
-  recipe -> evaluate ``retrained``.
+  recipe through ``SparseTraining`` (``imp``: rounds from the trained parent, rewinding to
+  its epoch-``k`` iterate) -> evaluate ``pruned`` at the end of its sparse training ->
+  retrain with the cell's recipe -> evaluate ``retrained``.
 
-Each evaluation covers every evaluation set and records weight-level sparsity
-(``achieved_sparsity``, from the masks) and parameter counts; structured pruners add a
-``unit_sparsity`` row (fraction of filters / neurons removed) and hand their physically
-smaller model to ``evaluate`` as ``compact_model``. The cell's ``seconds`` are ``prune``
-(mask choice; for during-training pruners the whole sparse training run), ``retrain``
-(retraining; for at-init pruners the from-scratch training) and ``eval``.
+Mask sanity controls (``CellSpec.control``; Frankle, Dziugaite, Roy & Carbin, ICLR 2021):
+``shuffle_layer`` permutes each layer's mask at random (the layer-wise densities kept, the
+choice of weights lost); ``reinit`` keeps the mask and draws new initial weights, then trains
+from scratch with the dense recipe; ``invert`` keeps the weights the pruner scores lowest
+(``PruneContext.score_sign = -1``). The ``pruned`` phase is evaluated on the clean splits
+only (no analysis reads it on shifted sets); ``retrained`` on the cell's ``EvalConfig``.
+
+The cell's budget (``benchmarks.budget``) is the training epochs and FLOPs of the dense
+parent (when the cell's model descends from it), of the pruning procedure and of the
+retraining. Its ``seconds`` are ``prune`` (mask choice; for during-training pruners the
+whole sparse training run), ``retrain`` and ``eval``.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from benchmarks.archs import build_arch
+from benchmarks.budget import BudgetMeter
 from benchmarks.datasets import DatasetSplits, load_dataset
 from benchmarks.evaluation import evaluate
-from benchmarks.retrain import retrain
-from benchmarks.spec import CellSpec, ParentSpec
-from benchmarks.training import train, training_batches
+from benchmarks.retrain import load_rewind_weights, retrain
+from benchmarks.training import steps_per_epoch, train, training_batches
+from core.spec import CellSpec, EvalConfig, ParentSpec
 from pruners import DuringTrainingPruner, PruneContext, Pruner, SparseTraining, get_pruner
+from pruners.base import StateCache
+from pruners.masks import current_mask, dense_weight, mask_tensor, prunable_modules
 
-SCORE_BATCHES = 8
-SCORE_BATCH_SIZE = 256
+REINIT_SEED_OFFSET = 1_000_000_007  # the reinit control's fresh weights: another draw than the parent's
+SHUFFLE_SALT = 4_242
 
 
 @dataclass
 class ParentResult:
     state: dict[str, torch.Tensor]
     rewind_state: dict[str, torch.Tensor]
-    rows: list[dict]
     train_seconds: float
+    epochs: float
+    flops: float
 
 
 @dataclass
 class CellResult:
     rows: list[dict]
     seconds: dict[str, float] = field(default_factory=dict)
+    budget: dict[str, float] = field(default_factory=dict)
 
 
 def fresh_model(arch: str, data: DatasetSplits, seed: int, device: str = "cpu") -> nn.Module:
@@ -67,7 +77,7 @@ def fresh_model(arch: str, data: DatasetSplits, seed: int, device: str = "cpu") 
     return build_arch(arch, data.input_shape, data.num_classes).to(device)
 
 
-def train_parent(spec: ParentSpec, device: str = "cpu", cache_dir: Path | None = None) -> ParentResult:
+def train_parent(spec: ParentSpec, device: str = "cpu") -> ParentResult:
     data = load_dataset(spec.dataset)
     model = fresh_model(spec.arch, data, spec.seed, device)
     rewind: dict[str, torch.Tensor] = {}
@@ -78,12 +88,12 @@ def train_parent(spec: ParentSpec, device: str = "cpu", cache_dir: Path | None =
 
     if spec.rewind_epoch == 0:
         keep_rewind(-1)
+    meter = BudgetMeter(data.input_shape)
     start = time.perf_counter()
-    train(
-        model, data.x_train.to(device), data.y_train.to(device), spec.train, spec.seed, epoch_hook=keep_rewind
-    )
+    x, y = data.x_train.to(device), data.y_train.to(device)
+    train(model, x, y, spec.train, spec.seed, epoch_hook=keep_rewind, meter=meter)
     seconds = time.perf_counter() - start
-    return ParentResult(model.state_dict(), rewind, evaluate(model, data, "dense", cache_dir), seconds)
+    return ParentResult(model.state_dict(), rewind, seconds, meter.epochs, meter.flops)
 
 
 def load_parent_model(spec: ParentSpec, state: dict[str, torch.Tensor], device: str = "cpu") -> nn.Module:
@@ -93,14 +103,23 @@ def load_parent_model(spec: ParentSpec, state: dict[str, torch.Tensor], device: 
     return model.eval()
 
 
+def dense_rows(
+    spec: ParentSpec, state: dict[str, torch.Tensor], config: EvalConfig, device: str = "cpu", cache_dir=None
+) -> list[dict]:
+    """The parent's ``dense`` evaluation rows under one evaluation config."""
+    model = load_parent_model(spec, copy.deepcopy(state), device)
+    return evaluate(model, load_dataset(spec.dataset), "dense", cache_dir, config=config)
+
+
 def prune_context(spec: CellSpec, data: DatasetSplits, device: str = "cpu") -> PruneContext:
     """The pruner's view: seeded randomness and a fixed list of *training* minibatches."""
     x, y = data.x_train.to(device), data.y_train.to(device)
     return PruneContext(
         seed=spec.seed,
-        batches=training_batches(x, y, SCORE_BATCH_SIZE, spec.seed, SCORE_BATCHES),
+        batches=training_batches(x, y, spec.eval.score_batch_size, spec.seed, spec.eval.score_batches),
         weight_decay=spec.train.weight_decay,
         input_shape=data.input_shape,
+        score_sign=-1.0 if spec.control == "invert" else 1.0,
     )
 
 
@@ -123,13 +142,122 @@ def structure_rows(pruner: Pruner, model: nn.Module, phase: str) -> list[dict]:
     ]
 
 
+def model_row(phase: str, metric: str, value: float) -> dict:
+    return {
+        "phase": phase,
+        "eval_set": "model",
+        "kind": "model",
+        "severity": 0,
+        "metric": metric,
+        "class": None,
+        "step": None,
+        "value": float(value),
+    }
+
+
 def evaluate_phase(
-    pruner: Pruner, model: nn.Module, data: DatasetSplits, phase: str, cache_dir: Path | None
+    pruner: Pruner, model: nn.Module, data: DatasetSplits, phase: str, cache_dir: Path | None, config: EvalConfig
 ) -> list[dict]:
     compact = pruner.compact(model) if pruner.kind == "structured" else None
-    return evaluate(model, data, phase, cache_dir, compact_model=compact) + structure_rows(
+    return evaluate(model, data, phase, cache_dir, compact_model=compact, config=config) + structure_rows(
         pruner, model, phase
     )
+
+
+def shuffle_within_layers(model: nn.Module, generator: torch.Generator) -> None:
+    """Permute every prunable layer's mask at random: its density kept, its choice of weights lost."""
+    for module in prunable_modules(model).values():
+        mask = current_mask(module)
+        perm = torch.randperm(mask.numel(), generator=generator).to(mask.device)
+        mask_tensor(module, "weight", mask.flatten()[perm].view_as(mask).clone(), replace=True)
+
+
+def reinitialise(model: nn.Module, arch: str, data: DatasetSplits, seed: int, device: str) -> None:
+    """New initial weights (another seed's draw), masks kept and masked entries zero."""
+    fresh = fresh_model(arch, data, seed + REINIT_SEED_OFFSET, device)
+    own = model.state_dict()
+    with torch.no_grad():
+        for key, value in fresh.state_dict().items():
+            target = key if key in own and not key.endswith("_mask") else f"{key}_orig"
+            if target in own:
+                own[target].copy_(value)
+        for module in prunable_modules(model).values():
+            dense_weight(module).mul_(current_mask(module))
+            if hasattr(module, "weight_mask"):
+                module.weight = module.weight_orig * module.weight_mask
+
+
+def sparse_training(
+    spec: CellSpec,
+    data: DatasetSplits,
+    device: str,
+    parent_state: dict[str, torch.Tensor] | None,
+    rewind_state: dict[str, torch.Tensor] | None,
+    meter: BudgetMeter,
+    cache: StateCache | None,
+) -> SparseTraining:
+    """The ``SparseTraining`` a during-training pruner trains through (no harness import)."""
+    x, y = data.x_train.to(device), data.y_train.to(device)
+
+    def train_fn(model, config=None, *, epoch_range=None, step_hook=None, epoch_hook=None, regularizer=None):
+        return train(
+            model,
+            x,
+            y,
+            config or spec.train,
+            spec.seed,
+            epoch_range=epoch_range,
+            step_hook=step_hook,
+            epoch_hook=epoch_hook,
+            regularizer=regularizer,
+            meter=meter,
+        )
+
+    def rewind(model: nn.Module) -> None:
+        if rewind_state is None:
+            raise ValueError("this cell has no rewind iterate")
+        load_rewind_weights(model, rewind_state)
+
+    return SparseTraining(
+        config=spec.train,
+        seed=spec.seed,
+        train=train_fn,
+        steps_per_epoch=steps_per_epoch(x.shape[0], spec.train.batch_size),
+        rewind_epoch=spec.retrain_config.rewind_epoch,
+        rewind=rewind,
+        parent_state=parent_state,
+        cache=MeteredCache(cache, meter) if cache is not None else None,
+        x=x,
+        y=y,
+    )
+
+
+BUDGET_KEY = "__budget__"
+
+
+class MeteredCache:
+    """A ``StateCache`` that keeps the pruning budget spent up to each cached state, so a cell
+    that resumes from a shared state (IMP's rounds) is charged every epoch it stands on."""
+
+    def __init__(self, inner: StateCache, meter: BudgetMeter) -> None:
+        self.inner, self.meter = inner, meter
+
+    def get(self, key: str) -> dict[str, torch.Tensor] | None:
+        state = self.inner.get(key)
+        if state is None or BUDGET_KEY not in state:
+            return None
+        state = dict(state)
+        self.meter.epochs, self.meter.flops = (float(v) for v in state.pop(BUDGET_KEY).tolist())
+        return state
+
+    def put(self, key: str, state: dict[str, torch.Tensor]) -> None:
+        spent = torch.tensor([self.meter.epochs, self.meter.flops], dtype=torch.float64)
+        self.inner.put(key, {**state, BUDGET_KEY: spent})
+
+
+def uses_dense_parent(pruner: Pruner) -> bool:
+    """Whether the cell's model descends from the trained dense parent (its training is charged)."""
+    return pruner.timing == "after_training" or getattr(pruner, "uses_dense_parent", False)
 
 
 def run_cell(
@@ -138,12 +266,19 @@ def run_cell(
     rewind_state: dict[str, torch.Tensor] | None,
     device: str = "cpu",
     cache_dir: Path | None = None,
+    parent_budget: tuple[float, float] = (0.0, 0.0),
+    state_cache: StateCache | None = None,
 ) -> CellResult:
-    """Run one cell (flow by the pruner's timing, see the module docstring); rows of both phases."""
-    pruner = get_pruner(spec.pruner)
+    """Run one cell (flow by the pruner's timing, see the module docstring); rows of both phases.
+
+    ``parent_budget`` is the dense parent's (epochs, training FLOPs).
+    """
+    pruner = get_pruner(spec.pruner, spec.pruner_config)
     data = load_dataset(spec.dataset)
     x, y = data.x_train.to(device), data.y_train.to(device)
+    val = (data.x_val.to(device), data.y_val.to(device))
     ctx = prune_context(spec, data, device)
+    prune_meter, retrain_meter = BudgetMeter(data.input_shape), BudgetMeter(data.input_shape)
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()
@@ -155,32 +290,43 @@ def run_cell(
         pruner.prune(model, spec.sparsity, ctx)
     elif isinstance(pruner, DuringTrainingPruner):
         model = fresh_model(spec.arch, data, spec.seed, device)
-        run = SparseTraining(
-            x,
-            y,
-            spec.train,
-            spec.seed,
-            rewind_epoch=spec.retrain_config.rewind_epoch,
-            rewind_state=rewind_state,
-            parent_state=parent_state,
-        )
+        run = sparse_training(spec, data, device, parent_state, rewind_state, prune_meter, state_cache)
         pruner.train_sparse(model, spec.sparsity, ctx, run)
     else:
         raise NotImplementedError(f"pruner {spec.pruner!r}: timing {pruner.timing!r} has no pipeline")
+    if spec.control == "shuffle_layer":
+        shuffle_within_layers(model, ctx.generator(salt=SHUFFLE_SALT))
+    elif spec.control == "reinit":
+        reinitialise(model, spec.arch, data, spec.seed, device)
     seconds["prune"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    rows = evaluate_phase(pruner, model, data, "pruned", cache_dir)
+    clean = replace(spec.eval, sets="clean")
+    rows = evaluate_phase(pruner, model, data, "pruned", cache_dir, clean)
     seconds["eval"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    if pruner.timing == "at_init":
-        train(model, x, y, spec.train, spec.seed)
+    kept_epoch = None
+    if pruner.timing == "at_init" or spec.control == "reinit":
+        train(model, x, y, spec.train, spec.seed, meter=retrain_meter)
     else:
-        retrain(model, x, y, spec.retrain, spec.train, spec.retrain_config, spec.seed, rewind_state)
+        kept_epoch = retrain(
+            model, x, y, spec.retrain, spec.train, spec.retrain_config, spec.seed, rewind_state, val,
+            meter=retrain_meter,
+        )
     seconds["retrain"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    rows += evaluate_phase(pruner, model, data, "retrained", cache_dir)
+    rows += evaluate_phase(pruner, model, data, "retrained", cache_dir, spec.eval)
+    if kept_epoch is not None:
+        rows.append(model_row("retrained", "kept_epoch", kept_epoch))
     seconds["eval"] += time.perf_counter() - t
-    return CellResult(rows, seconds)
+
+    dense_epochs, dense_flops = parent_budget if uses_dense_parent(pruner) else (0.0, 0.0)
+    budget = {
+        "epochs_dense": dense_epochs,
+        "epochs_prune": prune_meter.epochs,
+        "epochs_retrain": retrain_meter.epochs,
+        "train_flops": dense_flops + prune_meter.flops + retrain_meter.flops,
+    }
+    return CellResult(rows, seconds, budget)

@@ -1,47 +1,39 @@
-"""The stability study: structured pruning *during* training (Bartoldson et al., NeurIPS 2020).
+"""The stability study's runs: structured pruning *during* training (Bartoldson et al., NeurIPS 2020).
 
 Bartoldson, Morcos, Barbu & Erlebacher, "The Generalization-Stability Tradeoff in Neural
-Network Pruning", NeurIPS 2020. A run trains from scratch and, at scheduled optimizer steps,
-removes whole units (conv filters / hidden neurons) of the *last layers*; the accuracy just
-before and just after each event (``acc_pre`` / ``acc_post``, full clean test set, no
-training in between) gives its instability ``I = (acc_pre - acc_post) / acc_pre`` and
-stability ``S = 100 * (1 - I)``; a run's stability is the mean ``S`` over its events (100
-when it never prunes). The claim under test (``analysis.stability``): less stable pruning
--> better final generalization; the benefit does not need permanent removal.
+Network Pruning", NeurIPS 2020 (protocol from the authors' code, ``shared/design/claims.md``
+section 3). A run (``core.spec.StabilitySpec``) trains from scratch far past fitting the
+training set and, after every ``every``-th epoch from ``first_event`` to ``last_event``, removes
+units of its last ``layers`` unit groups. The accuracy on the full test set just before and
+just after each event (no training in between) gives the event's instability
+``I = (acc_pre - acc_post) / acc_pre`` and stability ``S = 100 * (1 - I)``; the run's
+stability is the mean ``S`` over its events (100 when it never prunes).
 
-Protocol in miniature (``shared/design/claims.md`` section 3):
+- Scores: the registered structured pruner ``scorer`` (``unit_scores``; by default
+  ``l1_filter`` with ``p = 2``, the filter L2 norm of the paper); masks: ``torch.nn.utils.prune``
+  through ``pruners.structured.apply_unit_masks``, so a removed unit (weights, bias, BatchNorm
+  scale and shift, and the next layer's input) stays exactly zero through training.
+- Targets: ``prune_s`` the lowest-scoring alive units (what the scorer would prune),
+  ``prune_l`` the highest (the paper's default), ``prune_r`` random (seeded), ``none`` the
+  no-pruning baseline. The removed count per layer rises linearly over the events to
+  ``round(final_fraction * units)``.
+- Variants (the paper's Fig. 5): ``permanent``; ``noise_zero`` zeroes the targeted units and
+  holds them at zero for ``noise_batches`` optimizer steps, then lets them regrow from zero;
+  ``noise_gauss`` adds ``N(0, std of the layer's unpruned weights)`` to them after each of
+  ``noise_batches`` steps. Noise variants target, at each event, as many units as the
+  permanent schedule removes then, chosen among all units of the layer.
 
-- pruned layers: ``mlp_256x2`` the last hidden layer (256 neurons; a unit is one row of the
-  Linear weight plus its bias); ``cnn_32x3`` the last two conv layers (32 filters each; a
-  unit is one output filter plus its BatchNorm scale and shift, so ``ReLU(BN(0)) = 0``).
-  Each layer loses ``round(final_fraction * units)`` units by the end; the per-event count
-  is allocated per layer, units ranked within their layer.
-- schedules (``SCHEDULES``): the same final count reached in events of about ``1%`` of the
-  target (``many_small``) or about ``13%`` (``few_large``); the event count is
-  ``min(round(1 / step), units to prune per layer)`` so that every event removes >= 1 unit.
-  Events are spread evenly over optimizer steps from the end of epoch 1 to
-  ``PRUNE_END`` of the run.
-- targets: ``prune_s`` the lowest-score units, ``prune_l`` the highest, ``prune_r`` random
-  (seeded); ``none`` is the no-pruning baseline.
-- scores: ``l2`` the L2 norm of the unit's incoming weights; ``ebn`` (BatchNorm layers only)
-  the expected post-ReLU output of a BN channel with scale ``gamma`` and shift ``beta`` for
-  ``z ~ N(0, 1)``: ``E[ReLU(gamma z + beta)] = beta * Phi(beta/|gamma|) + |gamma| * phi(beta/|gamma|)``.
-- variants: ``permanent`` (pruned units are held at zero until the end), ``noise_zero``
-  (the targeted units are zeroed and held at zero for ``NOISE_ZERO_BATCHES`` optimizer steps,
-  then released to regrow), ``noise_gauss`` (Gaussian noise of the unit's own weight std
-  is added to the targeted units once). Noise variants target, at each event, as many units
-  as the permanent schedule removes at that event, chosen among all units of the layer.
-- training: Adam, lr 1e-3, no weight decay, constant lr, no augmentation (``STABILITY_TRAIN``).
-
-Rows (tidy, as ``harness.storage.METRIC_SCHEMA`` minus ``cell_id``):
-``phase='epoch'`` train/test accuracy after every epoch (``step`` = epoch);
-``phase='event'`` on ``eval_set='test'``: ``acc_pre``, ``acc_post``, ``stability`` (S of the
-event), ``units_fraction`` (fraction of the targeted layers' units zeroed just after the
-event), ``epoch`` (epoch during which it happened), ``step`` = event index;
-``phase='final'``: accuracy/loss/recall on train and test, and on ``test``: ``stability``
-(run mean S), ``best_test_accuracy`` and ``generalization_gap`` (train - test accuracy at
-the epoch of the best test accuracy at or after the last event), ``best_epoch``,
-``last_event_epoch``, ``events``, ``final_units_fraction``.
+Rows (tidy, as ``core.schema.METRIC_SCHEMA`` minus ``cell_id``):
+``phase='epoch'``: accuracy on ``train`` (a fixed stratified subset of ``TRAIN_EVAL`` examples),
+``val`` and ``test`` after every epoch (``step`` = epoch);
+``phase='event'`` on ``test``: ``acc_pre``, ``acc_post``, ``stability``, ``units_fraction``,
+``epoch``, ``step`` = event index;
+``phase='final'``: accuracy/loss/recall on the full train and test splits, and on ``test``:
+``stability`` (run mean S), ``best_test_accuracy`` (the best test accuracy at or after the last
+event's epoch, as the authors' code selects), ``val_selected_test_accuracy`` (test accuracy at
+the epoch of best validation accuracy in the same window), ``generalization_gap`` (train -
+test at the best-test epoch), ``best_epoch``, ``last_event_epoch``, ``events``,
+``final_units_fraction`` and ``train_accuracy_before_last_event`` (full training split).
 
 No I/O; the harness stores the rows.
 """
@@ -50,405 +42,157 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
 
-from benchmarks.archs import build_arch, unit_groups
+from benchmarks.archs import build_arch
 from benchmarks.datasets import DATASETS, load_dataset
 from benchmarks.evaluation import classification_rows, predict_logits
 from benchmarks.metrics import accuracy
-from benchmarks.spec import content_id
-from benchmarks.training import TrainConfig, steps_per_epoch, train
+from benchmarks.training import train, training_batches
+from core.config import make_config
+from core.spec import STABILITY_TARGETS, STABILITY_VARIANTS, StabilitySpec, TrainConfig
+from core.units import unit_groups
+from pruners import PRUNERS, PruneContext, get_pruner
+from pruners.masks import mask_tensor
+from pruners.structured import alive_units, unit_masks
 
-STABILITY_VERSION = 1
-TARGETS = ("prune_s", "prune_l", "prune_r", "none")
-SCORES = ("l2", "ebn")
-SCHEDULES = {"many_small": 0.01, "few_large": 0.13}  # fraction of the target removed per event
-VARIANTS = ("permanent", "noise_zero", "noise_gauss")
-SUPPORTED_ARCHS = ("mlp_256x2", "cnn_32x3", "resnet_16x3", "vgg_11_bn", "resnet_18")
-NOISE_ZERO_BATCHES = 10  # X: steps a noise_zero event holds its units at zero
-PRUNE_END = 0.6  # events end at this fraction of the run's optimizer steps
-STABILITY_TRAIN = TrainConfig(
-    epochs=8, batch_size=128, lr=1e-3, weight_decay=0.0, optimizer="adam", schedule="constant"
-)
-NONE = "none"  # score / schedule / variant of the no-pruning baseline
+TRAIN_EVAL = 1000  # training examples evaluated after every epoch (the full split at the end)
+SUPPORTED_ARCHS = ("mlp_256x2", "cnn_32x3", "cnn_32x3_fc256", "resnet_16x3", "vgg_11_bn", "resnet_18")
 
 
-@dataclass(frozen=True)
-class StabilitySpec:
-    """One training run of the stability study (a cell whose id starts with ``s``)."""
-
-    arch: str
-    dataset: str
-    seed: int
-    target: str
-    score: str
-    schedule: str
-    variant: str
-    final_fraction: float
-    train: TrainConfig = field(default_factory=lambda: STABILITY_TRAIN)
-    study: str = "stability"
-
-    def __post_init__(self) -> None:
-        if self.arch not in SUPPORTED_ARCHS:
-            raise ValueError(f"arch {self.arch!r}: the stability study supports {', '.join(SUPPORTED_ARCHS)}")
-        if self.target not in TARGETS:
-            raise ValueError(f"target {self.target!r} is not one of: {', '.join(TARGETS)}")
-        if self.target == NONE:
-            if (self.score, self.schedule, self.variant) != (NONE, NONE, NONE):
-                raise ValueError("target 'none' (baseline) needs score, schedule and variant 'none'")
-            return
-        if self.score not in SCORES:
-            raise ValueError(f"score {self.score!r} is not one of: {', '.join(SCORES)}")
-        if self.score == "ebn" and self.arch == "mlp_256x2":
-            raise ValueError("score 'ebn' needs BatchNorm layers; mlp_256x2 has none (use 'l2')")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule {self.schedule!r} is not one of: {', '.join(SCHEDULES)}")
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant {self.variant!r} is not one of: {', '.join(VARIANTS)}")
-        if not 0.0 < self.final_fraction < 1.0:
-            raise ValueError(f"final_fraction {self.final_fraction} is outside (0, 1)")
-
-    def to_dict(self) -> dict:
-        return {"stability_version": STABILITY_VERSION, **asdict(self), "train": self.train.as_dict()}
-
-    def cell_id(self) -> str:
-        return "s" + content_id(self.to_dict())
-
-    @classmethod
-    def from_dict(cls, d: dict) -> StabilitySpec:
-        d = {k: v for k, v in d.items() if k != "stability_version"}
-        if isinstance(d.get("train"), dict):
-            d["train"] = TrainConfig(**d["train"])
-        return cls(**d)
-
+# -- the [stability] table of a study file ------------------------------------------------------
 
 STABILITY_KEYS = {
     "datasets": "list of dataset names",
     "archs": f"list, subset of {list(SUPPORTED_ARCHS)}",
-    "seeds": "list of non-negative integers",
-    "targets": f"list, subset of {list(TARGETS[:3])} (the 'none' baseline is added by 'baseline')",
-    "scores": f"list, subset of {list(SCORES)} ('ebn' is skipped for archs without BatchNorm)",
-    "schedules": f"list, subset of {list(SCHEDULES)}",
-    "variants": f"list, subset of {list(VARIANTS)}",
-    "final_fraction": "number in (0, 1)",
+    "seeds": "list of non-negative integers, or a count n (seeds 0..n-1)",
+    "targets": f"list, subset of {list(STABILITY_TARGETS[:3])} (the baseline is added by 'baseline')",
+    "every": "list of event intervals in epochs (the rates of the sweep)",
+    "variants": f"list, subset of {list(STABILITY_VARIANTS[:3])}",
+    "noise": "table {variant = [targets]}: noise variants run only for these targets",
+    "noise_every": "list: the event intervals the noise variants run at",
+    "noise_batches": "int >= 1: optimizer steps a noise variant lasts",
+    "first_event": "int >= 1: epoch after which the first event happens",
+    "last_event": "int: epoch after which the last event happens (before the last epoch)",
+    "final_fraction": "number in (0, 1): fraction of units of each pruned layer removed by the end",
+    "layers": "int >= 1: how many of the last unit groups are pruned",
+    "scorer": "a registered structured pruner whose unit scores rank the units",
+    "scorer_config": "table: the scorer's hyperparameters",
     "baseline": "bool: add one no-pruning run per (dataset, arch, seed); default true",
-    "epochs": "int >= 2: training epochs (overrides the recipe)",
-    "batch_size": "int >= 2 (overrides the recipe)",
+    "train": "table: the training recipe (TrainConfig keys)",
 }
 
 
-def expand_stability(table: dict, train: TrainConfig | None = None) -> list[StabilitySpec]:
-    """The runs of a preset's ``[stability]`` table: the product of its axes, plus baselines.
+def seeds_of(value, bad) -> list[int]:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return list(range(value))
+    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+        return list(dict.fromkeys(value))
+    raise bad("seeds", f"{value!r} is neither a positive count nor a list of non-negative integers")
 
-    ``train=None`` uses ``STABILITY_TRAIN`` (Adam lr 1e-3, no weight decay, constant lr);
-    ``epochs`` / ``batch_size`` in the table override the recipe's. Combinations a run
-    cannot do (``ebn`` on an arch without BatchNorm) are skipped. A bad key or value
-    raises ``ValueError`` naming the key and what would be valid.
-    """
+
+def expand_stability(table: dict) -> list[StabilitySpec]:
+    """The runs of a ``[stability]`` table: permanent runs over targets x intervals, noise runs
+    for the targets and intervals ``noise`` / ``noise_every`` name, plus baselines; every
+    combination for every (dataset, arch, seed). A bad key or value raises ``ValueError``
+    naming the key and what would be valid."""
 
     def bad(key: str, message: str) -> ValueError:
         return ValueError(f"[stability] key {key!r}: {message}; valid: {STABILITY_KEYS.get(key, '')}")
 
     for key in table:
         if key not in STABILITY_KEYS:
-            return_msg = ", ".join(STABILITY_KEYS)
-            raise ValueError(f"[stability] unknown key {key!r}; valid keys: {return_msg}")
-    for key in ("datasets", "archs", "seeds", "targets", "scores", "schedules", "variants"):
+            raise ValueError(f"[stability] unknown key {key!r}; valid keys: {', '.join(STABILITY_KEYS)}")
+    for key in ("datasets", "archs", "seeds", "targets", "every"):
         if key not in table:
             raise bad(key, "is missing")
-        if not isinstance(table[key], list) or not table[key]:
-            raise bad(key, "must be a non-empty list")
 
-    def check(key: str, valid: tuple[str, ...] | list[str]) -> list[str]:
-        for v in table[key]:
+    def names(key: str, valid) -> list[str]:
+        values = table[key]
+        if not isinstance(values, list) or not values:
+            raise bad(key, "must be a non-empty list")
+        for v in values:
             if v not in valid:
                 raise bad(key, f"{v!r} is not one of {list(valid)}")
-        return list(dict.fromkeys(table[key]))
+        return list(dict.fromkeys(values))
 
-    datasets = check("datasets", DATASETS.names("*"))
-    archs = check("archs", SUPPORTED_ARCHS)
-    targets = check("targets", TARGETS[:3])
-    scores = check("scores", SCORES)
-    schedules = check("schedules", list(SCHEDULES))
-    variants = check("variants", VARIANTS)
-    seeds = table["seeds"]
-    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-        raise bad("seeds", f"{seeds!r} must all be non-negative integers")
-    fraction = table.get("final_fraction", 0.5)
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
-        raise bad("final_fraction", f"{fraction!r} is not a number in (0, 1)")
+    def integers(key: str, low: int) -> list[int]:
+        values = table[key]
+        if not isinstance(values, list) or not values or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= low for v in values
+        ):
+            raise bad(key, f"{values!r} is not a non-empty list of integers >= {low}")
+        return list(dict.fromkeys(values))
+
+    datasets = names("datasets", DATASETS.names("*"))
+    archs = names("archs", SUPPORTED_ARCHS)
+    targets = names("targets", STABILITY_TARGETS[:3])
+    seeds = seeds_of(table["seeds"], bad)
+    every = integers("every", 1)
+    noise_every = integers("noise_every", 1) if "noise_every" in table else every
+    noise = table.get("noise", {})
+    if not isinstance(noise, dict) or any(v not in ("noise_zero", "noise_gauss") for v in noise):
+        raise bad("noise", f"{noise!r} is not a table of noise_zero / noise_gauss -> [targets]")
+    for variant, ts in noise.items():
+        if not isinstance(ts, list) or any(t not in STABILITY_TARGETS[:3] for t in ts):
+            raise bad("noise", f"{variant} = {ts!r}: not a list of targets")
+    scorer = table.get("scorer", "l1_filter")
+    if scorer not in PRUNERS or PRUNERS.get(scorer).kind != "structured":
+        structured = [p for p in PRUNERS.names() if PRUNERS.get(p).kind == "structured"]
+        raise bad("scorer", f"{scorer!r} is not a registered structured pruner ({structured})")
+    try:
+        scorer_config = make_config(PRUNERS.get(scorer).Config, table.get("scorer_config", {}), "scorer_config")
+        recipe = make_config(TrainConfig, table.get("train", {}), "train")
+    except ValueError as exc:
+        key = "scorer_config" if str(exc).startswith("scorer_config") else "train"
+        raise bad(key, str(exc)) from None
+    from dataclasses import asdict
+
+    common = {
+        k: table[k] for k in ("first_event", "last_event", "final_fraction", "layers") if k in table
+    }
     baseline = table.get("baseline", True)
     if not isinstance(baseline, bool):
         raise bad("baseline", f"{baseline!r} is not a bool")
-    recipe = train if train is not None else STABILITY_TRAIN
-    for key, low in (("epochs", 2), ("batch_size", 2)):
-        if key in table:
-            v = table[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise bad(key, f"{v!r} is not an integer >= {low}")
-            recipe = replace(recipe, **{key: v})
-
+    noise_batches = table.get("noise_batches", 50)
     specs: list[StabilitySpec] = []
-    for ds, arch, seed in itertools.product(datasets, archs, seeds):
-        if baseline:
-            specs.append(StabilitySpec(arch, ds, seed, NONE, NONE, NONE, NONE, float(fraction), recipe))
-        for tg, sc, sch, var in itertools.product(targets, scores, schedules, variants):
-            if sc == "ebn" and arch == "mlp_256x2":
-                continue
-            specs.append(StabilitySpec(arch, ds, seed, tg, sc, sch, var, float(fraction), recipe))
+    try:
+        for ds, arch, seed in itertools.product(datasets, archs, seeds):
+            kw = dict(common, scorer=scorer, scorer_config=asdict(scorer_config), train=recipe)
+            if baseline:
+                specs.append(StabilitySpec(arch, ds, seed, "none", "none", **kw))
+            for tg, ev in itertools.product(targets, every):
+                specs.append(StabilitySpec(arch, ds, seed, tg, "permanent", every=ev, **kw))
+            for variant, ts in noise.items():
+                for tg, ev in itertools.product(ts, noise_every):
+                    specs.append(
+                        StabilitySpec(arch, ds, seed, tg, variant, every=ev, noise_batches=noise_batches, **kw)
+                    )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"[stability] {exc}") from None
     return specs
 
 
-# -- units of the last layers -------------------------------------------------------------
+# -- one run ----------------------------------------------------------------------------------
 
 
-@dataclass
-class _Layer:
-    """The weights that make up the units of one pruned layer (unit = output index)."""
-
-    weight: torch.Tensor  # (units, ...) incoming weights
-    extra: list[torch.Tensor]  # per-unit vectors zeroed with the unit (bias, BN gamma, BN beta)
-    bn: nn.Module | None
-
-    @property
-    def units(self) -> int:
-        return self.weight.shape[0]
-
-    def params(self) -> list[torch.Tensor]:
-        return [self.weight, *self.extra]
-
-
-def target_layers(model: nn.Module, arch: str) -> list[_Layer]:
-    """The pruned layers, from the arch's declared ``unit_groups`` (``benchmarks.archs``):
-    ``mlp_256x2`` its last hidden Linear; every other arch its last two groups (``cnn_32x3``
-    its last two conv layers; ``vgg_11_bn`` its last two convs, as Bartoldson et al. prune
-    VGG-11's last layers; residual nets the inner convs of their last two blocks)."""
-    if arch not in SUPPORTED_ARCHS:
-        raise ValueError(f"arch {arch!r}: the stability study supports {', '.join(SUPPORTED_ARCHS)}")
+def target_groups(model: nn.Module, layers: int):
+    """The last ``layers`` unit groups the architecture declares (``core.units``)."""
     groups = unit_groups(model)
-    modules = dict(model.named_modules())
-    out = []
-    for group in groups[-1:] if arch == "mlp_256x2" else groups[-2:]:
-        producer = modules[group.producer]
-        bn = modules[group.norm] if group.norm is not None else None
-        extra = ([bn.weight, bn.bias] if bn is not None else []) + (
-            [producer.bias] if producer.bias is not None else []
-        )
-        out.append(_Layer(producer.weight, extra, bn))
-    return out
+    if len(groups) < layers:
+        raise ValueError(f"{type(model).__name__} declares {len(groups)} unit groups; the run prunes {layers}")
+    return groups[-layers:]
 
 
-def unit_scores(layer: _Layer, score: str) -> torch.Tensor:
-    """``l2``: ``||w_u||_2`` of each unit's incoming weights; ``ebn``: ``E[ReLU(gamma z + beta)]``."""
-    with torch.no_grad():
-        if score == "l2":
-            return layer.weight.detach().flatten(1).norm(dim=1).double()
-        if score == "ebn":
-            if layer.bn is None:
-                raise ValueError("score 'ebn' needs a BatchNorm layer after the pruned layer")
-            return expected_bn_relu(layer.bn.weight.detach().double(), layer.bn.bias.detach().double())
-    raise ValueError(f"score {score!r} is not one of: {', '.join(SCORES)}")
-
-
-def expected_bn_relu(gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """``E[ReLU(gamma z + beta)] = beta Phi(beta/|gamma|) + |gamma| phi(beta/|gamma|)``, z ~ N(0,1)."""
-    g = gamma.abs().clamp_min(1e-12)
-    t = beta / g
-    normal = torch.distributions.Normal(torch.zeros_like(t), torch.ones_like(t))
-    return beta * normal.cdf(t) + g * normal.log_prob(t).exp()
-
-
-def event_counts(units: int, final_fraction: float, step_fraction: float, n_events: int) -> list[int]:
+def event_counts(units: int, final_fraction: float, n_events: int) -> list[int]:
     """Units removed at each event: cumulative ``round(T * (i + 1) / n_events)``, ``T = round(f * units)``."""
+    if n_events == 0:
+        return []
     total = round(final_fraction * units)
     cumulative = [round(total * (i + 1) / n_events) for i in range(n_events)]
     return [b - a for a, b in zip([0, *cumulative[:-1]], cumulative, strict=True)]
-
-
-def schedule_events(spec: StabilitySpec, layer_units: list[int], window_steps: int) -> int:
-    """Number of events: ``min(round(1 / step), max units to prune per layer, steps in the window)``.
-
-    Every event removes >= 1 unit from some layer, and no two events share an optimizer step.
-    """
-    step = SCHEDULES[spec.schedule]
-    most = max(round(spec.final_fraction * u) for u in layer_units)
-    return max(1, min(round(1.0 / step), most, window_steps))
-
-
-def event_window(steps_epoch: int, total_steps: int) -> tuple[int, int]:
-    """First and last optimizer step (0-based) of the pruning window: epoch 1's end to ``PRUNE_END``."""
-    first = steps_epoch - 1
-    return first, max(first, math.floor(PRUNE_END * total_steps) - 1)
-
-
-def event_steps(n_events: int, steps_epoch: int, total_steps: int) -> list[int]:
-    """Optimizer steps after which the events happen, evenly spread over the window (distinct)."""
-    first, last = event_window(steps_epoch, total_steps)
-    if n_events == 1:
-        return [last]
-    return [round(first + (last - first) * i / (n_events - 1)) for i in range(n_events)]
-
-
-# -- one run --------------------------------------------------------------------------------
-
-
-def _row(phase: str, eval_set: str, metric: str, value: float, step: int | None = None) -> dict:
-    return {
-        "phase": phase,
-        "eval_set": eval_set,
-        "kind": "clean",
-        "severity": 0,
-        "metric": metric,
-        "class": None,
-        "step": step,
-        "value": float(value),
-    }
-
-
-def run_stability(spec: StabilitySpec, device: str = "cpu") -> list[dict]:
-    """Train one run of the study and return its tidy metric rows (see the module docstring)."""
-    data = load_dataset(spec.dataset)
-    x, y = data.x_train.to(device), data.y_train.to(device)
-    xt, yt = data.x_test.to(device), data.y_test.to(device)
-    torch.manual_seed(spec.seed)
-    model = build_arch(spec.arch, data.input_shape, data.num_classes).to(device)
-    layers = target_layers(model, spec.arch)
-    per_epoch = steps_per_epoch(x.shape[0], spec.train.batch_size)
-    total = per_epoch * max(spec.train.epochs, 1)
-    rows: list[dict] = []
-
-    # per layer: permanent keep-mask (1 keep, 0 pruned) and active temporary zeroings
-    keep = [torch.ones(la.units, dtype=torch.bool, device=device) for la in layers]
-    held: list[tuple[int, torch.Tensor, int]] = []  # (layer, units, steps left)
-    if spec.target == NONE:
-        counts: list[list[int]] = [[] for _ in layers]
-        steps: list[int] = []
-    else:
-        first, last = event_window(per_epoch, total)
-        n_events = schedule_events(spec, [la.units for la in layers], last - first + 1)
-        counts = [
-            event_counts(la.units, spec.final_fraction, SCHEDULES[spec.schedule], n_events) for la in layers
-        ]
-        steps = event_steps(n_events, per_epoch, total)
-    step_to_event = {s: i for i, s in enumerate(steps)}
-    rng = torch.Generator().manual_seed(spec.seed * 7_919 + 101)
-    event_epochs: list[int] = []
-
-    def zero_units(li: int, units: torch.Tensor) -> None:
-        with torch.no_grad():
-            for p in layers[li].params():
-                p[units] = 0.0
-
-    def enforce() -> None:
-        for li in range(len(layers)):
-            pruned = (~keep[li]).nonzero().flatten()
-            if pruned.numel():
-                zero_units(li, pruned)
-        for li, units, _ in held:
-            zero_units(li, units)
-
-    def test_accuracy() -> float:
-        return accuracy(predict_logits(model, xt), yt)
-
-    def choose(li: int, k: int) -> torch.Tensor:
-        eligible = (
-            keep[li].nonzero().flatten()
-            if spec.variant == "permanent"
-            else torch.arange(layers[li].units, device=device)
-        )
-        if k <= 0:
-            return eligible[:0]
-        if spec.target == "prune_r":
-            pick = torch.randperm(eligible.numel(), generator=rng)[:k].to(device)
-            return eligible[pick]
-        s = unit_scores(layers[li], spec.score)[eligible]
-        order = torch.argsort(s, stable=True, descending=spec.target == "prune_l")
-        return eligible[order[:k]]
-
-    def apply_event(i: int) -> None:
-        for li, layer in enumerate(layers):
-            units = choose(li, counts[li][i])
-            if units.numel() == 0:
-                continue
-            if spec.variant == "permanent":
-                keep[li][units] = False
-                zero_units(li, units)
-            elif spec.variant == "noise_zero":
-                held.append((li, units, NOISE_ZERO_BATCHES))
-                zero_units(li, units)
-            else:  # noise_gauss: one unit's own std, once
-                with torch.no_grad():
-                    w = layer.weight[units]
-                    std = w.flatten(1).std(dim=1).view(-1, *([1] * (w.dim() - 1)))
-                    noise = torch.randn(w.shape, generator=rng).to(device) * std
-                    layer.weight[units] = w + noise
-
-    def zeroed_fraction() -> float:
-        zero = 0
-        for la in layers:
-            zero += int((la.weight.detach().flatten(1).abs().sum(1) == 0).sum())
-        return zero / sum(la.units for la in layers)
-
-    def step_hook(global_step: int, _total: int) -> None:
-        nonlocal held
-        enforce()
-        held = [(li, u, n - 1) for li, u, n in held if n - 1 > 0]
-        if global_step in step_to_event:
-            i = step_to_event[global_step]
-            acc_pre = test_accuracy()
-            apply_event(i)
-            acc_post = test_accuracy()
-            model.train()
-            s = stability_of_event(acc_pre, acc_post)
-            epoch = global_step // per_epoch
-            event_epochs.append(epoch)
-            rows.extend(
-                [
-                    _row("event", "test", "acc_pre", acc_pre, i),
-                    _row("event", "test", "acc_post", acc_post, i),
-                    _row("event", "test", "stability", s, i),
-                    _row("event", "test", "units_fraction", zeroed_fraction(), i),
-                    _row("event", "test", "epoch", epoch, i),
-                ]
-            )
-
-    curve: list[tuple[int, float, float]] = []
-
-    def epoch_hook(epoch: int) -> None:
-        enforce()
-        tr = accuracy(predict_logits(model, x), y)
-        te = test_accuracy()
-        model.train()
-        curve.append((epoch, tr, te))
-        rows.extend(
-            [_row("epoch", "train", "accuracy", tr, epoch), _row("epoch", "test", "accuracy", te, epoch)]
-        )
-
-    train(model, x, y, spec.train, spec.seed, step_hook=step_hook, epoch_hook=epoch_hook)
-    model.eval()
-
-    for eval_set, xs, ys in (("train", x, y), ("test", xt, yt)):
-        rows += [
-            {"phase": "final", "step": None, **r}
-            for r in classification_rows(predict_logits(model, xs), ys, data.num_classes, eval_set)
-        ]
-    event_s = [r["value"] for r in rows if r["phase"] == "event" and r["metric"] == "stability"]
-    last = max(event_epochs) if event_epochs else 0
-    best = best_after(curve, last)
-    summary = {
-        "stability": run_stability_value(event_s),
-        "best_test_accuracy": best[2] if best else float("nan"),
-        "generalization_gap": best[1] - best[2] if best else float("nan"),
-        "best_epoch": best[0] if best else float("nan"),
-        "last_event_epoch": last if event_epochs else float("nan"),
-        "events": len(event_s),
-        "final_units_fraction": zeroed_fraction() if spec.variant == "permanent" else 0.0,
-    }
-    rows += [_row("final", "test", k, v) for k, v in summary.items()]
-    return rows
 
 
 def stability_of_event(acc_pre: float, acc_post: float) -> float:
@@ -464,9 +208,197 @@ def run_stability_value(event_stabilities: list[float]) -> float:
     return sum(vals) / len(vals) if vals else 100.0
 
 
-def best_after(curve: list[tuple[int, float, float]], last_event_epoch: int):
-    """(epoch, train acc, test acc) with the best test accuracy at epochs >= the last event's."""
-    after = [c for c in curve if c[0] >= last_event_epoch]
-    if not after:
-        return None
-    return max(after, key=lambda c: (c[2], -c[0]))
+def best_after(curve: list[tuple[int, float, float, float]], first_epoch: int, column: int):
+    """The curve entry (epoch, train, val, test) at epochs >= ``first_epoch`` maximising ``column``
+    (1 train, 2 val, 3 test); ties: the earliest."""
+    after = [c for c in curve if c[0] >= first_epoch]
+    return max(after, key=lambda c: (c[column], -c[0])) if after else None
+
+
+def _row(phase: str, eval_set: str, metric: str, value: float, step: int | None = None) -> dict:
+    return {
+        "phase": phase,
+        "eval_set": eval_set,
+        "kind": "clean",
+        "severity": 0,
+        "metric": metric,
+        "class": None,
+        "step": step,
+        "value": float(value),
+    }
+
+
+class UnitState:
+    """Which units of the pruned groups are removed for good and which are held (noise_zero);
+    applied to the model as ``torch.nn.utils.prune`` masks over every group."""
+
+    def __init__(self, model: nn.Module, targets) -> None:
+        self.model = model
+        self.groups = unit_groups(model)
+        self.targets = [g.producer for g in targets]
+        self.removed = {g.producer: torch.zeros(int(alive_units(model, g).numel()), dtype=torch.bool) for g in self.groups}
+        self.held: list[tuple[str, torch.Tensor, int]] = []  # (producer, units, steps left)
+
+    def units(self, producer: str) -> int:
+        return self.removed[producer].numel()
+
+    def apply(self) -> None:
+        keep = {p: ~r for p, r in self.removed.items()}
+        for producer, units, _ in self.held:
+            keep[producer] = keep[producer].clone()
+            keep[producer][units] = False
+        for module, tensor, mask in unit_masks(self.model, keep):
+            mask_tensor(self.model.get_submodule(module), tensor, mask, replace=True)
+
+    def zero_orig(self, producer: str, units: torch.Tensor) -> None:
+        """Set the stored weights of ``units`` to zero (so released units regrow from zero)."""
+        group = next(g for g in self.groups if g.producer == producer)
+        layer = self.model.get_submodule(producer)
+        with torch.no_grad():
+            for module, name in [(layer, "weight"), (layer, "bias")] + (
+                [(self.model.get_submodule(group.norm), "weight"), (self.model.get_submodule(group.norm), "bias")]
+                if group.norm is not None
+                else []
+            ):
+                tensor = getattr(module, f"{name}_orig", getattr(module, name, None))
+                if tensor is not None:
+                    tensor[units.to(tensor.device)] = 0.0
+
+    def zeroed_fraction(self) -> float:
+        zero = sum(int((~alive_units(self.model, g)).sum()) for g in self.groups if g.producer in self.targets)
+        return zero / sum(self.units(p) for p in self.targets)
+
+
+def run_stability(spec: StabilitySpec, device: str = "cpu") -> list[dict]:
+    """Train one run of the study and return its tidy metric rows (see the module docstring)."""
+    data = load_dataset(spec.dataset)
+    x, y = data.x_train.to(device), data.y_train.to(device)
+    xv, yv = data.x_val.to(device), data.y_val.to(device)
+    xt, yt = data.x_test.to(device), data.y_test.to(device)
+    from benchmarks.shifts.sets import stratified_subset
+
+    sub = torch.from_numpy(stratified_subset(data.y_train.numpy(), TRAIN_EVAL)).to(device)
+    torch.manual_seed(spec.seed)
+    model = build_arch(spec.arch, data.input_shape, data.num_classes).to(device)
+    scorer = get_pruner(spec.scorer, spec.scorer_config)
+    ctx = PruneContext(
+        seed=spec.seed, batches=training_batches(x, y, 256, spec.seed, 8), input_shape=data.input_shape
+    )
+    targets = target_groups(model, spec.layers)
+    state = UnitState(model, targets)
+    state.apply()  # every unit-group tensor reparameterised once, before the optimizer sees it
+    event_epochs = spec.event_epochs
+    counts = {g.producer: event_counts(state.units(g.producer), spec.final_fraction, len(event_epochs)) for g in targets}
+    rng = torch.Generator().manual_seed(spec.seed * 7_919 + 101)
+    rows: list[dict] = []
+    noisy: list[tuple[str, torch.Tensor, float, int]] = []  # (producer, units, std, steps left)
+
+    def test_accuracy() -> float:
+        return accuracy(predict_logits(model, xt), yt)
+
+    def choose(producer: str, k: int) -> torch.Tensor:
+        alive = ~state.removed[producer]
+        eligible = alive.nonzero().flatten() if spec.variant == "permanent" else torch.arange(alive.numel())
+        if k <= 0:
+            return eligible[:0]
+        if spec.target == "prune_r":
+            return eligible[torch.randperm(eligible.numel(), generator=rng)[:k]]
+        score = scorer.unit_scores(model, ctx)[producer].detach().double().cpu()[eligible]
+        order = torch.argsort(score, stable=True, descending=spec.target == "prune_l")
+        return eligible[order[:k]]
+
+    def apply_event(i: int) -> None:
+        for g in targets:
+            units = choose(g.producer, counts[g.producer][i])
+            if units.numel() == 0:
+                continue
+            if spec.variant == "permanent":
+                state.removed[g.producer][units] = True
+            elif spec.variant == "noise_zero":
+                state.zero_orig(g.producer, units)
+                state.held.append((g.producer, units, spec.noise_batches))
+            else:
+                w = model.get_submodule(g.producer).weight_orig
+                alive = ~state.removed[g.producer]
+                std = float(w.detach()[alive.to(w.device)].std())
+                noisy.append((g.producer, units, std, spec.noise_batches))
+        state.apply()
+
+    def step_hook(_step: int, _total: int) -> None:
+        nonlocal noisy
+        if state.held:
+            released = [(p, u) for p, u, n in state.held if n - 1 <= 0]
+            state.held = [(p, u, n - 1) for p, u, n in state.held if n - 1 > 0]
+            for p, u in released:
+                state.zero_orig(p, u)
+            if released:
+                state.apply()
+        if noisy:
+            with torch.no_grad():
+                for producer, units, std, _ in noisy:
+                    w = model.get_submodule(producer).weight_orig
+                    noise = torch.randn((len(units), *w.shape[1:]), generator=rng).to(w.device) * std
+                    w[units.to(w.device)] += noise  # the prune hook recomputes weight each forward
+            noisy = [(p, u, s, n - 1) for p, u, s, n in noisy if n - 1 > 0]
+
+    curve: list[tuple[int, float, float, float]] = []
+    full_train_before_last: list[float] = []
+    last_event = spec.last_event if event_epochs else None
+    reference_epoch = max(spec.event_epochs or [spec.last_event]) if spec.target != "none" else spec.last_event
+
+    def epoch_hook(epoch: int) -> None:
+        if epoch == reference_epoch:  # the training split in full, just before the last event
+            full_train_before_last.append(accuracy(predict_logits(model, x), y))
+        if epoch in event_epochs:
+            i = event_epochs.index(epoch)
+            acc_pre = test_accuracy()
+            apply_event(i)
+            acc_post = test_accuracy()
+            rows.extend(
+                [
+                    _row("event", "test", "acc_pre", acc_pre, i),
+                    _row("event", "test", "acc_post", acc_post, i),
+                    _row("event", "test", "stability", stability_of_event(acc_pre, acc_post), i),
+                    _row("event", "test", "units_fraction", state.zeroed_fraction(), i),
+                    _row("event", "test", "epoch", epoch, i),
+                ]
+            )
+        tr = accuracy(predict_logits(model, x[sub]), y[sub])
+        va = accuracy(predict_logits(model, xv), yv)
+        te = test_accuracy()
+        model.train()
+        curve.append((epoch, tr, va, te))
+        rows.extend(
+            [
+                _row("epoch", "train", "accuracy", tr, epoch),
+                _row("epoch", "val", "accuracy", va, epoch),
+                _row("epoch", "test", "accuracy", te, epoch),
+            ]
+        )
+
+    train(model, x, y, spec.train, spec.seed, step_hook=step_hook, epoch_hook=epoch_hook)
+    model.eval()
+
+    for eval_set, xs, ys in (("train", x, y), ("test", xt, yt)):
+        rows += [
+            {"phase": "final", "step": None, **r}
+            for r in classification_rows(predict_logits(model, xs), ys, data.num_classes, eval_set)
+        ]
+    event_s = [r["value"] for r in rows if r["phase"] == "event" and r["metric"] == "stability"]
+    # the selection window: epochs after the last event's (the baseline: the same epochs)
+    window = (last_event if last_event is not None else spec.last_event) + 1
+    best = best_after(curve, window, 3)
+    by_val = best_after(curve, window, 2)
+    summary = {
+        "stability": run_stability_value(event_s),
+        "best_test_accuracy": best[3] if best else float("nan"),
+        "val_selected_test_accuracy": by_val[3] if by_val else float("nan"),
+        "generalization_gap": best[1] - best[3] if best else float("nan"),
+        "best_epoch": best[0] if best else float("nan"),
+        "last_event_epoch": last_event if last_event is not None else float("nan"),
+        "events": len(event_s),
+        "final_units_fraction": state.zeroed_fraction(),
+        "train_accuracy_before_last_event": full_train_before_last[0] if full_train_before_last else float("nan"),
+    }
+    rows += [_row("final", "test", k, v) for k, v in summary.items()]
+    return rows

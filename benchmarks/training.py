@@ -13,14 +13,14 @@ Learning-rate schedules, with ``t`` the fraction of the run done:
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from core.spec import TrainConfig
 
 StepHook = Callable[[int, int], None]
 """Called after every optimizer step as ``hook(step, total_steps)``."""
@@ -30,43 +30,6 @@ class DivergenceError(RuntimeError):
     """Training produced a non-finite loss."""
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 1e-2
-    weight_decay: float = 1e-4
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    schedule: str = "cosine"
-    augment: str = "none"
-
-    def __post_init__(self) -> None:
-        if self.augment not in AUGMENTATIONS:
-            raise ValueError(f"augment {self.augment!r} is not one of: {', '.join(AUGMENTATIONS)}")
-        if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer {self.optimizer!r} is not one of: adam, sgd")
-        if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"schedule {self.schedule!r} is not one of: cosine, constant")
-        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs must be >= 0, batch_size >= 1 and lr > 0")
-
-    def as_dict(self) -> dict:
-        """Fields as a dict; ``augment`` is left out while ``"none"``, so the ids of specs
-        written before it existed stay valid (content ids hash this dict)."""
-        d = asdict(self)
-        if d["augment"] == "none":
-            del d["augment"]
-        return d
-
-    def lr_at(self, progress: float) -> float:
-        """Learning rate when a fraction ``progress`` in [0, 1] of the schedule is done."""
-        if self.schedule == "constant":
-            return self.lr
-        return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
-
-
-AUGMENTATIONS = ("none", "crop_flip")
 CROP_PADDING = 4
 
 
@@ -130,12 +93,14 @@ def train(
     step_hook: StepHook | None = None,
     epoch_hook: Callable[[int], None] | None = None,
     regularizer: Callable[[nn.Module], torch.Tensor] | None = None,
+    meter: Callable[[nn.Module, int], None] | None = None,
 ) -> int:
     """Train ``model`` in place; returns the number of optimizer steps taken.
 
     ``regularizer(model)``, if given, is added to every minibatch loss (network slimming's
     L1 penalty on BatchNorm scales); ``step_hook`` runs after every optimizer step
-    (gradual and dynamic pruning), ``epoch_hook(epoch)`` after every epoch.
+    (gradual and dynamic pruning), ``epoch_hook(epoch)`` after every epoch, and
+    ``meter(model, examples)`` before every epoch (``benchmarks.budget``: what training costs).
 
     ``epoch_range=(a, b)`` replays epochs a..b-1 of the recipe (learning-rate rewinding,
     Renda et al. 2020): the schedule position and the data order are those of the full run.
@@ -151,6 +116,8 @@ def train(
     for epoch in range(start, stop):
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
         augment_gen = torch.Generator().manual_seed(seed * 100_003 + epoch + 7_777_777)
+        if meter is not None:
+            meter(model, per_epoch * min(config.batch_size, n))
         for b in range(per_epoch):
             global_step = epoch * per_epoch + b
             for group in optimizer.param_groups:

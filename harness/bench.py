@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmarks.matrix import apply_filters, load_preset
-from benchmarks.spec import CellSpec, canonical_json
+from core.spec import CellSpec, canonical_json
 from harness.environment import environment
-from harness.storage import ResultsStore, atomic_write_table
+from core.atomic import atomic_write_parquet
+from core.store import StoreReader
+from harness.storage import ResultsStore
 from harness.tasks import cell_task, parent_task
 
 if TYPE_CHECKING:
@@ -65,7 +67,7 @@ def cell_side_by_side(repeats: int = 2) -> list[dict]:
     from benchmarks.datasets import load_dataset
     from benchmarks.evaluation import eval_bundle, evaluation_sets
 
-    preset = load_preset("default")
+    preset = load_preset("default").design.axes
     spec = CellSpec(**BENCH_CELL, seed=0, train=preset.train, retrain_config=preset.retrain_config)
     data = load_dataset(spec.dataset)
     sets = evaluation_sets(data)  # generated once, outside every timing
@@ -132,7 +134,7 @@ def training_vs_dataloader(
     from benchmarks.datasets import load_dataset
     from benchmarks.training import train
 
-    preset = load_preset("default")
+    preset = load_preset("default").design.axes
     data = load_dataset(BENCH_CELL["dataset"])
     torch.set_num_threads(1)
 
@@ -220,7 +222,7 @@ def report_build(min_rows: int = 100_000) -> dict:
             classes=10,
             corruptions=("gaussian_noise", "fog", "contrast", "pixelate", "shot_noise", "zoom_blur"),
         )
-        rows = pq.read_table(store / "metrics", columns=["value"]).num_rows
+        rows = StoreReader(store).metric_row_count()
         if rows < min_rows:
             raise RuntimeError(f"synthetic store has {rows} metric rows, fewer than {min_rows}")
         start = time.perf_counter()
@@ -269,8 +271,6 @@ def run_bench(results_dir: str, echo=print, skip: tuple[str, ...] = ()) -> pd.Da
     for key, value in environment().items():
         frame[key] = value
     out = Path(results_dir) / "bench" / "bench.parquet"
-    import pyarrow as pa
-
-    atomic_write_table(pa.Table.from_pandas(frame, preserve_index=False), out)
+    atomic_write_parquet(out, frame)
     echo(f"bench: figures written to {out}")
     return frame

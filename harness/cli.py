@@ -12,23 +12,32 @@ import sys
 from pathlib import Path
 
 from benchmarks.matrix import PresetError
-from benchmarks.registry import UnknownNameError
+from core.config import ConfigError
+from core.registry import UnknownNameError
 from harness.bench import BENCH_MEASURES
 from harness.executors import WorkerCrash
 from harness.slurm import SlurmJobError
 from harness.storage import StoreError
+from pruners.plugins import PluginError
 
-USAGE_ERRORS = (UnknownNameError, PresetError, StoreError)
+USAGE_ERRORS = (UnknownNameError, PresetError, StoreError, PluginError, ConfigError)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prunebench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ls = sub.add_parser("list", help="list registered pruners, archs, datasets or presets")
+    def add_plugin(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--plugin", action="append", default=[], metavar="MODULE", help="import MODULE (it registers pruners)"
+        )
+
+    ls = sub.add_parser("list", help="list registered pruners, archs, datasets, presets or studies")
     ls.add_argument(
-        "what", nargs="?", default="all", choices=["all", "pruners", "archs", "datasets", "presets"]
+        "what", nargs="?", default="all", choices=["all", "pruners", "archs", "datasets", "presets", "studies"]
     )
+    ls.add_argument("--verbose", "-v", action="store_true", help="pruners: every hyperparameter with its default")
+    add_plugin(ls)
 
     def add_common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--results", default="results", help="results directory (default: results/)")
@@ -38,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     ra.add_argument("--preset", default="default", help="preset name or path to a .toml file")
     ra.add_argument("--workers", type=int, default=None, help="local worker processes (default: cores)")
     ra.add_argument("--filter", action="append", default=[], metavar="KEY=GLOB", help="keep matching cells")
+    ra.add_argument("--study", default=None, help="run one study only (harness list studies)")
+    add_plugin(ra)
     ra.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     ra.add_argument("--retry-failed", action="store_true", help="run cells stored as failed again")
     ra.add_argument("--no-report", action="store_true", help="skip the claims analysis and the report")
@@ -81,19 +92,47 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--seed", type=int, default=0)
     one.add_argument("--retrain", default="finetune")
     one.add_argument("--preset", default="default", help="preset whose training recipes to use")
+    add_plugin(one)
     add_common(one)
+
+    chk = sub.add_parser("check-pruner", help="check a pruner against the contract, one line per check")
+    chk.add_argument("pruner", help="a registered name, or MODULE:CLASS of a pruner class")
+    add_plugin(chk)
+
+    sb = sub.add_parser("submit", help="write a submission bundle of a results dir")
+    sb.add_argument("--results", default="results", help="results directory (default: results/)")
+    sb.add_argument("--out", required=True, help="the bundle file to write (.tar.gz)")
+    sb.add_argument("--preset", default=None, help="preset the results were run with (default: as recorded)")
+
+    vf = sub.add_parser("verify", help="re-run a seeded sample of a bundle's cells and compare")
+    vf.add_argument("bundle", help="a bundle written by harness submit")
+    vf.add_argument("--sample", type=int, default=4, help="cells to re-run (default: 4)")
+    vf.add_argument("--seed", type=int, default=0, help="seed of the sample")
+    vf.add_argument("--accept-into", default=None, metavar="DIR", help="on success, add the entry to DIR")
+    add_plugin(vf)
     return parser
 
 
-def cmd_list(what: str) -> int:
-    from benchmarks import archs, datasets, matrix
+def cmd_list(what: str, verbose: bool = False) -> int:
+    from benchmarks import archs, datasets, matrix, studies
+    from core.config import describe_config
     from pruners import PRUNERS
 
     if what in ("all", "pruners"):
         print(f"pruners ({len(PRUNERS)}):")
         for name in PRUNERS:
             cls = PRUNERS.get(name)
-            print(f"  {name:<20} {cls.kind:<13} {cls.timing:<16} v{cls.version}  {cls.summary()}")
+            origin = f"  [plugin {cls.plugin[0]} {cls.plugin[1]}]" if cls.plugin else ""
+            print(f"  {name:<20} {cls.kind:<13} {cls.timing:<16} v{cls.version}  {cls.summary()}{origin}")
+            if verbose:
+                for field, kind, default, doc in describe_config(cls.Config):
+                    print(f"      {field} = {default!r} ({kind}): {doc}")
+        if verbose:
+            from core.spec import EvalConfig
+
+            print("evaluation settings (a preset's [eval] table; they enter every cell id):")
+            for field, kind, default, doc in describe_config(EvalConfig):
+                print(f"      {field} = {default!r} ({kind}): {doc}")
     if what in ("all", "archs"):
         print(f"archs ({len(archs.ARCHS)}):")
         for name in archs.ARCHS:
@@ -106,6 +145,10 @@ def cmd_list(what: str) -> int:
         print(f"presets ({len(matrix.preset_names())}):")
         for name in matrix.preset_names():
             print(f"  {name:<20} {matrix.describe(name)}")
+    if what in ("all", "studies"):
+        print(f"studies ({len(studies.study_names())}):")
+        for name in studies.study_names():
+            print(f"  {name:<26} {studies.describe(name)}")
     return 0
 
 
@@ -149,13 +192,15 @@ def cmd_run_all(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed,
         device=resolve_device(args.device),
         executor=executor,
+        study=args.study,
+        plugins=tuple(args.plugin),
     )
     if summary.ran:
         print(format_summary(summary))
     if args.dry_run:
         from harness.estimate import format_estimate
 
-        print(format_estimate(args.preset, args.filter))
+        print(format_estimate(args.preset, args.filter, args.study))
     elif not args.no_report and (summary.ran or not (Path(args.results) / "claims").exists()):
         try:
             cmd_analyze(args.results)
@@ -212,14 +257,17 @@ def cmd_calibrate_gpu(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from benchmarks.archs import ARCHS
     from benchmarks.datasets import DATASETS
-    from benchmarks.matrix import load_preset
-    from benchmarks.spec import CellSpec, canonical_json
+    from benchmarks.matrix import load_preset, resolved_eval
+    from core.config import config_dict
+    from core.spec import CellSpec, canonical_json
     from harness.storage import ResultsStore
     from harness.tasks import cell_task
-    from pruners import PRUNERS
+    from pruners import PRUNERS, make_pruner_config
 
+    preset = load_preset(args.preset, tuple(args.plugin))
     ARCHS.get(args.arch), DATASETS.get(args.dataset), PRUNERS.get(args.pruner)
-    axes = load_preset(args.preset).axes_for(args.pruner)  # the pruner's recipe, overrides applied
+    axes = preset.design.axes_for(args.pruner)  # the pruner's recipe, overrides applied
+    plugin = PRUNERS.get(args.pruner).plugin
     try:
         spec = CellSpec(
             args.arch,
@@ -230,23 +278,45 @@ def cmd_run(args: argparse.Namespace) -> int:
             args.retrain,
             train=axes.train,
             retrain_config=axes.retrain_config,
+            pruner_config=config_dict(make_pruner_config(args.pruner, axes.pruner_config.get(args.pruner, {}))),
+            eval=resolved_eval(axes.eval, args.dataset),
+            plugin=f"{plugin[0]}=={plugin[1]}" if plugin else None,
         )
     except ValueError as exc:
         raise PresetError(str(exc)) from None
     store = ResultsStore(args.results)
     store.prepare()
-    outcome = cell_task(
-        canonical_json(spec.to_dict()), args.results, "cli", resolve_device(args.device), True
-    )
+    plugins = (*args.plugin, *preset.plugins)
+    outcome = cell_task(canonical_json(spec.to_dict()), args.results, "cli", resolve_device(args.device), True, plugins)
     if outcome.status == "skipped":
         print(f"cell {outcome.cell_id}: {outcome.reason}")
     else:
         print(f"cell {outcome.cell_id}: {outcome.status} in {outcome.seconds:.1f} s {outcome.reason}")
-    metrics = store.read_metrics()
-    acc = metrics[(metrics.cell_id == outcome.cell_id) & (metrics.metric == "accuracy")]
+    from core.store import MetricFilter
+
+    acc = store.metrics([MetricFilter(metrics=["accuracy"], per_class=False, cell_ids=[outcome.cell_id])])
     for (phase, eval_set), value in acc.groupby(["phase", "eval_set"], sort=False)["value"].first().items():
         print(f"  {phase:<10} {eval_set:<6} accuracy {value:.4f}")
     return 0 if outcome.status != "failed" else 1
+
+
+def cmd_check_pruner(args: argparse.Namespace) -> int:
+    from harness.check import check_pruner
+
+    return check_pruner(args.pruner, tuple(args.plugin))
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from harness.submit import submit
+
+    print(submit(args.results, args.out, args.preset))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from harness.submit import verify
+
+    return verify(args.bundle, sample=args.sample, seed=args.seed, accept_into=args.accept_into, plugins=tuple(args.plugin))
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -274,8 +344,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from pruners.plugins import load_plugins
+
+        load_plugins(tuple(getattr(args, "plugin", ())))  # entry points and --plugin, at start-up
         if args.command == "list":
-            return cmd_list(args.what)
+            return cmd_list(args.what, args.verbose)
         if args.command == "run-all":
             return cmd_run_all(args)
         if args.command == "compare":
@@ -288,6 +361,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_bench(args)
         if args.command == "calibrate-gpu":
             return cmd_calibrate_gpu(args)
+        if args.command == "check-pruner":
+            return cmd_check_pruner(args)
+        if args.command == "submit":
+            return cmd_submit(args)
+        if args.command == "verify":
+            return cmd_verify(args)
         return cmd_run(args)
     except USAGE_ERRORS as exc:
         print(f"prunebench: error: {exc}", file=sys.stderr)

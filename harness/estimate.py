@@ -20,8 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import benchmarks
-from benchmarks.matrix import apply_filters, load_preset
-from benchmarks.spec import CellSpec
+from core.spec import CellSpec, StabilitySpec
 
 CALIBRATION = Path(benchmarks.__file__).resolve().parent / "gpu_calibration.toml"
 REFERENCE_SHAPE, REFERENCE_EXAMPLES = (3, 32, 32), 50_000
@@ -55,26 +54,32 @@ def flops_per_example(arch: str, shape: tuple[int, ...], classes: int, memo: dic
     return memo[key]
 
 
-def cell_epochs(cell, train_epochs: int) -> float:
-    """Training epoch-equivalents of one cell, its dense parent excluded."""
-    if not isinstance(cell, CellSpec):  # a stability-study run trains from scratch
+def cell_epochs(cell) -> float:
+    """Training epoch-equivalents of one cell, its dense parent excluded (the LPT order and the
+    GPU-hour estimate use it)."""
+    if isinstance(cell, StabilitySpec):  # a stability-study run trains from scratch
         return float(cell.train.epochs)
+    from benchmarks.retrain import retrain_epochs
     from pruners import PRUNERS
+    from pruners.imp import round_targets
 
     cls = PRUNERS.get(cell.pruner)
+    total = float(cell.train.epochs)
+    if cls.timing == "at_init" or cell.control == "reinit":
+        return total
+    retrain = float(retrain_epochs(cell.retrain, cell.train, cell.retrain_config))
     if cls.timing == "after_training":
-        if cell.retrain == "weight_rewind":
-            return float(train_epochs - cell.retrain_config.rewind_epoch)
-        return float(cell.retrain_config.epochs)
-    budget = getattr(cls, "training_epochs", None)
-    if callable(budget):
-        return float(budget(cell.train, cell.retrain_config))
-    return float(train_epochs + cell.retrain_config.epochs)
+        return retrain
+    if cell.pruner == "imp":
+        rounds = len(round_targets(cell.sparsity, cell.pruner_config.get("rate", 0.2)))
+        return rounds * (total - cell.retrain_config.rewind_epoch) + retrain
+    return total + retrain
 
 
-def estimate(preset: str, filters: list[str] | None = None) -> dict:
-    spec = load_preset(preset)
-    cells = apply_filters(spec.expand(), filters or [])
+def estimate(preset: str, filters: list[str] | None = None, study: str | None = None) -> dict:
+    from harness.runner import build_plan
+
+    cells = build_plan(preset, study, filters).cells
     ref = calibration()
     memo: dict = {}
     ref_flops = flops_per_example(ref["reference_arch"], REFERENCE_SHAPE, 10, memo)
@@ -93,7 +98,7 @@ def estimate(preset: str, filters: list[str] | None = None) -> dict:
         by_kind["dense parents"] += s
     for c in cells:
         _, _, n_train, n_eval = sizes[c.dataset]
-        epochs = cell_epochs(c, c.train.epochs)
+        epochs = cell_epochs(c)
         if isinstance(c, CellSpec):
             epochs += EVAL_PHASES * FORWARD_FRACTION * n_eval / n_train
         s = epochs * epoch_seconds(c.arch, c.dataset)
@@ -108,8 +113,8 @@ def estimate(preset: str, filters: list[str] | None = None) -> dict:
     }
 
 
-def format_estimate(preset: str, filters: list[str] | None = None) -> str:
-    est = estimate(preset, filters)
+def format_estimate(preset: str, filters: list[str] | None = None, study: str | None = None) -> str:
+    est = estimate(preset, filters, study)
     ref = est["reference"]
     parts = ", ".join(f"{k} {v:.1f}" for k, v in est["by_kind_hours"].items())
     return (

@@ -11,7 +11,9 @@ workers are forked from a ``forkserver`` that has already imported torch and the
 (about 3 s of every worker's life on this machine); the server itself is a clean process
 that never ran a torch kernel, so forking it is safe, unlike forking the harness process.
 The server lives as long as the harness process, so every later pool (dense parents, then
-cells) reuses it. Platforms without ``forkserver`` fall back to ``spawn``.
+cells) reuses it. Platforms without ``forkserver`` fall back to ``spawn``. The server and
+every worker die with the harness process (``harness.lifeline``), so a ``kill -9`` of the
+harness leaves no process of the run behind.
 
 Every task runs with ``CELL_THREADS`` (one) torch thread, whatever the executor:
 parallelism comes from workers, never from intra-op threads. That keeps workers x threads
@@ -40,6 +42,7 @@ def available_cores() -> int:
 
 CELL_THREADS = 1
 WORKER_PRELOAD = (
+    "harness.lifeline",  # first: the server dies with the harness process
     "torch",
     "torch._dynamo",  # FLOP counting (torch.utils.flop_counter) imports it: about 1.5 s
     "harness.tasks",
@@ -64,6 +67,15 @@ def pin_threads(threads: int = CELL_THREADS) -> None:
 
     torch.set_num_threads(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
+def init_worker(threads: int = CELL_THREADS) -> None:
+    """A pool worker's start: die with the server that forked it, one torch thread."""
+    from harness.lifeline import tie_to_parent
+
+    tie_to_parent()
+    pin_threads(threads)
+
 
 
 class Executor(Protocol):
@@ -110,7 +122,7 @@ class LocalExecutor:
         with ProcessPoolExecutor(
             max_workers=min(self.workers, len(remaining)),
             mp_context=worker_context(),
-            initializer=pin_threads,
+            initializer=init_worker,
         ) as pool:
             pending = {pool.submit(fn, *args): key for key, args in remaining.items()}
             while pending:

@@ -13,19 +13,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.storage import ResultsStore
+from core.store import MetricFilter, load_results
 
 KEY = ["arch", "dataset", "pruner", "sparsity", "retrain"]
 
 
 def summarize(results_dir: Path | str) -> pd.DataFrame:
-    store = ResultsStore(results_dir)
-    cells = store.read_cells()
-    cells = cells[(cells.status == "ok") & (cells.study == "prune")]
-    metrics = store.read_metrics()
-    acc = metrics[
-        (metrics.phase == "retrained") & (metrics.eval_set == "test") & (metrics.metric == "accuracy")
-    ][["cell_id", "value"]]
+    accuracy = MetricFilter(phases=["retrained"], eval_sets=["test"], metrics=["accuracy"], per_class=False)
+    cells, metrics = load_results(results_dir, [accuracy])
+    cells = cells[(cells.cell_type == "prune") & (cells.control == "none")]
+    acc = metrics[["cell_id", "value"]]
     merged = cells[["cell_id", *KEY, "seed"]].merge(acc, on="cell_id")
     summary = merged.groupby(KEY, as_index=False).agg(accuracy=("value", "mean"), seeds=("seed", "nunique"))
     return summary.sort_values(KEY).reset_index(drop=True)

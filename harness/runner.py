@@ -1,4 +1,4 @@
-"""``run-all``: expand a preset, skip stored cells, train missing dense parents, run cells.
+"""``run-all``: expand a preset and its studies, skip stored cells, train missing parents, run cells.
 
 Stage 1 trains every missing dense parent once (in parallel across parents); stage 2 runs
 the cells, each loading its parent from the store. Both stages are resumable and safe to
@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from benchmarks.matrix import apply_filters, load_preset
-from benchmarks.spec import CellSpec, canonical_json
+from benchmarks.matrix import Preset, apply_filters, load_preset
+from benchmarks.studies import Study, load_study
+from core.spec import CellSpec, canonical_json
+from core.studies import MANIFEST_VERSION
 from harness.estimate import cell_epochs
 from harness.executors import Executor, LocalExecutor, describe_executor
 from harness.storage import ResultsStore
@@ -45,6 +47,54 @@ def plan(cells: list, store: ResultsStore, retry_failed: bool) -> list:
     return todo
 
 
+@dataclass
+class RunPlan:
+    """What a run covers: the leaderboard's cells and every study's, each cell once."""
+
+    preset: Preset
+    cells: list
+    leaderboard: list
+    studies: list[Study]
+
+
+def build_plan(preset: str, study: str | None = None, filters: list[str] | None = None, plugins=()) -> RunPlan:
+    """The preset's leaderboard and studies (or one study only), deduplicated by cell id, filtered."""
+    spec = load_preset(preset, tuple(plugins))
+    names = [study] if study is not None else list(spec.studies)
+    studies = [load_study(n) for n in names]
+    leaderboard = [] if study is not None else spec.expand()
+    seen: dict[str, object] = {}
+    for cell in [*leaderboard, *(c for s in studies for c in s.cells)]:
+        seen.setdefault(spec_id(cell), cell)
+    cells = apply_filters(list(seen.values()), filters or [])
+    return RunPlan(spec, cells, leaderboard, studies)
+
+
+def write_manifests(store: ResultsStore, run: RunPlan) -> None:
+    """Each study's definition and cell ids, and the leaderboard's grid and cell ids."""
+    for s in run.studies:
+        store.write_manifest(
+            s.name,
+            {
+                "manifest_version": MANIFEST_VERSION,
+                "name": s.name,
+                "version": s.version,
+                "definition": s.definition,
+                "cell_ids": sorted({spec_id(c) for c in s.cells}),
+            },
+        )
+    if run.leaderboard:
+        store.write_leaderboard(
+            {
+                "manifest_version": MANIFEST_VERSION,
+                "preset": run.preset.name,
+                "description": run.preset.description,
+                "grid": list(run.preset.grid),
+                "cell_ids": sorted({spec_id(c) for c in run.leaderboard}),
+            }
+        )
+
+
 def run_all(
     preset: str,
     results_dir: str,
@@ -55,38 +105,47 @@ def run_all(
     device: str = "cpu",
     echo=print,
     executor: Executor | None = None,
+    study: str | None = None,
+    plugins: tuple[str, ...] = (),
 ) -> RunSummary:
-    spec = load_preset(preset)
-    cells = apply_filters(spec.expand(), filters or [])
+    from pruners.plugins import load_plugins
+
+    plugins = tuple(load_plugins(plugins))  # entry points and --plugin modules, in this process
+    run = build_plan(preset, study, filters, plugins)
+    plugins = tuple(dict.fromkeys([*plugins, *run.preset.plugins]))
+    cells = run.cells
     executor = executor or LocalExecutor(workers)
     store = ResultsStore(results_dir)
     if not dry_run:
         store.prepare()  # a dry run only reads what is there, and writes nothing
+        write_manifests(store, run)
     todo = plan(cells, store, retry_failed)
     summary = RunSummary(total=len(cells), stored_before=len(cells) - len(todo), ran=0)
+    what = f"study {study!r}" if study else f"preset {run.preset.name!r}"
     echo(
-        f"preset {spec.name!r}: {len(cells)} cells, {summary.stored_before} already stored, "
+        f"{what}: {len(cells)} cells ({len(run.leaderboard)} leaderboard, "
+        f"{len(run.studies)} studies), {summary.stored_before} already stored, "
         f"{len(todo)} to run ({describe_executor(executor)}, device {device})"
     )
     if dry_run or not todo:
         if not todo:
-            echo("nothing to run: 0 cells run, every cell of the matrix is stored")
+            echo("nothing to run: 0 cells run, every cell of the plan is stored")
         return summary
 
     start = time.perf_counter()
-    parents: dict[str, CellSpec] = {}
+    parents: dict[tuple[str, str], CellSpec] = {}
     for cell in todo:
-        if isinstance(cell, CellSpec) and not store.has_parent(cell.parent.id):
-            parents.setdefault(cell.parent.id, cell)
+        if isinstance(cell, CellSpec):
+            parents.setdefault((cell.parent.id, cell.eval.id), cell)
     if parents:
-        jobs = [(canonical_json(c.to_dict()), results_dir, device) for c in parents.values()]
+        jobs = [(canonical_json(c.to_dict()), results_dir, device, plugins) for c in parents.values()]
         with tqdm(total=len(jobs), desc="dense parents", unit="model") as bar:
             for _ in executor.map_unordered(parent_task_safe, jobs):
                 bar.update()
 
     # longest first (LPT scheduling): the costly from-scratch cells do not trail at the end
-    todo = sorted(todo, key=lambda c: -cell_epochs(c, c.train.epochs))
-    jobs = [(canonical_json(c.to_dict()), results_dir, spec.name, device, retry_failed) for c in todo]
+    todo = sorted(todo, key=lambda c: -cell_epochs(c))
+    jobs = [(canonical_json(c.to_dict()), results_dir, run.preset.name, device, retry_failed, plugins) for c in todo]
     with tqdm(total=len(jobs), desc="cells", unit="cell") as bar:
         for outcome in executor.map_unordered(cell_task, jobs):
             summary.counts[outcome.status] += 1
@@ -99,10 +158,10 @@ def run_all(
     return summary
 
 
-def parent_task_safe(spec_json: str, results_dir: str, device: str) -> str | None:
+def parent_task_safe(spec_json: str, results_dir: str, device: str, plugins: tuple[str, ...] = ()) -> str | None:
     """Pre-train a parent; a failure here is recorded later, against each of its cells."""
     try:
-        return parent_task(spec_json, results_dir, device)
+        return parent_task(spec_json, results_dir, device, plugins)
     except Exception:
         return None
 

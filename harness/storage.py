@@ -1,137 +1,48 @@
-"""The results store: tidy Parquet tables under one directory (schema in results/README.md).
+"""The results store's writer: tidy Parquet tables under one directory (schema in results/README.md).
 
 Layout::
 
     <results>/store.json                   the store's schema version, checked on every run
-
-    <results>/cells/<cell_id>.parquet      one row per cell (spec, status, timings, environment)
+    <results>/cells/<cell_id>.parquet      one row per cell (spec, status, budget, timings, environment)
     <results>/metrics/<cell_id>.parquet    the cell's metric rows (long form)
-    <results>/parents/<parent_id>/         dense parent: model.pt, rewind.pt, metrics.parquet
+    <results>/parents/<parent_id>/         dense parent: model.pt, rewind.pt, parent.json,
+                                           dense-<eval id>.parquet (its rows per evaluation config),
+                                           states/ (intermediate states its cells share: IMP rounds)
+    <results>/studies/<name>.json          each study's definition and cell ids (``core.studies``)
+    <results>/leaderboard.json             the preset's grid and the leaderboard's cell ids
     <results>/cache/                       generated shift sets, built once and reused by every cell
     <results>/locks/                       lock files of cells and parents in progress
     <results>/damaged/                     unreadable files moved aside (never silently skipped)
 
-``pandas.read_parquet("<results>/cells")`` reads a whole table. A cell's files are written to
-a hidden temporary name, fsynced and renamed (metrics first, the cell row last): the cell
-row is the commit record, and metric files without one are removed when a run starts.
+Every file goes through ``core.atomic`` (hidden temporary name, fsync, rename); a cell's
+metrics are written first and its cell row last, so the cell row is the commit record and
+metric files without one are removed when a run starts. Reading is ``core.store``'s job.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 1
+from core.atomic import atomic_write, atomic_write_bytes, atomic_write_parquet, remove_stale_temporaries
+from core.schema import CELL_SCHEMA, METRIC_SCHEMA, SCHEMA_VERSION
+from core.store import StoreReader, part_files
 
-CELL_SCHEMA = pa.schema(
-    [
-        ("cell_id", pa.string()),
-        ("parent_id", pa.string()),
-        ("study", pa.string()),
-        ("arch", pa.string()),
-        ("dataset", pa.string()),
-        ("pruner", pa.string()),
-        ("pruner_kind", pa.string()),
-        ("pruner_timing", pa.string()),
-        ("pruner_version", pa.string()),
-        ("sparsity", pa.float64()),
-        ("seed", pa.int64()),
-        ("retrain", pa.string()),
-        ("schedule", pa.string()),
-        ("score", pa.string()),
-        ("variant", pa.string()),
-        ("spec_json", pa.string()),
-        ("preset", pa.string()),
-        ("status", pa.string()),
-        ("reason", pa.string()),
-        ("traceback", pa.string()),
-        ("dense_train_s", pa.float64()),
-        ("prune_s", pa.float64()),
-        ("retrain_s", pa.float64()),
-        ("eval_s", pa.float64()),
-        ("total_s", pa.float64()),
-        ("started_at", pa.timestamp("us", tz="UTC")),
-        ("finished_at", pa.timestamp("us", tz="UTC")),
-        ("device", pa.string()),
-        ("torch_version", pa.string()),
-        ("numpy_version", pa.string()),
-        ("python_version", pa.string()),
-        ("git_commit", pa.string()),
-        ("host", pa.string()),
-        ("schema_version", pa.int64()),
-    ]
-)
-
-METRIC_SCHEMA = pa.schema(
-    [
-        ("cell_id", pa.string()),
-        ("phase", pa.string()),
-        ("eval_set", pa.string()),
-        ("kind", pa.string()),
-        ("severity", pa.int64()),
-        ("metric", pa.string()),
-        ("class", pa.int64()),
-        ("step", pa.int64()),
-        ("value", pa.float64()),
-    ]
-)
-
-
-STALE_TMP_SECONDS = 600  # a temporary file older than this belongs to a killed run
+VERSION_META = {b"prunebench_schema_version": str(SCHEMA_VERSION).encode()}
 
 
 class StoreError(Exception):
     """The results directory cannot be used as it is."""
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write through ``write(handle)`` to a hidden temporary file, fsync, rename onto ``path``.
-
-    Readers see the old file or the whole new one, never a part; a crash leaves at most a
-    ``.tmp-*`` file, which readers ignore and the next run removes.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_table(table: pa.Table, path: Path) -> None:
-    """Write a Parquet table atomically, tagged with the schema version."""
-    meta = {**(table.schema.metadata or {}), b"prunebench_schema_version": str(SCHEMA_VERSION).encode()}
-    atomic_write(path, lambda handle: pq.write_table(table.replace_schema_metadata(meta), handle))
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class ResultsStore:
+class ResultsStore(StoreReader):
     def __init__(self, root: Path | str) -> None:
-        self.root = Path(root)
-        self.cells_dir = self.root / "cells"
-        self.metrics_dir = self.root / "metrics"
+        super().__init__(root)
         self.parents_dir = self.root / "parents"
         self.locks_dir = self.root / "locks"
         self.cache_dir = self.root / "cache"
@@ -154,14 +65,13 @@ class ResultsStore:
         except OSError as exc:
             raise StoreError(f"results dir {str(self.root)!r} is not writable: {exc.strerror}") from None
         if not self.version_file.exists():
-            payload = json.dumps({"schema_version": SCHEMA_VERSION}).encode()
-            atomic_write(self.version_file, lambda handle: handle.write(payload))
-        self._remove_stale_temporaries()
+            atomic_write_bytes(self.version_file, json.dumps({"schema_version": SCHEMA_VERSION}).encode())
+        remove_stale_temporaries((self.cells_dir, self.metrics_dir, self.cache_dir))
         self.check_files()
-        committed = {p.stem for p in self.cells_dir.glob("*.parquet")}
-        for metrics_file in self.metrics_dir.glob("*.parquet"):
-            if metrics_file.stem not in committed:
-                metrics_file.unlink(missing_ok=True)
+        committed = {Path(p).stem for p in part_files(self.cells_dir)}
+        for metrics_file in part_files(self.metrics_dir):
+            if Path(metrics_file).stem not in committed:
+                Path(metrics_file).unlink(missing_ok=True)
 
     @property
     def version_file(self) -> Path:
@@ -169,7 +79,7 @@ class ResultsStore:
 
     def _check_version(self) -> None:
         if not self.version_file.exists():
-            if any(self.cells_dir.glob("*.parquet")):
+            if part_files(self.cells_dir):
                 raise StoreError(
                     f"results dir {str(self.root)!r} holds cells but no store.json: written by an "
                     f"incompatible prunebench; use another --results dir"
@@ -185,20 +95,10 @@ class ResultsStore:
                 f"reads and writes version {SCHEMA_VERSION}: use another --results dir"
             )
 
-    def _remove_stale_temporaries(self) -> None:
-        now = time.time()
-        for d in (self.cells_dir, self.metrics_dir, self.root / "cache"):
-            for tmp in d.glob(".tmp-*") if d.exists() else ():
-                try:
-                    if now - tmp.stat().st_mtime > STALE_TMP_SECONDS:
-                        tmp.unlink()
-                except FileNotFoundError:
-                    pass
-
     def check_files(self) -> None:
         """Read every part file's footer; move a damaged one aside and say which."""
         for directory, schema in ((self.cells_dir, CELL_SCHEMA), (self.metrics_dir, METRIC_SCHEMA)):
-            for path in sorted(directory.glob("*.parquet")):
+            for path in map(Path, part_files(directory)):
                 try:
                     found = pq.read_schema(path)
                 except FileNotFoundError:
@@ -221,13 +121,6 @@ class ResultsStore:
     def cell_path(self, cell_id: str) -> Path:
         return self.cells_dir / f"{cell_id}.parquet"
 
-    def cell_status(self) -> dict[str, str]:
-        """cell_id -> status of every committed cell."""
-        if not self.cells_dir.exists() or not any(self.cells_dir.glob("*.parquet")):
-            return {}
-        table = pq.read_table(self.cells_dir, columns=["cell_id", "status"])
-        return dict(zip(table["cell_id"].to_pylist(), table["status"].to_pylist(), strict=True))
-
     def cell_status_of(self, cell_id: str) -> str | None:
         path = self.cell_path(cell_id)
         if not path.exists():
@@ -237,51 +130,79 @@ class ResultsStore:
     def write_cell(self, cell_row: dict, metric_rows: list[dict]) -> None:
         cell_id = cell_row["cell_id"]
         if metric_rows:
-            metrics = pa.Table.from_pylist(
-                [{"cell_id": cell_id, **r} for r in metric_rows], schema=METRIC_SCHEMA
-            )
-            atomic_write_table(metrics, self.metrics_dir / f"{cell_id}.parquet")
+            metrics = pa.Table.from_pylist([{"cell_id": cell_id, **r} for r in metric_rows], schema=METRIC_SCHEMA)
+            atomic_write_parquet(self.metrics_dir / f"{cell_id}.parquet", metrics, VERSION_META)
         cell = pa.Table.from_pylist([{**cell_row, "schema_version": SCHEMA_VERSION}], schema=CELL_SCHEMA)
-        atomic_write_table(cell, self.cell_path(cell_id))
+        atomic_write_parquet(self.cell_path(cell_id), cell, VERSION_META)
 
-    def read_cells(self) -> pd.DataFrame:
-        if not any(self.cells_dir.glob("*.parquet")):
-            return CELL_SCHEMA.empty_table().to_pandas()
-        return pq.read_table(self.cells_dir, schema=CELL_SCHEMA).to_pandas()
+    # -- manifests --------------------------------------------------------------------
+    def write_manifest(self, name: str, manifest: dict) -> None:
+        atomic_write_bytes(self.studies_dir / f"{name}.json", json.dumps(manifest, indent=1, sort_keys=True).encode())
 
-    def read_metrics(self) -> pd.DataFrame:
-        if not any(self.metrics_dir.glob("*.parquet")):
-            return METRIC_SCHEMA.empty_table().to_pandas()
-        return pq.read_table(self.metrics_dir, schema=METRIC_SCHEMA).to_pandas()
+    def write_leaderboard(self, manifest: dict) -> None:
+        atomic_write_bytes(self.root / "leaderboard.json", json.dumps(manifest, indent=1, sort_keys=True).encode())
 
     # -- dense parents ----------------------------------------------------------------
     def parent_dir(self, parent_id: str) -> Path:
         return self.parents_dir / parent_id
 
     def has_parent(self, parent_id: str) -> bool:
-        return (self.parent_dir(parent_id) / "metrics.parquet").exists()
+        return (self.parent_dir(parent_id) / "parent.json").exists()
 
-    def write_parent(
-        self, parent_id: str, state: dict, rewind_state: dict, rows: list[dict], info: dict
-    ) -> None:
-        import json
-
-        import torch
-
+    def write_parent(self, parent_id: str, state: dict, rewind_state: dict, info: dict) -> None:
         d = self.parent_dir(parent_id)
         for name, obj in (("model.pt", state), ("rewind.pt", rewind_state)):
-            atomic_write(d / name, lambda handle, obj=obj: torch.save(obj, handle))
-        payload = json.dumps(info, indent=1, sort_keys=True).encode()
-        atomic_write(d / "parent.json", lambda handle: handle.write(payload))
-        # metrics.parquet last: its presence marks the parent complete
-        table = pa.Table.from_pylist([{"cell_id": parent_id, **r} for r in rows], schema=METRIC_SCHEMA)
-        atomic_write_table(table, d / "metrics.parquet")
+            atomic_write(d / name, lambda handle, obj=obj: _torch_save(obj, handle))
+        # parent.json last: its presence marks the parent complete
+        atomic_write_bytes(d / "parent.json", json.dumps(info, indent=1, sort_keys=True).encode())
 
-    def read_parent(self, parent_id: str) -> tuple[dict, dict, list[dict], dict]:
+    def read_parent(self, parent_id: str) -> tuple[dict, dict, dict]:
         import torch
 
         d = self.parent_dir(parent_id)
         state = torch.load(d / "model.pt", weights_only=True)
         rewind = torch.load(d / "rewind.pt", weights_only=True)
-        rows = pq.read_table(d / "metrics.parquet").drop(["cell_id"]).to_pylist()
-        return state, rewind, rows, json.loads((d / "parent.json").read_text())
+        return state, rewind, json.loads((d / "parent.json").read_text())
+
+    def dense_rows_path(self, parent_id: str, eval_id: str) -> Path:
+        return self.parent_dir(parent_id) / f"dense-{eval_id}.parquet"
+
+    def write_dense_rows(self, parent_id: str, eval_id: str, rows: list[dict]) -> None:
+        table = pa.Table.from_pylist([{"cell_id": parent_id, **r} for r in rows], schema=METRIC_SCHEMA)
+        atomic_write_parquet(self.dense_rows_path(parent_id, eval_id), table, VERSION_META)
+
+    def read_dense_rows(self, parent_id: str, eval_id: str) -> list[dict] | None:
+        path = self.dense_rows_path(parent_id, eval_id)
+        if not path.exists():
+            return None
+        return pq.read_table(path).drop(["cell_id"]).to_pylist()
+
+
+class ParentStates:
+    """The ``StateCache`` of one dense parent: states its cells share (``pruners.base``),
+    stored under ``parents/<id>/states/<key>.pt``."""
+
+    def __init__(self, store: ResultsStore, parent_id: str) -> None:
+        self.dir = store.parent_dir(parent_id) / "states"
+
+    def get(self, key: str):
+        import torch
+
+        path = self.dir / f"{key}.pt"
+        if not path.exists():
+            return None
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception:  # a torn or foreign file is recomputed, never trusted
+            return None
+
+    def put(self, key: str, state) -> None:
+        atomic_write(self.dir / f"{key}.pt", lambda handle: _torch_save(state, handle))
+
+
+def _torch_save(obj, handle) -> None:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    handle.write(buffer.getvalue())

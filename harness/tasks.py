@@ -1,11 +1,13 @@
 """Worker-side units of work: make sure a dense parent exists; run and store one cell.
 
-Both run in any worker process (local pool, Slurm job). Locks under ``<results>/locks``
-keep two runs on one store from computing the same parent or cell twice.
+Both run in any worker process (local pool, Slurm job) and import the run's plugins first,
+so a cell runs the same code wherever it runs. Locks under ``<results>/locks`` keep two
+runs on one store from computing the same parent, parent evaluation or cell twice.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from dataclasses import dataclass
@@ -13,9 +15,9 @@ from datetime import UTC, datetime
 
 from filelock import FileLock, Timeout
 
-from benchmarks.spec import CellSpec, ParentSpec, canonical_json
+from core.spec import CellSpec, EvalConfig, ParentSpec, StabilitySpec, canonical_json
 from harness.environment import environment
-from harness.storage import ResultsStore
+from harness.storage import ParentStates, ResultsStore
 
 
 @dataclass
@@ -26,65 +28,91 @@ class CellOutcome:
     seconds: float = 0.0
 
 
-def ensure_parent(store: ResultsStore, spec: ParentSpec, device: str) -> tuple[dict, dict, list[dict], dict]:
+def ensure_parent(store: ResultsStore, spec: ParentSpec, device: str) -> tuple[dict, dict, dict]:
     """Load the dense parent, training and storing it first if no run has."""
     from benchmarks.pipeline import train_parent
 
     with FileLock(store.locks_dir / f"{spec.id}.lock"):
         if not store.has_parent(spec.id):
-            result = train_parent(spec, device, store.cache_dir)
-            info = {"spec": spec.to_dict(), "train_seconds": result.train_seconds, **environment()}
-            store.write_parent(spec.id, result.state, result.rewind_state, result.rows, info)
+            result = train_parent(spec, device)
+            info = {
+                "spec": spec.to_dict(),
+                "train_seconds": result.train_seconds,
+                "epochs": result.epochs,
+                "train_flops": result.flops,
+                **environment(),
+            }
+            store.write_parent(spec.id, result.state, result.rewind_state, info)
     return store.read_parent(spec.id)
 
 
-def parent_task(spec_json: str, results_dir: str, device: str) -> str:
-    import json
+def ensure_dense_rows(store: ResultsStore, spec: ParentSpec, state: dict, config: EvalConfig, device: str) -> list[dict]:
+    """The parent's ``dense`` rows under ``config``, evaluated once per (parent, config)."""
+    from benchmarks.pipeline import dense_rows
 
-    d = json.loads(spec_json)
-    cell = CellSpec.from_dict(d)
-    ensure_parent(ResultsStore(results_dir), cell.parent, device)
+    rows = store.read_dense_rows(spec.id, config.id)
+    if rows is not None:
+        return rows
+    with FileLock(store.locks_dir / f"{spec.id}-{config.id}.lock"):
+        rows = store.read_dense_rows(spec.id, config.id)
+        if rows is None:
+            rows = dense_rows(spec, state, config, device, store.cache_dir)
+            store.write_dense_rows(spec.id, config.id, rows)
+    return rows
+
+
+def parent_task(spec_json: str, results_dir: str, device: str, plugins: tuple[str, ...] = ()) -> str:
+    from pruners.plugins import load_plugins
+
+    load_plugins(plugins)
+    cell = CellSpec.from_dict(json.loads(spec_json))
+    store = ResultsStore(results_dir)
+    state, _, _ = ensure_parent(store, cell.parent, device)
+    ensure_dense_rows(store, cell.parent, state, cell.eval, device)
     return cell.parent.id
 
 
 def spec_from_json(spec_json: str):
-    """A ``CellSpec`` or a ``StabilitySpec``, by the ``study`` field."""
-    import json
-
+    """A ``CellSpec`` or a ``StabilitySpec``, by the ``cell_type`` field."""
     d = json.loads(spec_json)
-    if d.get("study") == "stability":
-        from benchmarks.stability import StabilitySpec
-
-        return StabilitySpec.from_dict(d)
-    return CellSpec.from_dict(d)
+    return StabilitySpec.from_dict(d) if d.get("cell_type") == "stability" else CellSpec.from_dict(d)
 
 
 def spec_id(spec) -> str:
+    from pruners import PRUNERS
+
     if isinstance(spec, CellSpec):
-        from pruners import PRUNERS
-
         return spec.cell_id(PRUNERS.get(spec.pruner).version)
-    return spec.cell_id()
+    return spec.cell_id(PRUNERS.get(spec.scorer).version)
 
 
-def stability_row(spec, cell_id: str, preset: str, device: str) -> dict:
-    from benchmarks.stability import STABILITY_VERSION
+def _plugin_columns(cls) -> dict:
+    return {"plugin": cls.plugin[0] if cls.plugin else None, "plugin_version": cls.plugin[1] if cls.plugin else None}
 
+
+def stability_row(spec: StabilitySpec, cell_id: str, preset: str, device: str) -> dict:
+    from pruners import PRUNERS
+
+    scorer = PRUNERS.get(spec.scorer)
     return {
         "cell_id": cell_id,
         "parent_id": None,
-        "study": spec.study,
+        "cell_type": "stability",
         "arch": spec.arch,
         "dataset": spec.dataset,
         "pruner": spec.target,
         "pruner_kind": "structured",
         "pruner_timing": "during_training",
-        "pruner_version": str(STABILITY_VERSION),
+        "pruner_version": scorer.version,
+        "pruner_config": canonical_json(spec.scorer_config),
+        **_plugin_columns(scorer),
         "sparsity": spec.final_fraction,
         "seed": spec.seed,
         "retrain": None,
-        "schedule": spec.schedule,
-        "score": spec.score,
+        "control": None,
+        "eval_sets": "clean",
+        "schedule": f"every_{spec.every}",
+        "score": spec.scorer,
         "variant": spec.variant,
         "spec_json": canonical_json(spec.to_dict()),
         "preset": preset,
@@ -100,16 +128,20 @@ def cell_row(spec: CellSpec, cell_id: str, preset: str, device: str) -> dict:
     return {
         "cell_id": cell_id,
         "parent_id": spec.parent.id,
-        "study": spec.study,
+        "cell_type": "prune",
         "arch": spec.arch,
         "dataset": spec.dataset,
         "pruner": spec.pruner,
         "pruner_kind": pruner.kind,
         "pruner_timing": pruner.timing,
         "pruner_version": pruner.version,
+        "pruner_config": canonical_json(spec.pruner_config),
+        **_plugin_columns(pruner),
         "sparsity": spec.sparsity,
         "seed": spec.seed,
         "retrain": spec.retrain,
+        "control": spec.control,
+        "eval_sets": spec.eval.sets,
         "spec_json": canonical_json(spec.to_dict()),
         "preset": preset,
         "device": device,
@@ -117,10 +149,28 @@ def cell_row(spec: CellSpec, cell_id: str, preset: str, device: str) -> dict:
     }
 
 
+def check_plugin(spec: CellSpec) -> None:
+    """A cell names the plugin version it was planned with; a worker with another refuses it."""
+    from pruners import PRUNERS
+
+    plugin = PRUNERS.get(spec.pruner).plugin
+    here = f"{plugin[0]}=={plugin[1]}" if plugin else None
+    if here != spec.plugin:
+        raise RuntimeError(f"pruner {spec.pruner!r} comes from {here or 'prunebench'} here, the cell needs {spec.plugin}")
+
+
 def cell_task(
-    spec_json: str, results_dir: str, preset: str, device: str, retry_failed: bool = False
+    spec_json: str,
+    results_dir: str,
+    preset: str,
+    device: str,
+    retry_failed: bool = False,
+    plugins: tuple[str, ...] = (),
 ) -> CellOutcome:
     """Run one cell and commit its rows; a failure is stored as ``failed`` with its reason."""
+    from pruners.plugins import load_plugins
+
+    load_plugins(plugins)
     spec = spec_from_json(spec_json)
     cell_id = spec_id(spec)
     store = ResultsStore(results_dir)
@@ -133,7 +183,7 @@ def cell_task(
         status = store.cell_status_of(cell_id)
         if status == "ok" or (status == "failed" and not retry_failed):
             return CellOutcome(cell_id, "skipped", "already stored")
-        stability = not isinstance(spec, CellSpec)
+        stability = isinstance(spec, StabilitySpec)
         row = (stability_row if stability else cell_row)(spec, cell_id, preset, device)
         started = datetime.now(UTC)
         t0 = time.perf_counter()
@@ -142,15 +192,22 @@ def cell_task(
                 from benchmarks.stability import run_stability
 
                 rows, seconds = run_stability(spec, device), {}
-                row.update(status="ok", reason=None, traceback=None)
+                budget = {"epochs_dense": 0.0, "epochs_prune": float(spec.train.epochs), "epochs_retrain": 0.0}
+                row.update(status="ok", reason=None, traceback=None, **budget)
             else:
                 from benchmarks.pipeline import run_cell
 
-                state, rewind, dense_rows, info = ensure_parent(store, spec.parent, device)
-                result = run_cell(spec, state, rewind, device, store.cache_dir)
+                check_plugin(spec)
+                state, rewind, info = ensure_parent(store, spec.parent, device)
+                dense = ensure_dense_rows(store, spec.parent, state, spec.eval, device)
+                result = run_cell(
+                    spec, state, rewind, device, store.cache_dir,
+                    parent_budget=(info["epochs"], info["train_flops"]),
+                    state_cache=ParentStates(store, spec.parent.id),
+                )
                 seconds = result.seconds
-                rows = dense_rows + result.rows
-                row.update(status="ok", reason=None, traceback=None, dense_train_s=info["train_seconds"])
+                rows = dense + result.rows
+                row.update(status="ok", reason=None, traceback=None, dense_train_s=info["train_seconds"], **result.budget)
         except Exception as exc:
             rows, seconds = [], {}
             reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]

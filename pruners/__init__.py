@@ -18,6 +18,24 @@ from pruners import (  # noqa: F401  (registration side effects)
     taylor,
     undecayed,
 )
-from pruners.base import PRUNERS, DuringTrainingPruner, PruneContext, Pruner, SparseTraining, get_pruner
+from pruners.base import (
+    PRUNERS,
+    DuringTrainingPruner,
+    PruneContext,
+    Pruner,
+    ScorePruner,
+    SparseTraining,
+    get_pruner,
+    make_pruner_config,
+)
 
-__all__ = ["PRUNERS", "DuringTrainingPruner", "PruneContext", "Pruner", "SparseTraining", "get_pruner"]
+__all__ = [
+    "PRUNERS",
+    "DuringTrainingPruner",
+    "PruneContext",
+    "Pruner",
+    "ScorePruner",
+    "SparseTraining",
+    "get_pruner",
+    "make_pruner_config",
+]

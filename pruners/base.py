@@ -3,13 +3,15 @@
 A pruner is a class with a registry name, a ``kind`` (``unstructured``: single weights;
 ``structured``: whole filters or neurons), a ``timing`` (``after_training``: prunes a
 trained dense parent; ``at_init``: chooses a mask before training from scratch;
-``during_training``: prunes while training) and a ``version`` that enters every cell id, so
-changing a pruner's logic invalidates its stored results.
+``during_training``: prunes while training), a ``version`` and a ``Config``: a frozen
+dataclass of its hyperparameters, each declared with ``param(default, "description")``.
+The version and the resolved config enter every cell id, so changing a pruner's logic or
+one of its defaults re-runs exactly its cells.
 
-Pruners hold no I/O: everything they may look at comes in a ``PruneContext``, whose
-``batches`` are training minibatches only. A during-training pruner also gets a
-``SparseTraining`` (the training split, the recipe, and for rewinding the dense parent and
-its epoch-``k`` iterate) and runs the whole sparse training itself in ``train_sparse``.
+Pruners hold no I/O and import nothing of the harness or the benchmarks: everything they
+may look at comes in a ``PruneContext`` (seeded randomness, *training* minibatches), and a
+during-training pruner gets a ``SparseTraining``, whose ``train`` runs the cell's training
+recipe on the training split and whose ``rewind`` restores the dense parent's early iterate.
 """
 
 from __future__ import annotations
@@ -17,19 +19,25 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.registry import Registry
-from benchmarks.training import TrainConfig
-from pruners.masks import apply_masks, masks_from_scores, prunable_modules
+from core.config import make_config
+from core.registry import Registry
+from core.spec import TrainConfig
+from pruners.masks import apply_masks, effective_weight, masks_from_scores, prunable_modules
 
 PRUNERS: Registry = Registry("pruner")
 KINDS = ("unstructured", "structured")
 TIMINGS = ("after_training", "at_init", "during_training")
+
+
+@dataclass(frozen=True)
+class NoConfig:
+    """A pruner without hyperparameters."""
 
 
 @dataclass
@@ -41,6 +49,7 @@ class PruneContext:
     weight_decay: float = 0.0
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = field(default=F.cross_entropy)
     input_shape: tuple[int, ...] | None = None
+    score_sign: float = 1.0  # -1.0 inverts the scores (the ``invert`` mask sanity control)
 
     def example_shape(self) -> tuple[int, ...]:
         """Shape of one input (data-free pruners need only this), from ``input_shape`` or a batch."""
@@ -59,6 +68,13 @@ class Pruner(ABC):
     kind: ClassVar[str] = "unstructured"
     timing: ClassVar[str] = "after_training"
     version: ClassVar[str] = "1"
+    Config: ClassVar[type] = NoConfig
+    invertible: ClassVar[bool] = False  # whether PruneContext.score_sign inverts its choice
+    # set by ``register_pruner``: the distribution that registered the class, None if built in
+    plugin: ClassVar[tuple[str, str] | None] = None
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = config if config is not None else self.Config()
 
     @classmethod
     def summary(cls) -> str:
@@ -73,33 +89,68 @@ class ScorePruner(Pruner):
     """Scores every prunable weight and masks the lowest ``round(s * n)`` (ShrinkBench style)."""
 
     scope: ClassVar[str] = "global"
+    invertible: ClassVar[bool] = True
 
     @abstractmethod
     def scores(self, model: nn.Module, ctx: PruneContext) -> dict[str, torch.Tensor]:
         """Module name -> score tensor of the weight's shape; higher means keep."""
 
     def prune(self, model: nn.Module, sparsity: float, ctx: PruneContext) -> None:
-        scores = self.scores(model, ctx)
+        scores = {n: ctx.score_sign * s for n, s in self.scores(model, ctx).items()}
         apply_masks(model, masks_from_scores(model, scores, sparsity, self.scope))
+
+
+class TrainFn(Protocol):
+    def __call__(
+        self,
+        model: nn.Module,
+        config: TrainConfig | None = None,
+        *,
+        epoch_range: tuple[int, int] | None = None,
+        step_hook: Callable[[int, int], None] | None = None,
+        epoch_hook: Callable[[int], None] | None = None,
+        regularizer: Callable[[nn.Module], torch.Tensor] | None = None,
+    ) -> int: ...
 
 
 @dataclass
 class SparseTraining:
-    """What a during-training pruner trains on: training split, recipe, seed, rewind points."""
+    """What a during-training pruner trains with.
 
-    x: torch.Tensor
-    y: torch.Tensor
+    ``train(model, config=None, *, epoch_range, step_hook, epoch_hook, regularizer)`` trains
+    on the cell's training split with its seed (``config`` defaults to the cell's recipe) and
+    returns the optimizer steps taken; ``step_hook(step, total)`` runs after every step.
+    ``rewind(model)`` loads the dense parent's epoch-``rewind_epoch`` iterate into the
+    surviving weights (masks kept). ``parent_state`` is the trained dense parent.
+    ``steps_per_epoch`` is the number of optimizer steps of one epoch. ``cache`` keeps
+    intermediate states (IMP's rounds) that other cells of the same parent reuse.
+    """
+
     config: TrainConfig
     seed: int
+    train: TrainFn
+    steps_per_epoch: int
     rewind_epoch: int = 0
-    rewind_state: dict[str, torch.Tensor] | None = None
+    rewind: Callable[[nn.Module], None] | None = None
     parent_state: dict[str, torch.Tensor] | None = None
+    cache: StateCache | None = None
+    x: torch.Tensor | None = None  # the training split, for pruners that sample their own batches
+    y: torch.Tensor | None = None
+
+
+class StateCache(Protocol):
+    """Intermediate model states shared by the cells of one dense parent (no I/O in pruners:
+    the harness provides the storage)."""
+
+    def get(self, key: str) -> dict[str, torch.Tensor] | None: ...
+    def put(self, key: str, state: dict[str, torch.Tensor]) -> None: ...
 
 
 class DuringTrainingPruner(Pruner):
     """Prunes inside a from-scratch training run; ``prune`` is one pruning event to ``sparsity``."""
 
     timing: ClassVar[str] = "during_training"
+    uses_dense_parent: ClassVar[bool] = False  # True when it starts from the trained parent (imp)
 
     @abstractmethod
     def train_sparse(self, model: nn.Module, sparsity: float, ctx: PruneContext, run: SparseTraining) -> None:
@@ -107,20 +158,34 @@ class DuringTrainingPruner(Pruner):
 
 
 def register_pruner(cls: type[Pruner]) -> type[Pruner]:
-    """Class decorator: validates the declared kind and timing, registers under ``cls.name``."""
+    """Class decorator: validates the declared kind, timing and config, registers under ``cls.name``.
+
+    A name that is already registered is an error (a plugin cannot replace a pruner).
+    """
+    import dataclasses
+
     if cls.kind not in KINDS:
         raise ValueError(f"pruner {cls.name!r}: kind {cls.kind!r} is not one of {KINDS}")
     if cls.timing not in TIMINGS:
         raise ValueError(f"pruner {cls.name!r}: timing {cls.timing!r} is not one of {TIMINGS}")
+    if not (dataclasses.is_dataclass(cls.Config) and cls.Config.__dataclass_params__.frozen):
+        raise ValueError(f"pruner {cls.name!r}: Config must be a frozen dataclass")
+    from pruners.plugins import registering_distribution
+
+    cls.plugin = registering_distribution(cls)
     return PRUNERS.register(cls.name)(cls)
 
 
-def get_pruner(name: str) -> Pruner:
-    return PRUNERS.get(name)()
+def make_pruner_config(name: str, values: dict | None = None, where: str = "pruner_config") -> Any:
+    """The config of pruner ``name`` with ``values`` over its defaults (keys and types checked)."""
+    return make_config(PRUNERS.get(name).Config, values, f"{where}[{name}]")
+
+
+def get_pruner(name: str, config: dict | None = None) -> Pruner:
+    cls = PRUNERS.get(name)
+    return cls(make_pruner_config(name, config))
 
 
 def weights(model: nn.Module) -> dict[str, torch.Tensor]:
     """Effective (masked) prunable weights by module name, detached."""
-    from pruners.masks import effective_weight
-
     return {n: effective_weight(m).detach() for n, m in prunable_modules(model).items()}

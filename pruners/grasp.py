@@ -15,23 +15,24 @@ lowest ``s`` pruned.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from core.config import param
 from pruners.base import PruneContext, ScorePruner, register_pruner, weights
 from pruners.masks import prunable_modules
 from pruners.scoring import preserved
 
-TEMPERATURE = 200.0
 
-
-def hessian_gradient_product(model, ctx: PruneContext) -> dict[str, torch.Tensor]:
+def hessian_gradient_product(model, ctx: PruneContext, temperature: float) -> dict[str, torch.Tensor]:
     if len(ctx.batches) == 0:
         raise ValueError("grasp is data-dependent: PruneContext.batches is empty")
     modules = prunable_modules(model)
     with preserved(model, train_mode=True):
         g = None
         for x, y in ctx.batches:
-            loss = ctx.loss_fn(model(x) / TEMPERATURE, y)
+            loss = ctx.loss_fn(model(x) / temperature, y)
             grads = torch.autograd.grad(loss, [m.weight for m in modules.values()])
             g = (
                 [gi.detach() for gi in grads]
@@ -40,7 +41,7 @@ def hessian_gradient_product(model, ctx: PruneContext) -> dict[str, torch.Tensor
             )
         hg = [torch.zeros_like(gi) for gi in g]
         for x, y in ctx.batches:
-            loss = ctx.loss_fn(model(x) / TEMPERATURE, y)
+            loss = ctx.loss_fn(model(x) / temperature, y)
             ws = [m.weight for m in modules.values()]
             grads = torch.autograd.grad(loss, ws, create_graph=True)
             z = sum((gi * g0).sum() for gi, g0 in zip(grads, g, strict=True))
@@ -57,6 +58,10 @@ class Grasp(ScorePruner):
     timing = "at_init"
     scope = "global"
 
+    @dataclass(frozen=True)
+    class Config:
+        temperature: float = param(200.0, "softmax temperature T of the Hessian-gradient product")
+
     def scores(self, model, ctx: PruneContext) -> dict[str, torch.Tensor]:
-        hg = hessian_gradient_product(model, ctx)
+        hg = hessian_gradient_product(model, ctx, self.config.temperature)
         return {n: w * hg[n] for n, w in weights(model).items()}

@@ -72,7 +72,7 @@ class LayerMagnitude(GlobalMagnitude):
             raise ValueError(f"sparsity {sparsity} is outside [0, 1)")
         dense = first_convolution(model)
         rest = uniform_sparsity(model, sparsity, dense)
-        scores = self.scores(model, ctx)
+        scores = {n: ctx.score_sign * s for n, s in self.scores(model, ctx).items()}
         masks = masks_from_scores(model, {n: s for n, s in scores.items() if n != dense}, rest, "layer")
         if dense is not None:  # an all-ones mask, so every prunable layer carries one
             masks[dense] = torch.ones_like(scores[dense], dtype=torch.float32)

@@ -9,7 +9,7 @@ as many inactive ones with the largest dense-gradient magnitude::
     drop: lowest |w| among active        grow: highest |dL/dw| among inactive
     alpha_t = (alpha / 2) * (1 + cos(pi * t / T_end)),   alpha = 0.3
 
-Grown weights start at zero. Here ``T_end = 75%`` of the run's steps, 10 updates
+Grown weights start at zero. By default (``Config``) ``T_end = 75%`` of the run's steps, 10 updates
 (``dt = T_end / 10``), and the dense gradient is that of one seeded training minibatch.
 Layer sparsities never change, so the run ends at the target exactly. The optimizer's
 moment estimates of a regrown weight are not reset (a small simplification).
@@ -18,18 +18,18 @@ moment estimates of a regrown weight are not reset (a small simplification).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
+from core.config import param
 from pruners.base import DuringTrainingPruner, PruneContext, SparseTraining, register_pruner
 from pruners.masks import apply_masks, current_mask, dense_weight, prunable_modules
 from pruners.random_erk import erk_densities, random_masks
 
-ALPHA, END, UPDATES = 0.3, 0.75, 10
 
-
-def drop_fraction(step: int, end: int) -> float:
-    return ALPHA / 2 * (1 + math.cos(math.pi * step / end))
+def drop_fraction(step: int, end: int, alpha: float = 0.3) -> float:
+    return alpha / 2 * (1 + math.cos(math.pi * step / end))
 
 
 def dense_gradients(model, x: torch.Tensor, y: torch.Tensor, ctx: PruneContext) -> dict[str, torch.Tensor]:
@@ -74,17 +74,20 @@ class Rigl(DuringTrainingPruner):
 
     name = "rigl"
 
+    @dataclass(frozen=True)
+    class Config:
+        alpha: float = param(0.3, "initial drop fraction of the cosine schedule")
+        end: float = param(0.75, "fraction of the run's steps after which masks stop changing (T_end)")
+        updates: int = param(10, "mask updates until T_end (dt = T_end / updates)")
+
     def prune(self, model, sparsity: float, ctx: PruneContext) -> None:
         shapes = {n: tuple(m.weight.shape) for n, m in prunable_modules(model).items()}
         apply_masks(model, random_masks(model, erk_densities(shapes, sparsity), ctx.generator()))
 
     def train_sparse(self, model, sparsity: float, ctx: PruneContext, run: SparseTraining) -> None:
-        from benchmarks.training import steps_per_epoch, train
-
-        per_epoch = steps_per_epoch(run.x.shape[0], run.config.batch_size)
-        total = per_epoch * max(run.config.epochs, 1)
-        end = int(END * total)
-        every = max(1, end // UPDATES)
+        total = run.steps_per_epoch * max(run.config.epochs, 1)
+        end = int(self.config.end * total)
+        every = max(1, end // self.config.updates)
         self.prune(model, sparsity, ctx)
         with torch.no_grad():  # inactive weights start (and regrow) at zero
             for m in prunable_modules(model).values():
@@ -96,6 +99,6 @@ class Rigl(DuringTrainingPruner):
             if (step + 1) % every == 0 and step + 1 < end:
                 idx = torch.randperm(run.x.shape[0], generator=gen)[:batch].to(run.x.device)
                 grads = dense_gradients(model, run.x[idx], run.y[idx], ctx)
-                drop_and_grow(model, grads, drop_fraction(step + 1, end))
+                drop_and_grow(model, grads, drop_fraction(step + 1, end, self.config.alpha))
 
-        train(model, run.x, run.y, run.config, run.seed, step_hook=hook)
+        run.train(model, step_hook=hook)

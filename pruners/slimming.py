@@ -17,12 +17,13 @@ within their layer (the same fraction removed from each).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from core.config import param
 from pruners.base import DuringTrainingPruner, PruneContext, SparseTraining, register_pruner
 from pruners.structured import StructuredPruner, apply_unit_masks, effective, groups_of, select_units
-
-PENALTY = 1e-4
 
 
 def unit_scales(model, detach: bool = True) -> dict[str, torch.Tensor]:
@@ -51,6 +52,10 @@ class Slimming(DuringTrainingPruner, StructuredPruner):
     name = "slimming"
     scope = "global"
 
+    @dataclass(frozen=True)
+    class Config:
+        penalty: float = param(1e-4, "lambda of the L1 penalty on BN scales (group lasso without BN)")
+
     def unit_scores(self, model, ctx: PruneContext) -> dict[str, torch.Tensor]:
         return unit_scales(model)
 
@@ -59,10 +64,10 @@ class Slimming(DuringTrainingPruner, StructuredPruner):
         apply_unit_masks(model, select_units(model, self.unit_scores(model, ctx), sparsity, scope))
 
     def train_sparse(self, model, sparsity: float, ctx: PruneContext, run: SparseTraining) -> None:
-        from benchmarks.training import train
+        strength = self.config.penalty
 
         def penalty(m) -> torch.Tensor:
-            return PENALTY * sum(s.sum() for s in unit_scales(m, detach=False).values())
+            return strength * sum(s.sum() for s in unit_scales(m, detach=False).values())
 
-        train(model, run.x, run.y, run.config, run.seed, regularizer=penalty)
+        run.train(model, regularizer=penalty)
         self.prune(model, sparsity, ctx)

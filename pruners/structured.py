@@ -1,6 +1,6 @@
 """Structured pruning: whole units (conv filters, hidden neurons), their masks and compaction.
 
-The unit groups come from the architecture (``benchmarks.archs.unit_groups``): unit ``i``
+The unit groups come from the architecture (``core.units.unit_groups``, declared by each architecture): unit ``i``
 of a group is output ``i`` of its ``producer`` (weight row and bias entry), channel ``i`` of
 its BatchNorm (scale and shift) and the consumer's input(s) fed by it. Removing a unit
 masks all of these with ``torch.nn.utils.prune``, so they stay exactly zero through any
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from benchmarks.archs import UnitGroup, unit_groups
+from core.units import UnitGroup, unit_groups
 from pruners.base import PruneContext, Pruner
 from pruners.masks import current_mask, mask_tensor, refresh_masked
 
@@ -185,13 +185,15 @@ class StructuredPruner(Pruner):
 
     kind: ClassVar[str] = "structured"
     scope: ClassVar[str] = "layer"
+    invertible: ClassVar[bool] = True
 
     @abstractmethod
     def unit_scores(self, model: nn.Module, ctx: PruneContext) -> dict[str, torch.Tensor]:
         """Producer name -> one score per unit; higher means keep."""
 
     def prune(self, model: nn.Module, sparsity: float, ctx: PruneContext) -> None:
-        apply_unit_masks(model, select_units(model, self.unit_scores(model, ctx), sparsity, self.scope))
+        scores = {n: ctx.score_sign * s for n, s in self.unit_scores(model, ctx).items()}
+        apply_unit_masks(model, select_units(model, scores, sparsity, self.scope))
 
     def compact(self, model: nn.Module) -> nn.Module:
         return compact_model(model)

@@ -16,13 +16,13 @@ model (products of many weights underflow float32), then the masks are copied ba
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 
+from core.config import param
 from pruners.base import PruneContext, Pruner, register_pruner
 from pruners.masks import apply_masks, current_mask, effective_weight, masks_from_scores, prunable_modules
-
-ROUNDS = 100
 
 
 def synflow_scores(model, shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
@@ -42,6 +42,11 @@ class SynFlow(Pruner):
 
     name = "synflow"
     timing = "at_init"
+    invertible = True
+
+    @dataclass(frozen=True)
+    class Config:
+        rounds: int = param(100, "pruning rounds, sparsity 1 - (1 - s)^(k / rounds) after round k")
 
     def prune(self, model, sparsity: float, ctx: PruneContext) -> None:
         shape = ctx.example_shape()
@@ -50,8 +55,10 @@ class SynFlow(Pruner):
             for tensor in [*linear.parameters(), *linear.buffers()]:
                 if tensor.is_floating_point():
                     tensor.abs_()
-        for k in range(1, ROUNDS + 1):
-            target = 1.0 - (1.0 - sparsity) ** (k / ROUNDS)
-            apply_masks(linear, masks_from_scores(linear, synflow_scores(linear, shape), target, "global"))
+        rounds = self.config.rounds
+        for k in range(1, rounds + 1):
+            target = 1.0 - (1.0 - sparsity) ** (k / rounds)
+            scores = {n: ctx.score_sign * s for n, s in synflow_scores(linear, shape).items()}
+            apply_masks(linear, masks_from_scores(linear, scores, target, "global"))
         masks = {n: current_mask(m).float() for n, m in prunable_modules(linear).items()}
         apply_masks(model, masks)

@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks.datasets import load_dataset
 from benchmarks.matrix import load_preset
-from benchmarks.spec import CellSpec, canonical_json
+from core.spec import CellSpec, canonical_json
 from harness.cli import main
 from harness.runner import run_all
 from harness.storage import ResultsStore

@@ -15,8 +15,8 @@ import torch
 
 from benchmarks.archs import ARCHS, build_arch, unit_groups
 from benchmarks.datasets import load_dataset
-from benchmarks.spec import CellSpec
 from benchmarks.training import TrainConfig, train
+from core.spec import CellSpec
 from pruners import PRUNERS, PruneContext, SparseTraining, get_pruner
 from pruners.masks import current_mask, effective_weight, prunable_modules, sparsity_stats
 from pruners.structured import alive_units, unit_sparsity

@@ -5,8 +5,8 @@ import torch
 
 from benchmarks.matrix import PresetError, load_preset
 from benchmarks.pipeline import run_cell, train_parent
-from benchmarks.spec import CellSpec, RetrainConfig
 from benchmarks.training import TrainConfig
+from core.spec import CellSpec, RetrainConfig
 from pruners import PRUNERS
 
 TRAIN = TrainConfig(epochs=2, batch_size=128)

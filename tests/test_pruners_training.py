@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from benchmarks.retrain import retrain
-from benchmarks.spec import RetrainConfig
 from benchmarks.training import TrainConfig, train
+from core.spec import RetrainConfig
 from pruners import PRUNERS, PruneContext, SparseTraining, get_pruner
 from pruners.gmp import cubic_sparsity, event_steps
 from pruners.imp import round_targets

@@ -2,7 +2,7 @@ import pytest
 
 from benchmarks.archs import ARCHS
 from benchmarks.datasets import DATASETS
-from benchmarks.registry import Registry, UnknownNameError
+from core.registry import Registry, UnknownNameError
 from pruners import PRUNERS
 
 

@@ -2,8 +2,8 @@
 
 import torch
 
-from benchmarks.spec import CellSpec
 from benchmarks.training import TrainConfig, crop_flip
+from core.spec import CellSpec
 
 
 def test_crop_flip_is_a_seeded_shift_and_flip_of_each_image():

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchmarks.registry import Registry
+from core.registry import Registry
 
 SEVERITIES = (1, 2, 3, 4, 5)
 KINDS = ("corruption", "ood")

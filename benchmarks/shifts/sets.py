@@ -151,10 +151,12 @@ def _fingerprint(data) -> str:
     return h.hexdigest()
 
 
-def set_size(data, shift: Shift) -> int:
+def set_size(data, shift: Shift, shift_size: int = 0, ood_size: int = 0) -> int:
+    """Examples in one set: ``shift_size`` / ``ood_size`` (``core.spec.EvalConfig``), 0 meaning the
+    dataset's default (``SET_SIZE``, ``OOD_SET_SIZE``); a corruption set has at most the test split."""
     if shift.kind == "ood":
-        return OOD_SET_SIZE.get(data.name, DEFAULT_SET_SIZE)
-    return min(SET_SIZE.get(data.name, DEFAULT_SET_SIZE), len(data.y_test))
+        return ood_size or OOD_SET_SIZE.get(data.name, DEFAULT_SET_SIZE)
+    return min(shift_size or SET_SIZE.get(data.name, DEFAULT_SET_SIZE), len(data.y_test))
 
 
 def cache_key(data, shift: Shift, severity: int, n: int) -> str:
@@ -176,10 +178,17 @@ def cache_key(data, shift: Shift, severity: int, n: int) -> str:
 _MEMO: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
 
-def load_shift_set(data, shift: Shift | str, severity: int, cache_dir: Path | str | None = None) -> ShiftSet:
+def load_shift_set(
+    data,
+    shift: Shift | str,
+    severity: int,
+    cache_dir: Path | str | None = None,
+    shift_size: int = 0,
+    ood_size: int = 0,
+) -> ShiftSet:
     """The set, from this process's memory, else the cache dir, else generated (and cached)."""
     shift = SHIFTS.get(shift) if isinstance(shift, str) else shift
-    n = set_size(data, shift)
+    n = set_size(data, shift, shift_size, ood_size)
     key = cache_key(data, shift, severity, n)
     arrays = _MEMO.get(key)
     if arrays is None:
@@ -191,14 +200,16 @@ def load_shift_set(data, shift: Shift | str, severity: int, cache_dir: Path | st
     return ShiftSet(shift.name, shift.kind, severity, arrays[0], arrays[1])
 
 
-def shift_sets(data, cache_dir: Path | str | None = None) -> list[ShiftSet]:
+def shift_sets(
+    data, cache_dir: Path | str | None = None, shift_size: int = 0, ood_size: int = 0
+) -> list[ShiftSet]:
     """Every corruption (at severities 1-5) and OOD set of ``data``; unavailable OOD sources
     (a real dataset missing from the data dir) are left out."""
     out = []
     for shift in applicable_shifts(data):
         for severity in SEVERITIES if shift.kind == "corruption" else (0,):
             try:
-                out.append(load_shift_set(data, shift, severity, cache_dir))
+                out.append(load_shift_set(data, shift, severity, cache_dir, shift_size, ood_size))
             except ShiftUnavailable:
                 break
     return out

@@ -1,0 +1,121 @@
+"""Studies: a published claim put to a test, as a data file (``benchmarks/studies/*.toml``).
+
+``shared/design/claims.md`` section 0. A study file declares
+
+- ``name``, ``version`` (bump it when the design or a hypothesis changes), ``title``,
+  ``description`` and the ``analysis`` that tests it (a module of ``analysis/``);
+- its design: a ``[design]`` table with a preset's keys (``benchmarks.matrix``), or
+  ``uses = "other_study"`` (the same cells, another claim about them), or a ``[stability]``
+  table (the runs of ``benchmarks.stability``);
+- its ``[[claim]]`` tables, each with its hypotheses (``[[claim.hypothesis]]``: statement,
+  test, direction, error rate, the paper's effect), exactly one of them ``primary``
+  (``core.studies``), and free-form ``[paper]`` numbers to show beside ours.
+
+Its cells are ordinary content-addressed cells: a cell whose spec coincides with a
+leaderboard cell, or another study's, is computed once. ``run-all`` writes each study's
+manifest (its definition and the ids of its cells) into the results dir, which is what the
+analysis reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.matrix import Located, PresetError, parse_design, read_toml
+from core.studies import StudyError, claims
+
+STUDY_DIR = Path(__file__).parent / "studies"
+STUDY_KEYS = {"name", "version", "title", "description", "analysis", "design", "uses", "stability", "claim",
+              "paper"}
+ANALYSES = ("intensification", "per_class", "generalization_stability", "potential", "mask_sanity")
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    version: int
+    path: Path
+    definition: dict  # the whole TOML, as read (what the manifest stores)
+    cells: tuple  # expanded specs (CellSpec or StabilitySpec)
+
+    @property
+    def title(self) -> str:
+        return self.definition["title"]
+
+    @property
+    def analysis(self) -> str:
+        return self.definition["analysis"]
+
+
+def study_names() -> list[str]:
+    return sorted(p.stem for p in STUDY_DIR.glob("*.toml"))
+
+
+def study_path(name: str) -> Path:
+    path = STUDY_DIR / f"{name}.toml"
+    if not path.exists():
+        import difflib
+
+        close = difflib.get_close_matches(name, study_names(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise PresetError(f"unknown study {name!r}{hint} valid: {', '.join(study_names())}")
+    return path
+
+
+def load_study(name: str, _seen: tuple[str, ...] = ()) -> Study:
+    """Read, validate and expand one study file."""
+    path = study_path(name)
+    raw, text = read_toml(path)
+    at = Located(path, text)
+    for key in raw:
+        if key not in STUDY_KEYS:
+            raise at.error(key, f"unknown key; valid: {', '.join(sorted(STUDY_KEYS))}")
+    for key in ("name", "version", "title", "description", "analysis", "claim"):
+        if key not in raw:
+            raise PresetError(f"{path}:1: key {key!r} is missing")
+    if raw["name"] != path.stem:
+        raise at.error("name", f"{raw['name']!r} must equal the file's name {path.stem!r}")
+    if isinstance(raw["version"], bool) or not isinstance(raw["version"], int) or raw["version"] < 1:
+        raise at.error("version", f"{raw['version']!r} is not a positive integer")
+    if raw["analysis"] not in ANALYSES:
+        raise at.error("analysis", f"{raw['analysis']!r} is not one of: {', '.join(ANALYSES)}")
+    designs = [k for k in ("design", "uses", "stability") if k in raw]
+    if len(designs) != 1:
+        raise PresetError(f"{path}:1: give exactly one of 'design', 'uses', 'stability' (found {designs or 'none'})")
+    try:
+        claims(raw, str(path))
+    except StudyError as exc:
+        raise PresetError(str(exc)) from None
+    if "design" in raw:
+        cells = tuple(parse_design(raw["design"], Located(path, text, "design")).expand())
+    elif "uses" in raw:
+        if raw["uses"] in (*_seen, name):
+            raise at.error("uses", f"{raw['uses']!r} leads back to {name!r}")
+        cells = load_study(raw["uses"], (*_seen, name)).cells
+    else:
+        from benchmarks.stability import expand_stability
+
+        try:
+            cells = tuple(expand_stability(raw["stability"]))
+        except ValueError as exc:
+            raise PresetError(f"{path}:{line_of_key(text, str(exc))}: {exc}") from None
+    return Study(name, raw["version"], path, raw, cells)
+
+
+def line_of_key(text: str, message: str) -> int:
+    import re
+
+    from benchmarks.matrix import line_of
+
+    found = re.search(r"key '([^']+)'", message)
+    return line_of(text, found.group(1), "stability") if found else line_of(text, "stability")
+
+
+def describe(name: str) -> str:
+    try:
+        study = load_study(name)
+    except PresetError as exc:
+        return f"(invalid: {exc})"
+    claim_ids = ", ".join(c["id"] for c in study.definition["claim"])
+    return f"v{study.version}, {len(study.cells)} cells: {study.title} [{claim_ids}]"

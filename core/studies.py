@@ -1,0 +1,118 @@
+"""What a study declares about its claim, as stored in a results dir's study manifests.
+
+A study (``benchmarks/studies/*.toml``, ``shared/design/claims.md`` section 0) is a claim
+put to a test: a design (its cells) plus hypotheses, exactly one of them ``primary``, each
+with its direction, test, error rate and the paper's effect. ``run-all`` writes each
+study's manifest to ``<results>/studies/<name>.json`` (definition and cell ids), so the
+analysis reads a claim's hypotheses from the store it analyses, never from files that may
+have changed since.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DIRECTIONS = ("less", "greater", "two-sided", "equivalence")
+VERDICTS = ("reproduced", "contradicted", "not detected", "underpowered")
+MANIFEST_VERSION = 1
+
+
+class StudyError(ValueError):
+    """A study file or manifest that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One hypothesis of a study: ``estimate <direction> null`` by ``test`` at level ``alpha``.
+
+    ``effect`` is the effect the design must be able to detect, on the estimate's scale and
+    relative to ``null`` (the paper's own number where known, ``effect_source = "paper"``;
+    else a stated effect of interest, ``"stated"``); ``margin`` is the equivalence margin of
+    a TOST (``direction = "equivalence"``). ``scope`` selects the rows the test reads.
+    """
+
+    id: str
+    statement: str
+    test: str
+    direction: str
+    alpha: float
+    null: float = 0.0
+    effect: float | None = None
+    effect_source: str = "stated"
+    margin: float | None = None
+    primary: bool = False
+    scope: dict[str, Any] = field(default_factory=dict)
+    paper: str = ""  # the paper's number in words, shown beside ours
+
+    @classmethod
+    def from_table(cls, table: dict, where: str) -> Hypothesis:
+        known = {f for f in cls.__dataclass_fields__}
+        for key in table:
+            if key not in known:
+                raise StudyError(f"{where}.{key}: unknown key; valid: {', '.join(sorted(known))}")
+        for key in ("id", "statement", "test", "direction", "alpha"):
+            if key not in table:
+                raise StudyError(f"{where}.{key}: missing")
+        if table["direction"] not in DIRECTIONS:
+            raise StudyError(f"{where}.direction: {table['direction']!r} is not one of: {', '.join(DIRECTIONS)}")
+        alpha = table["alpha"]
+        if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 0.5:
+            raise StudyError(f"{where}.alpha: {alpha!r} is not a number in (0, 0.5)")
+        if table["direction"] == "equivalence" and not table.get("margin"):
+            raise StudyError(f"{where}.margin: an equivalence test needs a positive margin")
+        if table.get("effect_source", "stated") not in ("paper", "stated"):
+            raise StudyError(f"{where}.effect_source: must be 'paper' or 'stated'")
+        return cls(**{**table, "alpha": float(alpha)})
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One published claim a study tests: one primary hypothesis, any number of secondary ones."""
+
+    id: str
+    title: str
+    paper: str
+    hypotheses: tuple[Hypothesis, ...]
+
+    @property
+    def primary(self) -> Hypothesis:
+        return next(h for h in self.hypotheses if h.primary)
+
+    def hypothesis(self, hid: str) -> Hypothesis:
+        for h in self.hypotheses:
+            if h.id == hid:
+                return h
+        raise StudyError(f"claim {self.id!r} has no hypothesis {hid!r}")
+
+
+CLAIM_KEYS = {"id", "title", "paper", "hypothesis"}
+
+
+def claims(definition: dict, where: str = "study") -> list[Claim]:
+    """The validated ``[[claim]]`` tables of a study definition, each with exactly one primary
+    hypothesis (``[[claim.hypothesis]]``)."""
+    tables = definition.get("claim", [])
+    if not isinstance(tables, list) or not tables:
+        raise StudyError(f"{where}: key 'claim' must be one or more [[claim]] tables")
+    out, seen = [], set()
+    for i, table in enumerate(tables):
+        w = f"{where}.claim[{i}]"
+        for key in table:
+            if key not in CLAIM_KEYS:
+                raise StudyError(f"{w}.{key}: unknown key; valid: {', '.join(sorted(CLAIM_KEYS))}")
+        for key in ("id", "title", "paper", "hypothesis"):
+            if key not in table:
+                raise StudyError(f"{w}.{key}: missing")
+        hyps = tuple(Hypothesis.from_table(t, f"{w}.hypothesis[{j}]") for j, t in enumerate(table["hypothesis"]))
+        n_primary = sum(h.primary for h in hyps)
+        if n_primary != 1:
+            raise StudyError(f"{w}: exactly one hypothesis must have primary = true (found {n_primary})")
+        ids = [h.id for h in hyps]
+        if len(set(ids)) != len(ids):
+            raise StudyError(f"{w}: hypothesis ids repeat: {ids}")
+        if table["id"] in seen:
+            raise StudyError(f"{w}.id: claim {table['id']!r} is declared twice")
+        seen.add(table["id"])
+        out.append(Claim(table["id"], table["title"], table["paper"], hyps))
+    return out
