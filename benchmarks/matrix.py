@@ -226,8 +226,7 @@ def _config(cls: type, base, table, key: str, at: Located, **where):
     try:
         return make_config(cls, {**(asdict(base) if base is not None else {}), **table}, key)
     except ConfigError as exc:
-        bad_key = str(exc).split(":")[0].split(".")[-1]
-        raise at.error(bad_key if bad_key in table else key, str(exc).split(": ", 1)[-1], **where) from None
+        raise at.error(key, str(exc), **where) from None
 
 
 def _pruner_configs(table, base: dict, at: Located, **where) -> dict:

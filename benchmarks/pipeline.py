@@ -47,7 +47,7 @@ from benchmarks.datasets import DatasetSplits, load_dataset
 from benchmarks.evaluation import evaluate
 from benchmarks.retrain import load_rewind_weights, retrain
 from benchmarks.training import steps_per_epoch, train, training_batches
-from core.spec import CellSpec, EvalConfig, ParentSpec
+from core.spec import CellSpec, EvalConfig, ParentSpec, TrainConfig
 from pruners import DuringTrainingPruner, PruneContext, Pruner, SparseTraining, get_pruner
 from pruners.base import StateCache
 from pruners.masks import current_mask, dense_weight, mask_tensor, prunable_modules
@@ -156,7 +156,12 @@ def model_row(phase: str, metric: str, value: float) -> dict:
 
 
 def evaluate_phase(
-    pruner: Pruner, model: nn.Module, data: DatasetSplits, phase: str, cache_dir: Path | None, config: EvalConfig
+    pruner: Pruner,
+    model: nn.Module,
+    data: DatasetSplits,
+    phase: str,
+    cache_dir: Path | None,
+    config: EvalConfig,
 ) -> list[dict]:
     compact = pruner.compact(model) if pruner.kind == "structured" else None
     return evaluate(model, data, phase, cache_dir, compact_model=compact, config=config) + structure_rows(
@@ -187,25 +192,27 @@ def reinitialise(model: nn.Module, arch: str, data: DatasetSplits, seed: int, de
                 module.weight = module.weight_orig * module.weight_mask
 
 
-def sparse_training(
-    spec: CellSpec,
-    data: DatasetSplits,
-    device: str,
-    parent_state: dict[str, torch.Tensor] | None,
-    rewind_state: dict[str, torch.Tensor] | None,
-    meter: BudgetMeter,
-    cache: StateCache | None,
+def tensor_training(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: TrainConfig,
+    seed: int,
+    rewind_epoch: int = 0,
+    rewind_state: dict[str, torch.Tensor] | None = None,
+    parent_state: dict[str, torch.Tensor] | None = None,
+    meter: BudgetMeter | None = None,
+    cache: StateCache | None = None,
 ) -> SparseTraining:
-    """The ``SparseTraining`` a during-training pruner trains through (no harness import)."""
-    x, y = data.x_train.to(device), data.y_train.to(device)
+    """The ``SparseTraining`` a during-training pruner trains through, on training tensors ``x, y``
+    (pruners get the training function from here instead of importing ``benchmarks.training``)."""
 
-    def train_fn(model, config=None, *, epoch_range=None, step_hook=None, epoch_hook=None, regularizer=None):
+    def train_fn(model, config_=None, *, epoch_range=None, step_hook=None, epoch_hook=None, regularizer=None):
         return train(
             model,
             x,
             y,
-            config or spec.train,
-            spec.seed,
+            config_ or config,
+            seed,
             epoch_range=epoch_range,
             step_hook=step_hook,
             epoch_hook=epoch_hook,
@@ -215,18 +222,18 @@ def sparse_training(
 
     def rewind(model: nn.Module) -> None:
         if rewind_state is None:
-            raise ValueError("this cell has no rewind iterate")
+            raise ValueError("this run has no rewind iterate")
         load_rewind_weights(model, rewind_state)
 
     return SparseTraining(
-        config=spec.train,
-        seed=spec.seed,
+        config=config,
+        seed=seed,
         train=train_fn,
-        steps_per_epoch=steps_per_epoch(x.shape[0], spec.train.batch_size),
-        rewind_epoch=spec.retrain_config.rewind_epoch,
+        steps_per_epoch=steps_per_epoch(x.shape[0], config.batch_size),
+        rewind_epoch=rewind_epoch,
         rewind=rewind,
         parent_state=parent_state,
-        cache=MeteredCache(cache, meter) if cache is not None else None,
+        cache=MeteredCache(cache, meter) if cache is not None and meter is not None else cache,
         x=x,
         y=y,
     )
@@ -290,7 +297,17 @@ def run_cell(
         pruner.prune(model, spec.sparsity, ctx)
     elif isinstance(pruner, DuringTrainingPruner):
         model = fresh_model(spec.arch, data, spec.seed, device)
-        run = sparse_training(spec, data, device, parent_state, rewind_state, prune_meter, state_cache)
+        run = tensor_training(
+            x,
+            y,
+            spec.train,
+            spec.seed,
+            spec.retrain_config.rewind_epoch,
+            rewind_state,
+            parent_state,
+            prune_meter,
+            state_cache,
+        )
         pruner.train_sparse(model, spec.sparsity, ctx, run)
     else:
         raise NotImplementedError(f"pruner {spec.pruner!r}: timing {pruner.timing!r} has no pipeline")
@@ -311,7 +328,15 @@ def run_cell(
         train(model, x, y, spec.train, spec.seed, meter=retrain_meter)
     else:
         kept_epoch = retrain(
-            model, x, y, spec.retrain, spec.train, spec.retrain_config, spec.seed, rewind_state, val,
+            model,
+            x,
+            y,
+            spec.retrain,
+            spec.train,
+            spec.retrain_config,
+            spec.seed,
+            rewind_state,
+            val,
             meter=retrain_meter,
         )
     seconds["retrain"] = time.perf_counter() - t

@@ -58,6 +58,7 @@ from pruners import PRUNERS, PruneContext, get_pruner
 from pruners.masks import mask_tensor
 from pruners.structured import alive_units, unit_masks
 
+DEFAULT_SCORER, DEFAULT_SCORER_CONFIG = "l1_filter", {"p": 2}  # the filter L2 norm of the paper
 TRAIN_EVAL = 1000  # training examples evaluated after every epoch (the full split at the end)
 SUPPORTED_ARCHS = ("mlp_256x2", "cnn_32x3", "cnn_32x3_fc256", "resnet_16x3", "vgg_11_bn", "resnet_18")
 
@@ -138,12 +139,13 @@ def expand_stability(table: dict) -> list[StabilitySpec]:
     for variant, ts in noise.items():
         if not isinstance(ts, list) or any(t not in STABILITY_TARGETS[:3] for t in ts):
             raise bad("noise", f"{variant} = {ts!r}: not a list of targets")
-    scorer = table.get("scorer", "l1_filter")
+    scorer = table.get("scorer", DEFAULT_SCORER)
     if scorer not in PRUNERS or PRUNERS.get(scorer).kind != "structured":
         structured = [p for p in PRUNERS.names() if PRUNERS.get(p).kind == "structured"]
         raise bad("scorer", f"{scorer!r} is not a registered structured pruner ({structured})")
     try:
-        scorer_config = make_config(PRUNERS.get(scorer).Config, table.get("scorer_config", {}), "scorer_config")
+        default = DEFAULT_SCORER_CONFIG if scorer == DEFAULT_SCORER else {}
+        scorer_config = make_config(PRUNERS.get(scorer).Config, table.get("scorer_config", default), "scorer_config")
         recipe = make_config(TrainConfig, table.get("train", {}), "train")
     except ValueError as exc:
         key = "scorer_config" if str(exc).startswith("scorer_config") else "train"

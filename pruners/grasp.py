@@ -25,7 +25,7 @@ from pruners.masks import prunable_modules
 from pruners.scoring import preserved
 
 
-def hessian_gradient_product(model, ctx: PruneContext, temperature: float) -> dict[str, torch.Tensor]:
+def hessian_gradient_product(model, ctx: PruneContext, temperature: float = 200.0) -> dict[str, torch.Tensor]:
     if len(ctx.batches) == 0:
         raise ValueError("grasp is data-dependent: PruneContext.batches is empty")
     modules = prunable_modules(model)

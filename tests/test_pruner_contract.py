@@ -17,7 +17,8 @@ from benchmarks.archs import ARCHS, build_arch, unit_groups
 from benchmarks.datasets import load_dataset
 from benchmarks.training import TrainConfig, train
 from core.spec import CellSpec
-from pruners import PRUNERS, PruneContext, SparseTraining, get_pruner
+from benchmarks.pipeline import tensor_training
+from pruners import PRUNERS, PruneContext, get_pruner
 from pruners.masks import current_mask, effective_weight, prunable_modules, sparsity_stats
 from pruners.structured import alive_units, unit_sparsity
 
@@ -201,19 +202,19 @@ def test_forbidden_tensor_really_fails():
 def test_pruners_score_on_training_data_only(pruner, guarded_digits):
     """The pipeline's context is built from the data with held-out splits poisoned; pruning
     (and a during-training pruner's whole sparse training) must never touch them."""
-    from benchmarks.pipeline import SCORE_BATCH_SIZE, prune_context
+    from benchmarks.pipeline import prune_context
 
     data = guarded_digits
     spec = CellSpec("cnn_32x3", "digits", pruner, 0.5, 0)
     ctx = prune_context(spec, data)
-    assert len(ctx.batches) > 0 and all(0 < x.shape[0] <= SCORE_BATCH_SIZE for x, _ in ctx.batches)
+    assert len(ctx.batches) > 0 and all(0 < x.shape[0] <= spec.eval.score_batch_size for x, _ in ctx.batches)
     train_rows = {tuple(r.tolist()) for r in data.x_train.flatten(1)}
     assert all(tuple(r.tolist()) in train_rows for x, _ in ctx.batches for r in x.flatten(1)[:16])
     model = make("cnn_32x3", data.input_shape)
     p = get_pruner(pruner)
     if p.timing == "during_training":
         parent = make("cnn_32x3", data.input_shape).state_dict()
-        run = SparseTraining(
+        run = tensor_training(
             data.x_train[:256], data.y_train[:256], TrainConfig(epochs=2, batch_size=64), 0,
             rewind_epoch=1, rewind_state=parent, parent_state=parent,
         )  # fmt: skip

@@ -80,21 +80,14 @@ def test_slimming_penalty_shrinks_bn_scales():
     shape = (1, 40)
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(256, *shape, generator=g), torch.randint(0, 10, (256,), generator=g)
-    from pruners import SparseTraining
+    from benchmarks.pipeline import tensor_training
     from pruners.slimming import unit_scales
 
     config = TrainConfig(epochs=3, batch_size=64, lr=1e-2, weight_decay=0.0)
     plain, slim = make("cnn_32x3", shape), make("cnn_32x3", shape)
     train(plain, x, y, config, seed=0)
-    p = get_pruner("slimming")
-    import pruners.slimming as mod
-
-    old = mod.PENALTY
-    mod.PENALTY = 1e-1  # exaggerated so that three tiny epochs show it
-    try:
-        p.train_sparse(slim, 0.5, PruneContext(0, [(x[:32], y[:32])]), SparseTraining(x, y, config, 0))
-    finally:
-        mod.PENALTY = old
+    p = get_pruner("slimming", {"penalty": 1e-1})  # exaggerated so that three tiny epochs show it
+    p.train_sparse(slim, 0.5, PruneContext(0, [(x[:32], y[:32])]), tensor_training(x, y, config, 0))
     total = lambda m: sum(s.sum() for s in unit_scales(m).values())
     assert total(slim) < 0.7 * total(plain)
     assert PRUNERS.get("slimming").kind == "structured"

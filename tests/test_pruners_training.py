@@ -8,7 +8,8 @@ import torch
 from benchmarks.retrain import retrain
 from benchmarks.training import TrainConfig, train
 from core.spec import RetrainConfig
-from pruners import PRUNERS, PruneContext, SparseTraining, get_pruner
+from benchmarks.pipeline import tensor_training
+from pruners import PRUNERS, PruneContext, get_pruner
 from pruners.gmp import cubic_sparsity, event_steps
 from pruners.imp import round_targets
 from pruners.lamp import lamp_scores
@@ -32,9 +33,7 @@ def sparse_run(pruner, arch, sparsity, seed=0):
     parent = make(arch, SHAPE, seed)
     rewind = {k: v.clone() for k, v in parent.state_dict().items()}
     train(parent, x, y, CONFIG, seed)
-    run = SparseTraining(
-        x, y, CONFIG, seed, rewind_epoch=0, rewind_state=rewind, parent_state=parent.state_dict()
-    )
+    run = tensor_training(x, y, CONFIG, seed, rewind_epoch=0, rewind_state=rewind, parent_state=parent.state_dict())
     model = make(arch, SHAPE, seed)
     ctx = PruneContext(seed, [(x[:64], y[:64])], 1e-4, input_shape=SHAPE)
     get_pruner(pruner).train_sparse(model, sparsity, ctx, run)
@@ -78,7 +77,7 @@ def test_rigl_changes_the_mask_but_not_the_layer_sparsity():
     initial = make("mlp_256x2", SHAPE)
     get_pruner("rigl").prune(initial, 0.9, ctx)
     get_pruner("rigl").train_sparse(
-        model, 0.9, ctx, SparseTraining(x, y, TrainConfig(epochs=4, batch_size=32), 0)
+        model, 0.9, ctx, tensor_training(x, y, TrainConfig(epochs=4, batch_size=32), 0)
     )
     for n, m in prunable_modules(model).items():
         start = current_mask(prunable_modules(initial)[n])

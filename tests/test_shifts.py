@@ -132,7 +132,7 @@ def test_shift_sets_are_cached_on_disk_and_reused(tmp_path, monkeypatch):
     monkeypatch.setattr(shift_sets_module, "build_shift_set", counting)
     clear_memory()
     first = evaluation_sets(data, tmp_path)
-    n_sets = len(first) - 2  # train and test are not generated
+    n_sets = len(first) - 3  # the clean train, val and test splits are not generated
     assert len(calls) == n_sets
     files = sorted((tmp_path / "shifts" / "digits").glob("*.npz"))
     assert len(files) == n_sets and not list((tmp_path / "shifts" / "digits").glob(".tmp-*"))

@@ -25,9 +25,9 @@ def test_crop_flip_is_a_seeded_shift_and_flip_of_each_image():
     assert torch.equal(crop_flip(seq, torch.Generator()), seq)  # sequences are not augmented
 
 
-def test_augment_changes_ids_only_when_used():
+def test_augment_changes_ids():
     plain = CellSpec("mlp_256x2", "digits", "random", 0.5, 0)
-    assert "augment" not in plain.to_dict()["train"]  # ids written before the field existed hold
+    assert plain.to_dict()["train"]["augment"] == "none"
     augmented = CellSpec("mlp_256x2", "digits", "random", 0.5, 0, train=TrainConfig(augment="crop_flip"))
     assert augmented.cell_id("1") != plain.cell_id("1") and augmented.parent.id != plain.parent.id
     assert CellSpec.from_dict(augmented.to_dict()) == augmented
