@@ -1,127 +1,145 @@
-"""Run every claim test on a results directory and write the claims table.
+"""Run every study's analysis on a results store; write the claims table and the primary verdicts.
 
-``run_analysis(results_dir, out_dir=None)`` reads ``<results>/cells`` and ``<results>/metrics``
-(Parquet only), runs the claim families (one module each: ``intensification``,
-``per_class``, ``generalization_stability``, ``potential``, ``retrain_recipe``), applies
-Benjamini-Hochberg within each claim and the verdict rule of ``analysis.table``, and writes
-``<out_dir or results/claims>/claims.parquet``, ``claims.json`` and ``per_class.parquet``
-atomically (temporary file + ``os.replace``), and ``sanity.parquet`` (``analysis.sanity``: magnitude
-pruners against ``random`` at sparsity >= 0.9). ``verdict_summary`` / ``render_summary`` give
-the short per-claim table that ``run-all`` prints.
+``run_analysis(results)`` reads the study manifests and cells (``analysis.load``), runs the
+analysis each study names, and writes ``<results>/claims/``:
+
+- ``claims.parquet`` / ``claims.json``: one row per hypothesis x scope (``analysis.verdict.Row``);
+  ``q`` is the Benjamini-Hochberg q-value within each (claim, hypothesis) family of secondary
+  rows (a primary row's ``q`` is its ``p``): secondary breakdowns never out-vote the primary;
+- ``primary.json``: one entry per claim, its primary verdict in one sentence;
+- ``labels.parquet``: the intensification labels by ratio beside the paper's;
+- ``sanity.parquet``: the leaderboard's recovery and magnitude-vs-random table (``analysis.sanity``).
+
+The same store gives the same tables: every randomised step is seeded by its scope.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from analysis import generalization_stability, intensification, per_class, potential, retrain_recipe, sanity
-from analysis.load import load_claim_results
-from analysis.table import finalize, render_markdown, render_text, summarize
+from analysis import generalization_stability, intensification, mask_sanity, per_class, potential, sanity
+from analysis.load import load_studies
+from analysis.stats import bh
+from analysis.verdict import Row
+from core.atomic import atomic_write_bytes, atomic_write_parquet
 
-CLAIM_IDS = (
-    "intensification",
-    "intensification_trend",
-    "up_vs_magnitude",
-    "deintensification_low_sparsity",
-    "per_class_damage",
-    "stability_accuracy",
-    "stability_gap",
-    "prune_l_vs_prune_s",
-    "noise_vs_permanent",
-    "prune_potential",
-    "excess_error",
-    "retrain_recipe",
-)
+ANALYSES = {
+    "intensification": intensification,
+    "per_class": per_class,
+    "generalization_stability": generalization_stability,
+    "potential": potential,
+    "mask_sanity": mask_sanity,
+}
+VERDICTS = ("reproduced", "contradicted", "not detected", "underpowered", "collapsed")
 
 
-def analyze_frames(cells: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The claims table and the per-class table from in-memory ``cells`` / ``metrics`` frames."""
-    rows: list[dict] = []
-    rows += intensification.analyze(cells, metrics)
-    pc_rows, per_class_table = per_class.analyze(cells, metrics)
-    rows += pc_rows
-    rows += generalization_stability.analyze(cells, metrics)
-    rows += potential.analyze(cells, metrics)
-    rows += retrain_recipe.analyze(cells, metrics)
-    table = finalize(rows)
-    order = {c: i for i, c in enumerate(CLAIM_IDS)}
-    rank = np.array([order.get(c, 99) for c in table["claim"].tolist()], dtype=np.int64)
-    table = table.iloc[np.argsort(rank, kind="stable")]  # by claim order, then row order
-    return table.reset_index(drop=True), per_class_table
+def analyze_studies(studies) -> tuple[pd.DataFrame, list[dict]]:
+    rows: list[Row] = []
+    papers: dict[str, dict] = {}
+    for study in studies:
+        rows += ANALYSES[study.analysis].analyze(study)
+        for claim in study.claims:
+            papers[claim.id] = {"title": claim.title, "paper": claim.paper, "study": study.name,
+                                "paper_numbers": study.definition.get("paper", {}),
+                                "statement": claim.primary.statement, "primary": claim.primary}
+    table = pd.DataFrame([r.as_dict() for r in rows])
+    if table.empty:
+        return table, []
+    table["q"] = table["p"]
+    secondary = ~table["primary"]
+    for _, idx in table[secondary].groupby(["claim", "hypothesis"]).groups.items():
+        table.loc[idx, "q"] = bh(table.loc[idx, "p"].to_numpy(float))
+    return table, primary_summary(table, papers)
 
 
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _num(v) -> float | None:
+    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
 
 
-def _json_value(v):
-    if (
-        v is pd.NA
-        or v is None
-        or (isinstance(v, float) and math.isnan(v))
-        or (isinstance(v, float) and math.isinf(v))
-    ):
-        return None
-    return v.item() if hasattr(v, "item") else v
+def primary_summary(table: pd.DataFrame, papers: dict[str, dict]) -> list[dict]:
+    """One entry per claim: the primary row, a one-sentence verdict, the collapsed scopes counted."""
+    out = []
+    for claim, info in papers.items():
+        rows = table[(table["claim"] == claim) & table["primary"]]
+        collapsed = int((table[table["claim"] == claim]["verdict"] == "collapsed").sum())
+        if rows.empty:
+            out.append({"claim": claim, "title": info["title"], "paper": info["paper"], "verdict": "underpowered",
+                        "sentence": f"{info['title']}: not tested (no cells of its primary scope in this store)",
+                        "collapsed_scopes": collapsed})
+            continue
+        r = rows.iloc[0]
+        h = info["primary"]
+        quantity = "r" if r["test"] == "pearson" else "difference" if r["test"] in ("t_paired", "welch", "tost_paired") else "estimate"
+        effect = f"{h.effect:+g} ({'paper' if h.effect_source == 'paper' else 'stated effect of interest'})" \
+            if h.effect is not None else f"margin {h.margin:g}"
+        sentence = (
+            f"{info['title']} ({info['paper']}): {r['verdict']}. {h.statement}; {quantity} "
+            f"{r['estimate']:+.3f}, {100 * r['ci_level']:.0f}% CI [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}], "
+            f"n = {int(r['n'])}, MDE {r['mde']:.3f} at 80% power (power {r['power']:.2f} at {effect}); "
+            f"{h.paper or 'paper: ' + effect}; bootstrap stability {r['stability']:.2f}"
+        )
+        out.append({
+            "claim": claim, "title": info["title"], "paper": info["paper"], "study": info["study"],
+            "hypothesis": r["hypothesis"], "verdict": r["verdict"], "sentence": sentence,
+            "n": int(r["n"]), "estimate": _num(r["estimate"]), "ci_low": _num(r["ci_low"]),
+            "ci_high": _num(r["ci_high"]), "ci_level": _num(r["ci_level"]), "p": _num(r["p"]),
+            "mde": _num(r["mde"]), "power": _num(r["power"]), "effect": _num(h.effect),
+            "effect_source": h.effect_source, "paper_says": h.paper, "stability": _num(r["stability"]),
+            "scope": r["scope"], "collapsed_scopes": collapsed,
+        })
+    return out
 
 
 def _json_records(df: pd.DataFrame) -> list[dict]:
-    """Rows as dicts of plain Python values, NaN / inf / NA as None (built column by column)."""
-    cols = [[_json_value(v) for v in df[c].astype(object).tolist()] for c in df.columns]
-    names = list(df.columns)
-    return [dict(zip(names, vals, strict=True)) for vals in zip(*cols, strict=True)] if names else []
+    def clean(v):
+        if v is None or v is pd.NA or (isinstance(v, float) and not math.isfinite(v)):
+            return None
+        return v.item() if hasattr(v, "item") else v
+
+    return [{k: clean(v) for k, v in rec.items()} for rec in df.to_dict("records")]
 
 
-def write_claims(table: pd.DataFrame, out_dir: Path, per_class_table: pd.DataFrame | None = None) -> None:
-    _atomic(out_dir / "claims.parquet", lambda p: table.to_parquet(p, index=False))
-    text = json.dumps(_json_records(table), indent=1, allow_nan=False)
-    _atomic(out_dir / "claims.json", lambda p: Path(p).write_text(text))
-    if per_class_table is not None and not per_class_table.empty:
-        _atomic(out_dir / "per_class.parquet", lambda p: per_class_table.to_parquet(p, index=False))
-
-
-def run_analysis(results_dir: str | Path, out_dir: str | Path | None = None) -> pd.DataFrame:
-    """Analyse a results directory; write and return the claims table."""
-    cells, metrics = load_claim_results(results_dir)
-    table, per_class_table = analyze_frames(cells, metrics)
+def run_analysis(results_dir: str | Path, out_dir: str | Path | None = None) -> tuple[pd.DataFrame, list[dict]]:
+    """Analyse a results directory; write and return (claims table, primary verdicts)."""
+    studies = load_studies(results_dir)
+    table, primaries = analyze_studies(studies)
     out = Path(out_dir) if out_dir is not None else Path(results_dir) / "claims"
-    write_claims(table, out, per_class_table)
-    checks = sanity.magnitude_vs_random(cells, metrics)
-    _atomic(out / "sanity.parquet", lambda p: checks.to_parquet(p, index=False))
-    return table
+    atomic_write_parquet(out / "claims.parquet", table if not table.empty else pd.DataFrame({"claim": []}))
+    atomic_write_bytes(out / "claims.json", json.dumps(_json_records(table), indent=1, allow_nan=False).encode())
+    atomic_write_bytes(out / "primary.json", json.dumps(primaries, indent=1, allow_nan=False).encode())
+    labels = intensification.label_table(
+        [Row(**r) for r in table.to_dict("records")] if not table.empty else []
+    ) if not table.empty else pd.DataFrame()
+    atomic_write_parquet(out / "labels.parquet", labels if not labels.empty else pd.DataFrame({"arch": []}))
+    checks = sanity.leaderboard_checks(results_dir)
+    atomic_write_parquet(out / "sanity.parquet", checks if not checks.empty else pd.DataFrame({"arch": []}))
+    return table, primaries
 
 
-def verdict_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per claim: number of rows tested, supported / contradicted / inconclusive, overall."""
-    return summarize(table)
+def render_primary(primaries: list[dict]) -> str:
+    """The primary verdicts, one paragraph per claim (``harness analyze`` prints it)."""
+    if not primaries:
+        return "no study in this store: run-all writes the study manifests (harness list studies)"
+    lines = ["primary verdicts (one per claim):"]
+    for p in primaries:
+        lines.append(f"- {p['sentence']}")
+        if p.get("collapsed_scopes"):
+            lines.append(f"  ({p['collapsed_scopes']} collapsed scopes flagged and left out of verdicts)")
+    counts = pd.Series([p["verdict"] for p in primaries]).value_counts()
+    lines.append("summary: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS if counts.get(v, 0)))
+    return "\n".join(lines)
 
 
-def render_summary(table: pd.DataFrame, markdown: bool = False) -> str:
-    """The per-claim verdict table as fixed-width text (``run-all``) or markdown (report)."""
-    s = verdict_summary(table)
-    if markdown:
-        return render_markdown(
-            s, ["claim", "rows", "supported", "contradicted", "inconclusive", "overall", "strongest"]
-        )
-    return render_text(s)
+def verdict_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """Per claim and hypothesis: rows and the count of each verdict (the secondary rows collapsed)."""
+    if table.empty:
+        return pd.DataFrame()
+    counts = table.groupby(["claim", "hypothesis", "primary"])["verdict"].value_counts().unstack(fill_value=0)
+    return counts.reindex(columns=[v for v in VERDICTS if v in counts.columns]).reset_index()
 
 
-def render_claims(table: pd.DataFrame) -> str:
-    """The full claims table as markdown."""
-    return render_markdown(table)
+__all__ = ["ANALYSES", "VERDICTS", "analyze_studies", "render_primary", "run_analysis", "verdict_counts"]

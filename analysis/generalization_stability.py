@@ -1,243 +1,155 @@
 """The generalization-stability tradeoff (Bartoldson, Morcos, Barbu & Erlebacher, "The
 Generalization-Stability Tradeoff in Neural Network Pruning", NeurIPS 2020).
 
-Reads the stability study's cells (``study == 'stability'``, written by
-``benchmarks.stability``). Definitions (``shared/design/claims.md`` section 3):
+Reads the stability study's runs (``cell_type == 'stability'``, ``benchmarks.stability``).
+Definitions (``shared/design/claims.md`` section 3, from the authors' code):
 
-- instability of one event ``I = (acc_pre - acc_post) / acc_pre`` (full clean test set)
-- stability ``S = 100 (1 - I)``; a run's stability = mean ``S`` over its events (100 if none)
-- generalization: best test accuracy at an epoch >= the last event's epoch; generalization
-  gap = train - test accuracy at that epoch. Unit of observation: one run.
+- instability of one event ``I = (acc_pre - acc_post) / acc_pre`` (full clean test set),
+  stability ``S = 100 (1 - I)``; a run's stability is the mean ``S`` over its events;
+- generalization: the best test accuracy over the epochs after the last pruning event (the
+  authors' code selects on the test set), and beside it the validation-selected variant (test
+  accuracy at the epoch of best validation accuracy in the same window).
 
-Claims-table rows, per (arch, dataset), over the permanent-pruning runs (all targets,
-scores, schedules):
-
-- ``stability_accuracy``: Pearson r (Fisher-z CI) and Kendall tau (bootstrap CI), both with
-  permutation p-values, between run stability and best test accuracy; claimed sign -.
-- ``stability_gap``: the same against the generalization gap; claimed sign + (less stable
-  pruning, smaller gap).
-- ``prune_l_vs_prune_s``: Student's t-test of best accuracy, prune_l - prune_s, pooled and
-  per schedule; claimed sign +.
-- ``noise_vs_permanent``: per noise variant, paired by (target, score, schedule, seed): t and
-  Wilcoxon on best accuracy noise - permanent (claimed sign +: removal need not be
-  permanent; a significantly negative difference contradicts it), and Welch of each variant
-  (permanent included) against the no-pruning baseline (claimed +).
+One point per run, pooling the configurations (targets x event intervals) of the permanent
+runs. The claim: less stability goes with higher final accuracy (negative Pearson r between
+``S`` and generalization); and (Fig. 5) the benefit does not need permanent removal: noise
+injected into the units Prune_L would remove helps generalization too. The regime matters:
+the no-pruning baseline must fit the training set (>= 99% training accuracy) before the last
+event; the analysis records whether it did.
 """
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
-from analysis.load import rng_for, stability_cells
-from analysis.stats import kendall, paired_t, pearson, student, welch, wilcoxon_signed_rank
-from analysis.table import make_row, missing_row
+from analysis import evidence as E
+from analysis.load import StudyData
+from analysis.verdict import Row, bootstrap_stability, decide, make_row
+from core.studies import Hypothesis
 
-CLAIMS = ("stability_accuracy", "stability_gap", "prune_l_vs_prune_s", "noise_vs_permanent")
-TARGETS = ("prune_s", "prune_l", "prune_r")
-N_PERM = 2000
-N_BOOT = 2000
-
-
-def instability(acc_pre, acc_post) -> np.ndarray:
-    """``I = (acc_pre - acc_post) / acc_pre``; NaN when ``acc_pre = 0``."""
-    pre, post = np.asarray(acc_pre, float), np.asarray(acc_post, float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(pre > 0, (pre - post) / pre, np.nan)
+FIT_THRESHOLD = 0.99  # training accuracy the baseline must reach before the last event
 
 
 def event_stability(acc_pre, acc_post) -> np.ndarray:
-    """``S = 100 (1 - I)``."""
-    return 100.0 * (1.0 - instability(acc_pre, acc_post))
-
-
-def run_stability(acc_pre, acc_post) -> float:
-    """Mean ``S`` over a run's events; 100 for a run without events."""
-    s = event_stability(acc_pre, acc_post)
-    s = s[np.isfinite(s)]
-    return float(s.mean()) if s.size else 100.0
-
-
-def generalization(epochs, train_acc, test_acc, last_event_epoch: float) -> tuple[float, float]:
-    """(best test accuracy at epochs >= ``last_event_epoch``, train - test gap at that epoch)."""
-    e, tr, te = (np.asarray(v, float) for v in (epochs, train_acc, test_acc))
-    ok = (e >= last_event_epoch) & np.isfinite(te)
-    if not ok.any():
-        return float("nan"), float("nan")
-    idx = np.nonzero(ok)[0]
-    best = idx[np.argmax(te[idx])]  # first epoch reaching the maximum
-    return float(te[best]), float(tr[best] - te[best])
+    """``S = 100 (1 - (acc_pre - acc_post) / acc_pre)`` (NaN where ``acc_pre = 0``)."""
+    pre, post = np.asarray(acc_pre, float), np.asarray(acc_post, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pre > 0, 100.0 * (1.0 - (pre - post) / pre), np.nan)
 
 
 def run_table(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row per stability run: scope, ``stability``, ``best_acc``, ``gap``, ``events``.
-
-    Computed from the primary rows (event ``acc_pre``/``acc_post``/``epoch``, epoch curves)
-    when stored, else from the run's ``final`` summary rows.
-    """
-    sc = stability_cells(cells)
-    if sc.empty:
-        return pd.DataFrame()
-    m = metrics[metrics.cell_id.isin(set(sc.cell_id))]
-    ev = m[m.phase == "event"].pivot_table(
-        index=["cell_id", "step"], columns="metric", values="value", aggfunc="first"
-    )
-    fin = m[(m.phase == "final") & m["class"].isna() & (m.eval_set == "test")].pivot_table(
-        index="cell_id", columns="metric", values="value", aggfunc="first"
-    )
-    ep = m[(m.phase == "epoch") & (m.metric == "accuracy")].pivot_table(
-        index=["cell_id", "step"], columns="eval_set", values="value", aggfunc="first"
-    )
-    ev_cells = set(ev.index.get_level_values(0)) if len(ev) else set()
-    ep_cells = (
-        set(ep.index.get_level_values(0)) if len(ep) and {"train", "test"} <= set(ep.columns) else set()
-    )
-    recs = []
-    for cid in sc["cell_id"]:
-        f = fin.loc[cid] if cid in fin.index else pd.Series(dtype=float)
-        if cid in ev_cells and {"acc_pre", "acc_post"} <= set(ev.columns):
-            e = ev.loc[cid]
-            stab, n_ev = run_stability(e["acc_pre"], e["acc_post"]), len(e)
-            last = float(e["epoch"].max()) if "epoch" in e else float(f.get("last_event_epoch", 0.0))
-        elif "stability" in f and np.isfinite(f["stability"]):
-            stab, n_ev = float(f["stability"]), int(np.nan_to_num(f.get("events", 0)))
-            last = float(f.get("last_event_epoch", 0.0))
-        elif cid in ep_cells:  # a run without events: stability 100
-            stab, n_ev, last = 100.0, 0, 0.0
-        else:
-            continue
-        last = 0.0 if not np.isfinite(last) or n_ev == 0 else last
-        if cid in ep_cells:
-            c = ep.loc[cid]
-            best, gap = generalization(c.index.to_numpy(float), c["train"], c["test"], last)
-        else:
-            best, gap = float(f.get("best_test_accuracy", np.nan)), float(f.get("generalization_gap", np.nan))
-        recs.append({"cell_id": cid, "stability": stab, "best_acc": best, "gap": gap, "events": n_ev})
-    if not recs:
-        return pd.DataFrame()
-    cols = ["cell_id", "arch", "dataset", "seed", "target", "score", "schedule", "variant"]
-    return pd.DataFrame(recs).merge(sc[cols], on="cell_id")
-
-
-def permanent_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs the correlation and prune_l/prune_s tests use: permanent pruning of a target."""
-    return runs[(runs["variant"] == "permanent") & runs["target"].isin(TARGETS)]
-
-
-def analyze(
-    cells: pd.DataFrame, metrics: pd.DataFrame, n_perm: int = N_PERM, n_boot: int = N_BOOT
-) -> list[dict]:
-    runs = run_table(cells, metrics)
+    """One row per run: target, every (event interval), variant, seed, stability (recomputed from
+    the events), generalization (test- and validation-selected), gap and the fit check."""
+    runs = cells[cells["cell_type"] == "stability"]
     if runs.empty:
-        return [missing_row(c, "no stability-study runs in the results") for c in CLAIMS]
-    rows: list[dict] = []
-    for (ar, ds), g in runs.groupby(["arch", "dataset"]):
-        scope = {"arch": ar, "dataset": ds}
-        perm = permanent_runs(g)
-        rows += correlation_rows(perm, scope, n_perm, n_boot)
-        rows += target_rows(perm, scope)
-        rows += noise_rows(g, scope)
-    for c in CLAIMS:
-        if not any(r["claim"] == c for r in rows):
-            rows.append(
-                missing_row(c, "the stability runs present do not contain the groups this test compares")
-            )
+        return pd.DataFrame()
+    final = metrics[(metrics["phase"] == "final") & (metrics["eval_set"] == "test") & metrics["class"].isna()]
+    final = final.pivot_table(index="cell_id", columns="metric", values="value", aggfunc="first")
+    events = metrics[(metrics["phase"] == "event") & metrics["metric"].isin(["acc_pre", "acc_post"])]
+    ev = events.pivot_table(index=["cell_id", "step"], columns="metric", values="value", aggfunc="first")
+    s = pd.Series(event_stability(ev["acc_pre"], ev["acc_post"]), index=ev.index) if len(ev) else pd.Series(dtype=float)
+    stability = s.groupby(level=0).mean() if len(s) else pd.Series(dtype=float)
+    out = []
+    for r in runs.itertuples():
+        spec = json.loads(r.spec_json)
+        f = final.loc[r.cell_id] if r.cell_id in final.index else pd.Series(dtype=float)
+        out.append({
+            "cell_id": r.cell_id, "arch": r.arch, "dataset": r.dataset, "seed": r.seed,
+            "target": spec["target"], "variant": spec["variant"], "every": spec["every"],
+            "stability": float(stability.get(r.cell_id, 100.0)),
+            "generalization": float(f.get("best_test_accuracy", np.nan)),
+            "generalization_val": float(f.get("val_selected_test_accuracy", np.nan)),
+            "gap": float(f.get("generalization_gap", np.nan)),
+            "train_before_last_event": float(f.get("train_accuracy_before_last_event", np.nan)),
+        })
+    return pd.DataFrame(out)
+
+
+def fit_check(runs: pd.DataFrame) -> dict:
+    """The regime check: the baseline runs' training accuracy just before the last event."""
+    base = runs[runs["target"] == "none"]["train_before_last_event"].dropna()
+    return {"runs": int(len(base)), "mean": float(base.mean()) if len(base) else float("nan"),
+            "min": float(base.min()) if len(base) else float("nan"),
+            "fits": bool(len(base)) and float(base.mean()) >= FIT_THRESHOLD}
+
+
+def _measure(h: Hypothesis) -> str:
+    return "generalization_val" if h.scope.get("selection") == "validation" else "generalization"
+
+
+def _correlation(study: StudyData, claim: str, h: Hypothesis, runs: pd.DataFrame, fit: dict) -> list[Row]:
+    perm = runs[runs["variant"] == "permanent"]
+    x, y = perm["stability"].to_numpy(), perm[_measure(h)].to_numpy()
+    ev = E.pearson(x, y, h)
+    stability = float("nan")
+    if h.primary:
+        full = decide(h, ev)
+        stability = bootstrap_stability(len(x), lambda idx: decide(h, E.pearson(x[idx], y[idx], h)), full, (claim, h.id))
+    tau = float(pd.Series(x).corr(pd.Series(y), method="kendall")) if len(x) > 2 else float("nan")
+    desc = (
+        f"Pearson r between run stability and {'validation-selected' if _measure(h) == 'generalization_val' else 'test-selected'} "
+        f"generalization over {len(x)} permanent runs (targets x intervals pooled); Kendall tau {tau:.3f}; "
+        f"baseline training accuracy before the last event {fit['mean']:.4f} (min {fit['min']:.4f}, "
+        f"{'fits' if fit['fits'] else 'does NOT fit'} the >= {FIT_THRESHOLD:.0%} regime)"
+    )
+    scope = perm[["arch", "dataset"]].drop_duplicates()
+    where = {"arch": scope["arch"].iloc[0], "dataset": scope["dataset"].iloc[0]} if len(scope) == 1 else {}
+    row = make_row(h, ev, claim=claim, study=study.name, description=desc, stability=stability, **where)
+    if not fit["fits"]:
+        row.description += "; out of the paper's regime"
+    return [row]
+
+
+def _against_baseline(study: StudyData, claim: str, h: Hypothesis, runs: pd.DataFrame, fit: dict) -> list[Row]:
+    """Runs of the hypothesis' variant(s) and target(s) minus the no-pruning baseline, paired by
+    seed (several configurations of one seed averaged first)."""
+    variants = h.scope.get("variants", ["noise_zero", "noise_gauss"])
+    targets = h.scope.get("targets", ["prune_l"])
+    measure = _measure(h)
+    base = runs[runs["target"] == "none"].groupby("seed")[measure].mean()
+    rows = []
+    groups = [("pooled", variants)] + ([(v, [v]) for v in variants] if not h.primary else [])
+    for name, vs in groups:
+        mine = runs[runs["variant"].isin(vs) & runs["target"].isin(targets)].groupby("seed")[measure].mean()
+        common = mine.index.intersection(base.index)
+        a, b = mine.loc[common].to_numpy(), base.loc[common].to_numpy()
+        ev = E.t_paired(a, b, h)
+        stability = float("nan")
+        if h.primary:
+            full = decide(h, ev)
+            stability = bootstrap_stability(len(a), lambda idx, a=a, b=b: decide(h, E.t_paired(a[idx], b[idx], h)),
+                                            full, (claim, h.id))
+        desc = f"{'+'.join(vs)} on {'+'.join(targets)} minus the no-pruning baseline, paired by seed ({len(a)} seeds)"
+        rows.append(make_row(h, ev, claim=claim, study=study.name, description=desc, stability=stability,
+                             pruner=f"{name}:{'+'.join(targets)}"))
     return rows
 
 
-def correlation_rows(perm: pd.DataFrame, scope: dict, n_perm: int, n_boot: int) -> list[dict]:
-    rows = []
-    for claim, col, direction in (("stability_accuracy", "best_acc", -1), ("stability_gap", "gap", +1)):
-        rng = rng_for(claim, *scope.values())
-        what = "best test accuracy" if col == "best_acc" else "generalization gap (train - test)"
-        pr = pearson(perm["stability"], perm[col], rng, n_perm)
-        rows.append(
-            make_row(
-                claim,
-                "pearson",
-                pr,
-                direction=direction,
-                description=f"Pearson r of run stability vs {what}; Fisher-z CI, permutation p",
-                **scope,
-            )
-        )
-        kd = kendall(perm["stability"], perm[col], rng, n_perm, n_boot)
-        rows.append(
-            make_row(
-                claim,
-                "kendall",
-                kd,
-                direction=direction,
-                description=f"Kendall tau of run stability vs {what}; bootstrap CI, permutation p",
-                **scope,
-            )
-        )
-    return rows
+def _targets(study: StudyData, claim: str, h: Hypothesis, runs: pd.DataFrame, fit: dict) -> list[Row]:
+    """Permanent runs of ``first`` minus ``second`` target (e.g. prune_l - prune_s), paired by seed."""
+    first, second = h.scope["compare"]
+    perm = runs[runs["variant"] == "permanent"]
+    a = perm[perm["target"] == first].groupby("seed")[_measure(h)].mean()
+    b = perm[perm["target"] == second].groupby("seed")[_measure(h)].mean()
+    common = a.index.intersection(b.index)
+    ev = E.t_paired(a.loc[common].to_numpy(), b.loc[common].to_numpy(), h)
+    desc = f"{first} - {second} generalization, permanent runs, paired by seed ({len(common)} seeds)"
+    return [make_row(h, ev, claim=claim, study=study.name, description=desc, pruner=f"{first}-{second}")]
 
 
-def target_rows(perm: pd.DataFrame, scope: dict) -> list[dict]:
-    rows = []
-    groups = [("all", perm)] + [(s, g) for s, g in perm.groupby("schedule")]
-    for name, g in groups:
-        big, small = g[g.target == "prune_l"]["best_acc"], g[g.target == "prune_s"]["best_acc"]
-        if big.empty or small.empty:
-            continue
-        test = "t_student[prune_l-prune_s]" if name == "all" else f"t_student[prune_l-prune_s|{name}]"
-        rows.append(
-            make_row(
-                "prune_l_vs_prune_s",
-                test,
-                student(big, small),
-                direction=+1,
-                description=f"best test accuracy prune_l - prune_s, permanent runs, schedule {name}",
-                **scope,
-            )
-        )
-    return rows
+HANDLERS = {"pearson": _correlation, "t_paired": _against_baseline, "t_paired_targets": _targets}
 
 
-def noise_rows(g: pd.DataFrame, scope: dict) -> list[dict]:
-    rows = []
-    keys = ["target", "score", "schedule", "seed"]
-    perm = g[g.variant == "permanent"].set_index(keys)["best_acc"]
-    base = g[g.target == "none"]["best_acc"]
-    for v in sorted(set(g.variant) - {"permanent", "none"}):
-        noisy = g[g.variant == v].set_index(keys)["best_acc"]
-        both = pd.concat([noisy.rename("noise"), perm.rename("perm")], axis=1, join="inner").dropna()
-        if len(both):
-            d = both["noise"] - both["perm"]
-            desc = f"best test accuracy {v} - permanent, paired by (target, score, schedule, seed)"
-            rows.append(
-                make_row(
-                    "noise_vs_permanent",
-                    f"t_paired[{v}-permanent]",
-                    paired_t(both["noise"], both["perm"]),
-                    direction=+1,
-                    description=desc,
-                    **scope,
-                )
-            )
-            rows.append(
-                make_row(
-                    "noise_vs_permanent",
-                    f"wilcoxon[{v}-permanent]",
-                    wilcoxon_signed_rank(d),
-                    direction=+1,
-                    description=desc + " (Hodges-Lehmann)",
-                    **scope,
-                )
-            )
-    if len(base):
-        for v in sorted(set(g.variant) - {"none"}):
-            x = g[(g.variant == v) & (g.target != "none")]["best_acc"]
-            rows.append(
-                make_row(
-                    "noise_vs_permanent",
-                    f"welch[{v}-none]",
-                    welch(x, base),
-                    direction=+1,
-                    description=f"best test accuracy of {v} runs - no-pruning baseline (Welch)",
-                    **scope,
-                )
-            )
+def analyze(study: StudyData) -> list[Row]:
+    runs = run_table(study.cells, study.metrics)
+    if runs.empty:
+        return []
+    fit = fit_check(runs)
+    rows: list[Row] = []
+    for claim in study.claims:
+        for h in claim.hypotheses:
+            rows += HANDLERS[h.test](study, claim.id, h, runs, fit)
     return rows

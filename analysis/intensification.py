@@ -1,345 +1,267 @@
-"""Intensification of recall distortion (Good, Lin, Yu, Sieg, Ferraro, Pfister & Tolias,
+"""Intensification of recall distortion (Good, Lin, Sieg, Ferguson, Yu, Zhe, Wieczorek & Serra,
 "Recall Distortion in Neural Network Pruning and the Undecayed Pruning Algorithm", NeurIPS 2022).
 
-*Reconstructed* (``shared/design/claims.md`` section 1: from the abstract and the authors'
-public analysis code; the paper's own wording could not be checked). Per class ``k`` of a
-cell, with ``r_k`` recall and ``acc`` accuracy on the clean test set, unprimed the dense
-parent, primed the pruned-and-retrained model (phase ``retrained``):
+Definitions exactly as the paper (``shared/design/claims.md`` section 1, verified against its
+text and the authors' code). For one model, with ``R_c`` the recall of class ``c`` and ``A``
+the accuracy on the clean (class-balanced) test set, unsubscripted the dense parent and with
+``t`` the same parent pruned one-shot at compression ratio ``t`` and fine-tuned:
 
-- normalised recall ``rho_k = r_k / acc``, ``rho_k' = r_k' / acc'``
-- distortion ``d_k = rho_k' - rho_k``. **Sign convention**: positive ``d_k`` means the class's
-  normalised recall went *up*. (The authors' code stores ``(r_k - acc)/acc - (r_k' - acc')/acc'
-  = -d_k``.)
-- class ``k`` is intensified when ``d_k * (rho_k - 1) > 0`` (strictly: ``d_k = 0`` is not)
-- ``alpha`` = share of the classes with ``rho_k != 1`` that are intensified (> 0.5 intensification)
-- ``b`` = OLS slope (with intercept) of ``d_k`` on ``rho_k - 1`` across the classes of a cell.
+- normalised recall balance ``Bbar_c = (R_c - A) / A`` (``Bbar_c,t`` after pruning);
+- ``alpha_t = sum_c Bbar_c Bbar_c,t / sum_c Bbar_c^2``, the OLS slope through the origin of
+  ``Bbar_c,t`` on ``Bbar_c`` across classes; ``alpha_t > 1`` is intensification, ``< 1``
+  de-intensification.
 
-The unit of the tests is one dense parent (arch, dataset, seed): a cell's ``alpha``/``b``
-are averaged over its retraining recipes first. Claims (rows of the claims table):
-
-- ``intensification`` per (pruner, arch, dataset, sparsity) and pooled per (pruner,
-  sparsity): t and Wilcoxon on ``alpha - 0.5``, t on ``b``, and OLS of ``d_k`` on
-  ``rho_k - 1`` with cluster-robust SEs by parent (seed); claimed direction +.
-- ``intensification_trend``: OLS of ``alpha`` (and ``b``) on sparsity, dense test error,
-  log10 parameter count and pruner dummies, clusters = parents; claimed signs: sparsity +,
-  dense error + (harder task), log10 params - (smaller model); pruner dummies descriptive.
-- ``up_vs_magnitude``: Wilcoxon on ``alpha_undecayed - alpha_global_magnitude`` paired by
-  (arch, dataset, sparsity, seed); claimed direction - (UP weakens intensification).
-- ``deintensification_low_sparsity``: at sparsities <= ``LOW_SPARSITY``, t/Wilcoxon on
-  ``alpha - 0.5``; claimed direction -.
+Statistics (the paper's Sec. 6.2-7): per (model, dataset, pruner, t), inference on
+``E[alpha_t]`` across the dense seeds (independent units): a t interval at 99% (Bonferroni over
+the 5 ratios) labelled ``<`` (below 1), ``>`` (above 1) or ``?``; the trend with the ratio by
+one-sided paired t-tests ``E[alpha_ti] < E[alpha_ti+1]`` between consecutive ratios (paired by
+dense model, Bonferroni within each table column); UP against MP by two-sided paired t-tests
+(Bonferroni over the ratios); harder task and smaller model by one-sided independent-samples
+(Welch) t-tests. Scopes whose pruned models collapsed (``analysis.regime``) get no label.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from analysis.load import group_positions, prune_cells, recalls, scalar
-from analysis.stats import TestResult, ols_cluster, one_sample_t, slope, wilcoxon_signed_rank
-from analysis.table import make_row, missing_row
+from analysis import evidence as E
+from analysis.load import StudyData, prune_cells, recalls, scalar
+from analysis.regime import is_collapsed
+from analysis.verdict import Row, bootstrap_stability, decide, make_row
+from core.studies import Hypothesis
 
-LOW_SPARSITY = 0.5
-UP, MAGNITUDE = "undecayed", "global_magnitude"
+RATIO_OF = {0.5: 2, 0.75: 4, 0.9: 10, 0.95: 20, 0.98: 50}
+UP, MP = "undecayed", "global_magnitude"
 
 
-# -- definitions (one function each) ----------------------------------------------------------
+def ratio(sparsity: float) -> float:
+    """Compression ratio ``t = 1 / (1 - s)`` (weights before over after)."""
+    return RATIO_OF.get(round(float(sparsity), 4), 1.0 / (1.0 - float(sparsity)))
 
 
-def normalized_recall(recall, accuracy) -> np.ndarray:
-    """``rho_k = r_k / acc`` (Good et al. 2022, reconstructed); NaN when ``acc = 0``."""
+def normalized_balance(recall, accuracy) -> np.ndarray:
+    """``Bbar_c = (R_c - A) / A`` (NaN where ``A = 0``)."""
     acc = np.asarray(accuracy, float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(acc > 0, np.asarray(recall, float) / acc, np.nan)
+        return np.where(acc > 0, (np.asarray(recall, float) - acc) / acc, np.nan)
 
 
-def distortion(rho_dense, rho_pruned) -> np.ndarray:
-    """``d_k = rho_k' - rho_k`` (positive: the class's normalised recall rose)."""
-    return np.asarray(rho_pruned, float) - np.asarray(rho_dense, float)
+def alpha_slope(bbar_dense, bbar_pruned) -> np.ndarray:
+    """``alpha_t = sum_c Bbar_c Bbar_c,t / sum_c Bbar_c^2`` per row (classes along the last axis)."""
+    b0, b1 = np.asarray(bbar_dense, float), np.asarray(bbar_pruned, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nansum(b0 * b1, axis=-1) / np.nansum(b0 * b0, axis=-1)
 
 
-def is_intensified(d, rho_dense) -> np.ndarray:
-    """Class intensified: ``d_k * (rho_k - 1) > 0`` (moved further from 1, the way it deviated)."""
-    return np.asarray(d, float) * (np.asarray(rho_dense, float) - 1.0) > 0
-
-
-def intensification_ratio(d, rho_dense) -> float:
-    """``alpha`` = share of classes with ``rho_k != 1`` (and finite) that are intensified."""
-    d, rho = np.asarray(d, float), np.asarray(rho_dense, float)
-    ok = np.isfinite(d) & np.isfinite(rho) & (rho != 1.0)
-    return float(is_intensified(d[ok], rho[ok]).mean()) if ok.any() else float("nan")
-
-
-def distortion_slope(d, rho_dense) -> float:
-    """``b``: OLS slope of ``d_k`` on ``rho_k - 1`` across classes (> 0 intensification)."""
-    return slope(np.asarray(rho_dense, float) - 1.0, d)
-
-
-# -- per cell ---------------------------------------------------------------------------------
-
-
-def class_measures(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row per (cell, class): ``rho``, ``rho_p``, ``d`` and the cell's scope columns."""
+def cell_alphas(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """One row per pruning cell: its scope, ``t``, retrained test accuracy and ``alpha``."""
     pc = prune_cells(cells)
-    if pc.empty:
-        return pd.DataFrame()
     r0, r1 = recalls(metrics, "dense"), recalls(metrics, "retrained")
     a0, a1 = scalar(metrics, "dense", "accuracy"), scalar(metrics, "retrained", "accuracy")
     ids = [c for c in pc["cell_id"] if c in r0.index and c in r1.index and c in a0.index and c in a1.index]
     if not ids:
-        return pd.DataFrame()
+        return pd.DataFrame(columns=["cell_id", "arch", "dataset", "pruner", "sparsity", "seed", "t", "alpha"])
     classes = r0.columns.intersection(r1.columns)
-    rho = normalized_recall(r0.loc[ids, classes].to_numpy(), a0.loc[ids].to_numpy()[:, None])
-    rho_p = normalized_recall(r1.loc[ids, classes].to_numpy(), a1.loc[ids].to_numpy()[:, None])
-    d = distortion(rho, rho_p)
-    k = len(classes)
-    out = pd.DataFrame(
-        {
-            "cell_id": np.repeat(ids, k),
-            "class": np.tile(np.asarray(classes), len(ids)),
-            "rho": rho.ravel(),
-            "rho_p": rho_p.ravel(),
-            "d": d.ravel(),
-        }
-    )
-    scope = pc.set_index("cell_id").loc[
-        ids, ["parent_id", "arch", "dataset", "pruner", "sparsity", "seed", "retrain"]
-    ]
-    return out.join(scope, on="cell_id")
-
-
-def cell_distortion(cm: pd.DataFrame) -> pd.DataFrame:
-    """``alpha`` and ``b`` per cell (``cell_id`` column) of a ``class_measures`` table.
-
-    ``intensification_ratio`` and ``distortion_slope`` of each cell's classes, vectorised over
-    cells (a cells x classes matrix, NaN-padded; cells in order of first appearance)."""
-    if cm.empty:
-        return pd.DataFrame(columns=["cell_id", "alpha", "b"])
-    codes, ids = pd.factorize(cm["cell_id"], sort=False)
-    pos = pd.Series(codes).groupby(codes).cumcount().to_numpy()
-    shape = (len(ids), int(pos.max()) + 1)
-    D, R = np.full(shape, np.nan), np.full(shape, np.nan)
-    D[codes, pos], R[codes, pos] = cm["d"].to_numpy(float), cm["rho"].to_numpy(float)
-    fin = np.isfinite(D) & np.isfinite(R)
-    ok = fin & (R != 1.0)
-    n_ok = ok.sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        alpha = np.where(n_ok > 0, (ok & is_intensified(np.where(ok, D, 0.0), R)).sum(1) / n_ok, np.nan)
-        n = fin.sum(1)
-        x, y = np.where(fin, R - 1.0, 0.0), np.where(fin, D, 0.0)
-        xc = np.where(fin, x - (x.sum(1) / n)[:, None], 0.0)
-        yc = np.where(fin, y - (y.sum(1) / n)[:, None], 0.0)
-        sxx = (xc**2).sum(1)
-        b = np.where((n >= 2) & (sxx > 0), (xc * yc).sum(1) / sxx, np.nan)
-    return pd.DataFrame({"cell_id": np.asarray(ids, dtype=object), "alpha": alpha, "b": b})
-
-
-def cell_measures(cells: pd.DataFrame, metrics: pd.DataFrame, cm: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per cell (pruner, arch, dataset, sparsity, seed, recipe): ``alpha``, ``b``, dense
-    error, parameter count and scope. ``cm``: the ``class_measures`` table, when already computed."""
-    cm = class_measures(cells, metrics) if cm is None else cm
-    if cm.empty:
-        return pd.DataFrame()
-    out = cell_distortion(cm)
-    pc = prune_cells(cells).set_index("cell_id")
-    out = out.join(
-        pc[["parent_id", "arch", "dataset", "pruner", "sparsity", "seed", "retrain"]], on="cell_id"
-    )
-    out["dense_error"] = 1.0 - out["cell_id"].map(scalar(metrics, "dense", "accuracy"))
-    params = scalar(metrics, "dense", "params_total", eval_set="model", kind="model")
-    out["log10_params"] = np.log10(out["cell_id"].map(params).astype(float))
+    b0 = normalized_balance(r0.loc[ids, classes].to_numpy(), a0.loc[ids].to_numpy()[:, None])
+    b1 = normalized_balance(r1.loc[ids, classes].to_numpy(), a1.loc[ids].to_numpy()[:, None])
+    out = pc.set_index("cell_id").loc[ids, ["arch", "dataset", "pruner", "sparsity", "seed"]].reset_index()
+    out["t"] = [ratio(s) for s in out["sparsity"]]
+    out["accuracy"] = a1.loc[ids].to_numpy()
+    out["dense_accuracy"] = a0.loc[ids].to_numpy()
+    out["alpha"] = alpha_slope(b0, b1)
+    out["classes"] = len(classes)
     return out
 
 
-def parent_level(cm: pd.DataFrame) -> pd.DataFrame:
-    """``alpha``, ``b`` per (pruner, arch, dataset, sparsity, parent), averaged over recipes."""
-    keys = ["pruner", "arch", "dataset", "sparsity", "seed", "parent_id"]
-    return cm.groupby(keys, as_index=False)[["alpha", "b", "dense_error", "log10_params"]].mean()
+def label(ci_low: float, ci_high: float) -> str:
+    """The paper's label of a 99% interval of ``E[alpha_t]``: ``<`` below 1, ``>`` above, ``?``."""
+    if not (np.isfinite(ci_low) and np.isfinite(ci_high)):
+        return "?"
+    return "<" if ci_high < 1 else ">" if ci_low > 1 else "?"
 
 
-# -- tests ------------------------------------------------------------------------------------
+def _scope(df: pd.DataFrame, scope: dict) -> pd.DataFrame:
+    m = pd.Series(True, index=df.index)
+    for key, value in scope.items():
+        m &= np.isclose(df[key], value) if key == "sparsity" else df[key] == value
+    return df[m]
 
 
-def _alpha_tests(claim: str, alpha: pd.Series, b: pd.Series | None, direction: int, scope: dict, what: str):
-    rows = []
-    x = alpha.to_numpy(float) - 0.5
-    rows.append(
-        make_row(
-            claim,
-            "t_one_sample[alpha-0.5]",
-            one_sample_t(x),
-            direction=direction,
-            description=f"mean alpha - 0.5 over {what} (t)",
-            **scope,
-        )
-    )
-    rows.append(
-        make_row(
-            claim,
-            "wilcoxon[alpha-0.5]",
-            wilcoxon_signed_rank(x),
-            direction=direction,
-            description=f"Hodges-Lehmann alpha - 0.5 over {what} (Wilcoxon)",
-            **scope,
-        )
-    )
-    if b is not None:
-        rows.append(
-            make_row(
-                claim,
-                "t_one_sample[b]",
-                one_sample_t(b.to_numpy(float)),
-                direction=direction,
-                description=f"mean slope b of d_k on rho_k-1 over {what} (t)",
-                **scope,
-            )
-        )
+def _series(df: pd.DataFrame) -> pd.Series:
+    """alpha by seed (the unit), one value per seed."""
+    return df.groupby("seed")["alpha"].mean()
+
+
+def _one_sample(values: np.ndarray, h: Hypothesis):
+    return E.t_one_sample(values, h)
+
+
+def analyze(study: StudyData) -> list[Row]:
+    alphas = cell_alphas(study.cells, study.metrics)
+    rows: list[Row] = []
+    for claim in study.claims:
+        for h in claim.hypotheses:
+            rows += HANDLERS[h.test if h.test in HANDLERS else h.id](study, claim.id, h, alphas)
     return rows
 
 
-def _pooled_regression(claim: str, g: pd.DataFrame, scope: dict) -> dict:
-    """``d_k = a + beta (rho_k - 1)``, cluster-robust SEs by parent; estimate ``beta``."""
-    g = g[np.isfinite(g["d"]) & np.isfinite(g["rho"])]
-    X = np.column_stack([np.ones(len(g)), g["rho"].to_numpy() - 1.0])
-    coefs = ols_cluster(g["d"].to_numpy(), X, g["parent_id"].to_numpy(), ["const", "rho-1"])
-    if coefs:
-        c = coefs[1]
-        res = TestResult(c.statistic, c.estimate, c.ci_low, c.ci_high, c.p, c.clusters)
-    else:
-        res = TestResult.empty(g["parent_id"].nunique())
-    return make_row(
-        claim,
-        "ols_cluster[d~rho-1]",
-        res,
-        direction=+1,
-        description="pooled slope of d_k on rho_k-1, SEs clustered by seed (n = seeds)",
-        **scope,
-    )
+# -- the hypotheses --------------------------------------------------------------------------
 
 
-def analyze(cells: pd.DataFrame, metrics: pd.DataFrame) -> list[dict]:
-    """All rows of the four intensification claims (missing-input rows where untestable)."""
-    names = ("intensification", "intensification_trend", "up_vs_magnitude", "deintensification_low_sparsity")
-    cm_class = class_measures(cells, metrics)
-    if cm_class.empty:
-        return [missing_row(c, "no pruning cells with dense and retrained per-class recall") for c in names]
-    cm = cell_measures(cells, metrics, cm_class)
-    pl = parent_level(cm)
-    rows: list[dict] = []
+def _alpha_vs_one(study: StudyData, claim: str, h: Hypothesis, alphas: pd.DataFrame) -> list[Row]:
+    """``E[alpha_t]`` against 1 in the hypothesis' scope (primary), or in every scope of the
+    study that matches it partly (secondary: one row per (arch, dataset, pruner, t))."""
+    scoped = _scope(alphas, h.scope)
+    rows = []
+    keys = ["arch", "dataset", "pruner", "sparsity"]
+    for key, g in scoped.groupby(keys, sort=True):
+        scope = dict(zip(keys, key, strict=True))
+        values = _series(g).to_numpy()
+        collapsed = is_collapsed(g["accuracy"], int(g["classes"].iloc[0]))
+        ev = _one_sample(values, h)
+        desc = (
+            f"E[alpha_t] - 1 at t = {ratio(scope['sparsity']):g} over {len(values)} dense seeds; "
+            f"mean alpha {np.mean(values):.3f}, retrained accuracy {g['accuracy'].mean():.3f}"
+        )
+        stability = float("nan")
+        if h.primary and not collapsed:
+            full = decide(h, ev)
+            stability = bootstrap_stability(
+                len(values), lambda idx, v=values: decide(h, _one_sample(v[idx], h)), full, (claim, h.id)
+            )
+        row = make_row(h, ev, claim=claim, study=study.name, description=desc, stability=stability, **scope)
+        row.label = label(1 + ev.ci_low, 1 + ev.ci_high) if not collapsed else "collapsed"
+        if collapsed:
+            row.verdict = "collapsed"
+            row.description += "; collapsed (within the margin of chance): left out of verdicts"
+        rows.append(row)
+    return rows
 
-    # intensification per (pruner, arch, dataset, sparsity), then pooled per (pruner, sparsity)
-    scope_keys = ["pruner", "arch", "dataset", "sparsity"]
-    class_groups = dict(group_positions(cm_class, scope_keys))
-    cm_reg = cm_class[["d", "rho", "parent_id"]]  # the columns the pooled regression reads
-    for (pr, ar, ds, sp), g in pl.groupby(scope_keys):
-        scope = {"pruner": pr, "arch": ar, "dataset": ds, "sparsity": sp}
-        rows += _alpha_tests("intensification", g["alpha"], g["b"], +1, scope, "seeds")
-        gc = cm_reg.iloc[class_groups.get((pr, ar, ds, sp), np.array([], dtype=int))]
-        rows.append(_pooled_regression("intensification", gc, scope))
-    for (pr, sp), g in pl.groupby(["pruner", "sparsity"]):
-        if g[["arch", "dataset"]].drop_duplicates().shape[0] < 2:
+
+def _paired_by_seed(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    sa, sb = _series(a), _series(b)
+    common = sa.index.intersection(sb.index)
+    return sa.loc[common].to_numpy(), sb.loc[common].to_numpy()
+
+
+def _up_vs_mp(study: StudyData, claim: str, h: Hypothesis, alphas: pd.DataFrame) -> list[Row]:
+    """``alpha_UP - alpha_MP`` paired by dense seed, per (arch, dataset, t) in the scope."""
+    scope = {k: v for k, v in h.scope.items() if k != "pruner"}
+    scoped = _scope(alphas, scope)
+    rows = []
+    keys = ["arch", "dataset", "sparsity"]
+    for key, g in scoped.groupby(keys, sort=True):
+        up, mp = g[g["pruner"] == UP], g[g["pruner"] == MP]
+        if up.empty or mp.empty:
             continue
-        scope = {"pruner": pr, "sparsity": sp}
-        rows += _alpha_tests(
-            "intensification", g["alpha"], g["b"], +1, scope, "(arch, dataset, seed) parents"
-        )
-
-    rows += trend_rows(pl)
-    rows += up_rows(pl)
-    rows += low_sparsity_rows(pl)
-    return rows
-
-
-TREND_SIGNS = {"sparsity": +1, "dense_error": +1, "log10_params": -1}
-
-
-def _trend(y: str, g: pd.DataFrame, covariates: list[str], scope: dict) -> list[dict]:
-    g = g.dropna(subset=[y, *covariates])
-    cols, names = [np.ones(len(g))], ["const"]
-    for c in covariates:
-        if g[c].nunique() > 1:
-            cols.append(g[c].to_numpy(float))
-            names.append(c)
-    pruners = sorted(g["pruner"].unique())
-    for p in pruners[1:]:
-        cols.append((g["pruner"] == p).to_numpy(float))
-        names.append(f"pruner={p}")
-    coefs = ols_cluster(g[y].to_numpy(), np.column_stack(cols), g["parent_id"].to_numpy(), names)
-    rows = []
-    ref = f"; pruner baseline {pruners[0]}" if len(pruners) > 1 else ""
-    for c in coefs[1:]:
-        res = TestResult(c.statistic, c.estimate, c.ci_low, c.ci_high, c.p, c.n)
-        direction = TREND_SIGNS.get(c.name)
-        claimed = {1: "claimed +", -1: "claimed -", None: "descriptive"}[direction]
-        rows.append(
-            make_row(
-                "intensification_trend",
-                f"ols_cluster[{y}~{c.name}]",
-                res,
-                direction=direction,
-                description=f"coefficient of {c.name} on cell {y} ({claimed}), {c.clusters} seed clusters"
-                f"{ref}",
-                **scope,
+        a, b = _paired_by_seed(up, mp)
+        ev = E.t_paired(a, b, h)
+        where = dict(zip(keys, key, strict=True))
+        collapsed = is_collapsed(g["accuracy"], int(g["classes"].iloc[0]))
+        stability = float("nan")
+        if h.primary and not collapsed:
+            full = decide(h, ev)
+            stability = bootstrap_stability(
+                len(a), lambda idx, a=a, b=b: decide(h, E.t_paired(a[idx], b[idx], h)), full, (claim, h.id)
             )
-        )
+        desc = f"alpha(UP) - alpha(MP) at t = {ratio(where['sparsity']):g}, paired by dense seed ({len(a)} pairs)"
+        row = make_row(h, ev, claim=claim, study=study.name, description=desc, stability=stability,
+                       pruner=f"{UP}-{MP}", **where)
+        if collapsed:
+            row.verdict, row.description = "collapsed", row.description + "; collapsed"
+        rows.append(row)
     return rows
 
 
-def trend_rows(pl: pd.DataFrame) -> list[dict]:
-    """Trend regressions: pooled (all covariates), per (arch, dataset) and per pruner."""
+def one_sided(h: Hypothesis, ev, tests: int, df: int) -> tuple[float, str]:
+    """A one-sided test in the hypothesis' direction, Bonferroni over ``tests``: (p, verdict).
+    ``reproduced`` / ``contradicted`` when the one-sided p in / against the direction is below
+    ``alpha``; otherwise by the MDE of the one-sided test at ``alpha / tests``."""
+    from analysis.power import mde_t
+
+    if not np.isfinite(ev.statistic):
+        return float("nan"), "underpowered"
+    sign = 1 if h.direction == "greater" else -1
+    p_for = min(1.0, float(stats.t.sf(sign * ev.statistic, df)) * tests)
+    p_against = min(1.0, float(stats.t.sf(-sign * ev.statistic, df)) * tests)
+    if p_for < h.alpha:
+        return p_for, "reproduced"
+    if p_against < h.alpha:
+        return p_for, "contradicted"
+    sd = abs(ev.estimate / ev.statistic) * math.sqrt(ev.n) if ev.statistic else float("nan")
+    mde = mde_t(sd, ev.n, h.alpha / tests, h.direction)
+    powered = h.effect is not None and np.isfinite(mde) and mde <= abs(h.effect)
+    return p_for, "not detected" if powered else "underpowered"
+
+
+def _trend(study: StudyData, claim: str, h: Hypothesis, alphas: pd.DataFrame) -> list[Row]:
+    """One-sided paired t-tests ``E[alpha_ti] < E[alpha_ti+1]``, Bonferroni within each column
+    (the consecutive pairs of one (arch, dataset, pruner))."""
+    scoped = _scope(alphas, h.scope)
     rows = []
-    for y in ("alpha", "b"):
-        rows += _trend(y, pl, ["sparsity", "dense_error", "log10_params"], {})
-        for (ar, ds), g in pl.groupby(["arch", "dataset"]):
-            rows += _trend(y, g, ["sparsity"], {"arch": ar, "dataset": ds})
-        for pr, g in pl.groupby("pruner"):
-            rows += _trend(y, g, ["sparsity", "dense_error", "log10_params"], {"pruner": pr})
-    if not rows:
-        rows.append(missing_row("intensification_trend", "too few cells or seeds for the trend regression"))
+    for (arch, dataset, pruner), g in scoped.groupby(["arch", "dataset", "pruner"], sort=True):
+        levels = sorted(g["sparsity"].unique())
+        pairs = list(zip(levels[:-1], levels[1:], strict=True))
+        for lo, hi in pairs:
+            a, b = _paired_by_seed(g[np.isclose(g["sparsity"], hi)], g[np.isclose(g["sparsity"], lo)])
+            ev = E.t_paired(a, b, h)
+            p, verdict = one_sided(h, ev, len(pairs), max(ev.n - 1, 1))
+            desc = f"alpha(t={ratio(hi):g}) - alpha(t={ratio(lo):g}), one-sided paired t, Bonferroni over {len(pairs)}"
+            row = make_row(h, ev, claim=claim, study=study.name, description=desc,
+                           arch=arch, dataset=dataset, pruner=pruner, sparsity=hi)
+            row.p, row.verdict = p, verdict
+            rows.append(row)
     return rows
 
 
-def up_rows(pl: pd.DataFrame) -> list[dict]:
-    """UP vs magnitude: Wilcoxon on paired ``alpha_UP - alpha_magnitude``, claimed negative."""
-    have = set(pl["pruner"])
-    if not {UP, MAGNITUDE} <= have:
-        missing = ", ".join(sorted({UP, MAGNITUDE} - have))
-        return [missing_row("up_vs_magnitude", f"pruner(s) {missing} not in the results")]
-    keys = ["arch", "dataset", "sparsity", "seed"]
-    wide = pl[pl.pruner.isin([UP, MAGNITUDE])].pivot_table(index=keys, columns="pruner", values="alpha")
-    wide = wide.dropna().reset_index()
-    wide["diff"] = wide[UP] - wide[MAGNITUDE]
-    desc = "Hodges-Lehmann alpha_UP - alpha_magnitude, pairs (arch, dataset, sparsity, seed)"
-    scopes = [({"arch": ar, "dataset": ds}, g, desc) for (ar, ds), g in wide.groupby(["arch", "dataset"])]
-    scopes += [({"sparsity": sp}, g, desc) for sp, g in wide.groupby("sparsity")]
-    scopes.append(({}, wide, desc + ", all pooled"))
-    return [
-        make_row(
-            "up_vs_magnitude",
-            "wilcoxon[UP-magnitude]",
-            wilcoxon_signed_rank(g["diff"]),
-            direction=-1,
-            description=text,
-            pruner=UP,
-            **scope,
-        )
-        for scope, g, text in scopes
+def _factor(study: StudyData, claim: str, h: Hypothesis, alphas: pd.DataFrame) -> list[Row]:
+    """A one-sided independent-samples comparison of alpha between two levels of a factor,
+    ``scope.compare = {factor = [first, second]}`` (the harder dataset against the easier, the
+    smaller arch against the larger), per pruner and t: Welch's t, Bonferroni over the ratios."""
+    compare = dict(h.scope.get("compare", {}))
+    ((factor, (first, second)),) = compare.items()
+    base = {k: v for k, v in h.scope.items() if k not in ("compare", factor)}
+    scoped = _scope(alphas, base)
+    rows = []
+    others = [k for k in ("arch", "dataset") if k != factor]
+    groups = list(scoped.groupby([*others, "pruner", "sparsity"], sort=True))
+    for key, g in groups:
+        a, b = g[g[factor] == first], g[g[factor] == second]
+        if a.empty or b.empty:
+            continue
+        ev = E.welch(_series(a).to_numpy(), _series(b).to_numpy(), h)
+        p, verdict = one_sided(h, ev, len(groups), max(2 * ev.n - 2, 1))
+        where = dict(zip([*others, "pruner", "sparsity"], key, strict=True))
+        desc = f"alpha({factor}={first}) - alpha({factor}={second}) at t = {ratio(where['sparsity']):g}, one-sided Welch"
+        row = make_row(h, ev, claim=claim, study=study.name, description=desc, **where)
+        row.p, row.verdict = p, verdict
+        if is_collapsed(g["accuracy"], int(g["classes"].iloc[0])):
+            row.verdict, row.description = "collapsed", row.description + "; collapsed"
+        rows.append(row)
+    return rows
+
+
+HANDLERS = {"t_one_sample": _alpha_vs_one, "t_paired": _up_vs_mp, "trend": _trend, "welch": _factor}
+
+
+def label_table(rows: list[Row]) -> pd.DataFrame:
+    """``<``/``>``/``?`` labels by t for each (arch, dataset, pruner), as the paper's Fig. 1-3."""
+    recs = [
+        {"arch": r.arch, "dataset": r.dataset, "pruner": r.pruner, "t": ratio(r.sparsity), "label": r.label,
+         "alpha": 1 + r.estimate if r.estimate is not None and math.isfinite(r.estimate) else float("nan")}
+        for r in rows
+        if r.label is not None
     ]
-
-
-def low_sparsity_rows(pl: pd.DataFrame) -> list[dict]:
-    """De-intensification at sparsities <= LOW_SPARSITY: ``alpha < 0.5`` claimed."""
-    low = pl[pl["sparsity"] <= LOW_SPARSITY + 1e-12]
-    claim = "deintensification_low_sparsity"
-    if low.empty:
-        return [missing_row(claim, f"no cells at sparsity <= {LOW_SPARSITY}")]
-    rows = []
-    for (pr, ar, ds, sp), g in low.groupby(["pruner", "arch", "dataset", "sparsity"]):
-        rows += _alpha_tests(
-            claim, g["alpha"], None, -1, {"pruner": pr, "arch": ar, "dataset": ds, "sparsity": sp}, "seeds"
-        )[:1]
-    for (pr, sp), g in low.groupby(["pruner", "sparsity"]):
-        rows += _alpha_tests(claim, g["alpha"], None, -1, {"pruner": pr, "sparsity": sp}, "parents")
-    for sp, g in low.groupby("sparsity"):
-        per_parent = g.groupby("parent_id")["alpha"].mean()
-        rows += _alpha_tests(claim, per_parent, None, -1, {"sparsity": sp}, "parents (mean over pruners)")
-    return rows
+    if not recs:
+        return pd.DataFrame(columns=["arch", "dataset", "pruner", "labels", "alpha_hat"])
+    df = pd.DataFrame(recs).sort_values(["arch", "dataset", "pruner", "t"])
+    return (
+        df.groupby(["arch", "dataset", "pruner"], sort=True)
+        .agg(labels=("label", " ".join), alpha_hat=("alpha", lambda a: ", ".join(f"{v:.3f}" for v in a)),
+             t=("t", lambda t: " ".join(f"{v:g}" for v in t)))
+        .reset_index()
+    )

@@ -1,149 +1,114 @@
-"""Per-class damage (Hooker, Courville, Clark, Dauphin & Frome, "What Do Compressed Deep
-Neural Networks Forget?", arXiv:1911.05248, 2019).
+"""Per-class damage of pruning (Hooker, Courville, Clark, Dauphin & Frome, "What do compressed
+deep neural networks forget?", 2019/2020; google-research pruning_identified_exemplars).
 
-Over a population of dense models and one of pruned models at sparsity ``p`` (one model per
-seed), for class ``c`` compare ``X0 = {r_c(m) - mean_acc_dense}`` with
-``Xp = {r_c(m) - mean_acc_pruned}`` by Welch's two-sided t-test (``equal_var=False``);
-classes significant after Benjamini-Hochberg over the classes of one
-(pruner, arch, dataset, sparsity) are *affected*, split into *helped* (``mean Xp > mean X0``)
-and *hurt*. Here the pruned model of a seed is the retrained one (phase ``retrained``),
-with recalls averaged over the retraining recipes present; the dense population is the
-seeds' dense parents.
+On populations of dense models and of the same models pruned at sparsity ``s`` (one per dense
+seed; ``shared/design/claims.md`` section 2): for class ``c`` compare
 
-Claims-table rows (``per_class_damage``, test ``welch_count``): ``statistic`` = number of
-affected classes, ``estimate`` = affected share of classes, ``p`` = Simes' global p-value
-``min_k m p_(k) / k`` (= the smallest BH q over classes; H0: no class affected), claimed
-direction "some class affected"; the description gives helped/hurt counts and mean shifts.
-The per-class results are returned by ``class_tests`` (written to ``claims/per_class.parquet``).
+    X0_c = { R_c(m) - mean_m A(m) : m dense },   Xs_c = { R_c(m') - mean_m' A(m') : m' pruned }
+
+by Welch's two-sided t-test (``equal_var=False``); Benjamini-Hochberg over the classes of a
+scope gives the classes significantly changed, helped (mean shift up) or hurt. A
+pruning-identified exemplar (PIE) is a test example whose modal predicted label across the
+pruned population differs from its modal label across the dense population; the PIE fraction
+is reported by sparsity.
+
+The primary test of a scope is the global null "no class is changed": its p-value is Simes'
+(the smallest BH q over the classes), its estimate the shift of the most significant class with
+that class's Bonferroni interval over the classes, its MDE the Welch MDE at ``alpha / K`` with
+the median class spread.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from analysis.load import group_positions, prune_cells, recalls, scalar
-from analysis.stats import TestResult, bh, welch, welch_many
-from analysis.table import ALPHA, make_row, missing_row
-
-CLAIM = "per_class_damage"
-
-
-def class_shift_samples(dense_recall, dense_acc, pruned_recall, pruned_acc) -> tuple[np.ndarray, np.ndarray]:
-    """``X0 = r_c(m) - mean acc(dense)``, ``Xp = r_c(m) - mean acc(pruned)`` for one class."""
-    x0 = np.asarray(dense_recall, float) - np.nanmean(np.asarray(dense_acc, float))
-    xp = np.asarray(pruned_recall, float) - np.nanmean(np.asarray(pruned_acc, float))
-    return x0, xp
+from analysis import power as P
+from analysis.load import StudyData, predictions, prune_cells, recalls, scalar
+from analysis.regime import is_collapsed
+from analysis.stats import bh
+from analysis.verdict import Evidence, Row, bootstrap_stability, decide, make_row
+from core.studies import Hypothesis
 
 
-def welch_class_test(x0, xp) -> TestResult:
-    """Welch's t on ``Xp`` vs ``X0``; estimate ``mean Xp - mean X0`` (> 0: class helped)."""
-    return welch(xp, x0)
+def class_shift_samples(recall: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
+    """``R_c(m) - mean_m A(m)``: models x classes."""
+    return np.asarray(recall, float) - float(np.mean(accuracy))
 
 
-def simes_p(p) -> float:
-    """Simes' global p-value ``min_k m p_(k) / k`` (the smallest BH q-value)."""
+def class_evidence(x0: np.ndarray, xs: np.ndarray, h: Hypothesis) -> tuple[Evidence, pd.DataFrame]:
+    """Welch per class (columns), BH over classes, and the scope's global-null evidence."""
+    k = x0.shape[1]
+    res = stats.ttest_ind(xs, x0, axis=0, equal_var=False)
+    p = np.asarray(res.pvalue, float)
     q = bh(p)
-    return float(np.nanmin(q)) if np.isfinite(q).any() else float("nan")
+    diff = xs.mean(0) - x0.mean(0)
+    table = pd.DataFrame({"class": np.arange(k), "shift": diff, "p": p, "q": q})
+    if not np.isfinite(p).any():
+        return Evidence.missing("welch_classes", min(len(x0), len(xs))), table
+    best = int(np.nanargmin(p))
+    ci = stats.ttest_ind(xs[:, best], x0[:, best], equal_var=False).confidence_interval(1 - h.alpha / k)
+    pooled = np.sqrt((x0.var(0, ddof=1) + xs.var(0, ddof=1)) / 2)
+    mde = P.mde_welch(float(np.nanmedian(pooled)), len(xs), len(x0), h.alpha / k)
+    effect = h.effect if h.effect is not None else float("nan")
+    power = P.power_welch(effect, float(np.nanmedian(pooled)), len(xs), len(x0), h.alpha / k)
+    ev = Evidence("welch_classes", int(min(len(x0), len(xs))), float(diff[best]), float(ci.low), float(ci.high),
+                  float(np.nanmin(q)), mde, power, float(res.statistic[best]))
+    return ev, table
 
 
-def class_tests(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """Welch test per (pruner, arch, dataset, sparsity, class), with BH over the classes."""
-    pc = prune_cells(cells)
-    r0, r1 = recalls(metrics, "dense"), recalls(metrics, "retrained")
-    a0, a1 = scalar(metrics, "dense", "accuracy"), scalar(metrics, "retrained", "accuracy")
-    if pc.empty or r0.empty or r1.empty:
-        return pd.DataFrame()
-    pc = pc[pc.cell_id.isin(r0.index) & pc.cell_id.isin(r1.index)].reset_index(drop=True)
-    cids, parents = pc["cell_id"].to_numpy(), pc["parent_id"].to_numpy()
-    R0, R1 = r0.to_numpy(float), r1.to_numpy(float)
-    row0 = pd.Series(np.arange(len(r0)), index=r0.index)
-    row1 = pd.Series(np.arange(len(r1)), index=r1.index).reindex(cids).to_numpy()
-    A0 = a0.reindex(cids).to_numpy(float)
-    A1 = a1.reindex(cids).to_numpy(float)
-    cols1 = {c: j for j, c in enumerate(r1.columns)}
-    out = []
-    for (pr, ar, ds, sp), gi in group_positions(pc, ["pruner", "arch", "dataset", "sparsity"]):
-        # dense population: the seeds' parents, in order of first appearance
-        _, first = np.unique(parents[gi], return_index=True)
-        dense_i = gi[np.sort(first)]
-        dense_r = R0[row0.reindex(cids[dense_i]).to_numpy()]
-        dense_a = A0[dense_i]
-        # pruned population: one model per seed (recipes averaged)
-        codes, uniq = pd.factorize(parents[gi], sort=True)
-        cnt_r = np.zeros((len(uniq), R1.shape[1]))
-        sum_r = np.zeros_like(cnt_r)
-        vals = R1[row1[gi]]
-        np.add.at(sum_r, codes, np.nan_to_num(vals))
-        np.add.at(cnt_r, codes, np.isfinite(vals))
-        va = A1[gi]
-        sum_a, cnt_a = np.zeros(len(uniq)), np.zeros(len(uniq))
-        np.add.at(sum_a, codes, np.nan_to_num(va))
-        np.add.at(cnt_a, codes, np.isfinite(va))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            pr_r, pr_a = sum_r / cnt_r, sum_a / cnt_a
-        samples, classes = [], []
-        for j, c in enumerate(r0.columns):
-            if c not in cols1:
-                continue
-            samples.append(class_shift_samples(dense_r[:, j], dense_a, pr_r[:, cols1[c]], pr_a))
-            classes.append(c)
-        if not samples:
-            continue
-        results = welch_many([(xp, x0) for x0, xp in samples])
-        block = pd.DataFrame(
-            {
-                "pruner": pr,
-                "arch": ar,
-                "dataset": ds,
-                "sparsity": sp,
-                "class": [int(c) for c in classes],
-                "shift": [r.estimate for r in results],
-                "t": [r.statistic for r in results],
-                "p": [r.p for r in results],
-                "n_dense": [int(np.isfinite(x0).sum()) for x0, _ in samples],
-                "n_pruned": [int(np.isfinite(xp).sum()) for _, xp in samples],
-            }
-        )
-        block["q"] = bh(block["p"].to_numpy())
-        out.append(block)
-    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+def pie_fraction(dense_pred: pd.DataFrame, pruned_pred: pd.DataFrame) -> float:
+    """Share of test examples whose modal label differs between the two populations."""
+    if dense_pred.empty or pruned_pred.empty:
+        return float("nan")
+    m0 = stats.mode(dense_pred.to_numpy(), axis=0, keepdims=False).mode
+    m1 = stats.mode(pruned_pred.to_numpy(), axis=0, keepdims=False).mode
+    return float(np.mean(m0 != m1))
 
 
-def analyze(cells: pd.DataFrame, metrics: pd.DataFrame) -> tuple[list[dict], pd.DataFrame]:
-    """Claims rows (one ``welch_count`` per scope) and the per-class table."""
-    ct = class_tests(cells, metrics)
-    if ct.empty:
-        return [missing_row(CLAIM, "no pruning cells with dense and retrained per-class recall")], ct
-    rows = []
-    for (pr, ar, ds, sp), g in ct.groupby(["pruner", "arch", "dataset", "sparsity"]):
-        sig = g[g["q"] < ALPHA]
-        helped, hurt = sig[sig["shift"] > 0], sig[sig["shift"] < 0]
-        k = len(g)
-        res = TestResult(
-            float(len(sig)),
-            len(sig) / k if k else float("nan"),
-            float("nan"),
-            float("nan"),
-            simes_p(g["p"].to_numpy()),
-            int(g["n_pruned"].max()),
-        )
-        desc = (
-            f"{len(sig)}/{k} classes changed (BH q<{ALPHA}): {len(helped)} helped"
-            f" (mean {helped['shift'].mean() if len(helped) else 0:+.3f}), {len(hurt)} hurt"
-            f" (mean {hurt['shift'].mean() if len(hurt) else 0:+.3f}); p = Simes over classes, n = seeds"
-        )
-        rows.append(
-            make_row(
-                CLAIM,
-                "welch_count",
-                res,
-                direction=0,
-                description=desc,
-                pruner=pr,
-                arch=ar,
-                dataset=ds,
-                sparsity=sp,
-            )
-        )
-    return rows, ct
+def analyze(study: StudyData) -> list[Row]:
+    pc = prune_cells(study.cells)
+    r0, r1 = recalls(study.metrics, "dense"), recalls(study.metrics, "retrained")
+    a0, a1 = scalar(study.metrics, "dense", "accuracy"), scalar(study.metrics, "retrained", "accuracy")
+    p0, p1 = predictions(study.metrics, "dense"), predictions(study.metrics, "retrained")
+    rows: list[Row] = []
+    for claim in study.claims:
+        for h in claim.hypotheses:
+            scoped = pc
+            for key, value in h.scope.items():
+                scoped = scoped[np.isclose(scoped[key], value)] if key == "sparsity" else scoped[scoped[key] == value]
+            for (arch, dataset, pruner, sparsity), g in scoped.groupby(["arch", "dataset", "pruner", "sparsity"]):
+                g = g[g["cell_id"].isin(r1.index) & g["cell_id"].isin(r0.index)]
+                if len(g) < 2:
+                    continue
+                dense_ids = g.drop_duplicates("parent_id")["cell_id"]  # a parent's dense rows, once
+                x0 = class_shift_samples(r0.loc[dense_ids].to_numpy(), a0.loc[dense_ids].to_numpy())
+                xs = class_shift_samples(r1.loc[g["cell_id"]].to_numpy(), a1.loc[g["cell_id"]].to_numpy())
+                ev, table = class_evidence(x0, xs, h)
+                changed = table[table["q"] < h.alpha]
+                pie = pie_fraction(
+                    p0.loc[p0.index.intersection(dense_ids)], p1.loc[p1.index.intersection(g["cell_id"])]
+                )
+                collapsed = is_collapsed(a1.loc[g["cell_id"]], x0.shape[1])
+                stability = float("nan")
+                if h.primary and not collapsed:
+                    full = decide(h, ev)
+                    n = min(len(x0), len(xs))
+
+                    def again(idx, x0=x0, xs=xs, n=n):
+                        return decide(h, class_evidence(x0[idx % len(x0)], xs[idx % len(xs)], h)[0])
+
+                    stability = bootstrap_stability(n, again, full, (claim.id, h.id))
+                desc = (
+                    f"{len(changed)} of {len(table)} classes changed (BH q < {h.alpha:g}): "
+                    f"{int((changed['shift'] > 0).sum())} helped, {int((changed['shift'] < 0).sum())} hurt; "
+                    f"PIE fraction {pie:.3f}; {len(x0)} dense and {len(xs)} pruned models"
+                )
+                row = make_row(h, ev, claim=claim.id, study=study.name, description=desc, stability=stability,
+                               arch=arch, dataset=dataset, pruner=pruner, sparsity=sparsity)
+                row.label = f"{len(changed)}/{len(table)}"
+                if collapsed:
+                    row.verdict, row.description = "collapsed", row.description + "; collapsed"
+                rows.append(row)
+    return rows

@@ -1,84 +1,85 @@
-"""Sanity check: magnitude pruners against ``random`` at high sparsity.
+"""Sanity checks of the leaderboard (not claims): the standard recovery and magnitude over random.
 
-Random pruning is the floor every informed method must clear (Blalock et al., "What is the
-state of neural network pruning?", MLSys 2020). For every (arch, dataset) and magnitude
-pruner ``p`` this compares the mean clean test accuracy after retraining,
-
-    margin(p) = mean_{seeds, recipes} acc(p, s) - mean_{seeds, recipes} acc(random, s),
-
-at each sparsity ``s >= 0.9`` and pooled over those sparsities. ``beats`` is ``margin > 0``:
-a descriptive check on seed means, not a significance test (the claims table holds those).
+- Recovery: ``global_magnitude`` at sparsity 0.9, after its retraining, within
+  ``RECOVERY_POINTS`` (1.5) points of the dense parents' test accuracy on every (arch, dataset)
+  of the leaderboard (mean over seeds) - the result every pruning paper reproduces first
+  (Han et al. 2015; Blalock et al. 2020).
+- Magnitude over random: ``global_magnitude``, ``layer_magnitude`` and ``lamp`` against
+  ``random`` at every grid sparsity >= 0.9 (mean retrained test accuracy over seeds).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 
-from analysis.load import prune_cells, scalar
+from analysis.load import scalar
+from core.store import MetricFilter, StoreReader
 
+RECOVERY_SPARSITY = 0.9
+RECOVERY_POINTS = 1.5
 MAGNITUDE_PRUNERS = ("global_magnitude", "layer_magnitude", "lamp")
 BASELINE = "random"
-MIN_SPARSITY = 0.9
-POOLED = "pooled"
+ACCURACY = MetricFilter(phases=["dense", "retrained"], metrics=["accuracy"], eval_sets=["test"], per_class=False)
 
 
-def retrained_accuracy(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row per pruning cell: arch, dataset, pruner, sparsity, seed, retrain, accuracy."""
-    keys = ["cell_id", "arch", "dataset", "pruner", "sparsity", "seed", "retrain"]
-    acc = scalar(metrics, "retrained", "accuracy").rename("accuracy")
-    return prune_cells(cells)[keys].merge(acc, left_on="cell_id", right_index=True)
+def leaderboard_cells(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(cells, test-accuracy rows) of the leaderboard: the cells ``leaderboard.json`` lists."""
+    reader = StoreReader(results_dir)
+    path = Path(results_dir) / "leaderboard.json"
+    cells = reader.cells(["cell_id", "arch", "dataset", "pruner", "sparsity", "seed", "control", "cell_type"])
+    if path.exists():
+        cells = cells[cells["cell_id"].isin(set(json.loads(path.read_text())["cell_ids"]))]
+    cells = cells[(cells["cell_type"] == "prune") & (cells["control"] == "none")]
+    metrics = reader.metrics([ACCURACY])
+    return cells.reset_index(drop=True), metrics[metrics["cell_id"].isin(set(cells["cell_id"]))]
 
 
-def magnitude_vs_random(
-    cells: pd.DataFrame,
-    metrics: pd.DataFrame,
-    pruners: tuple[str, ...] = MAGNITUDE_PRUNERS,
-    min_sparsity: float = MIN_SPARSITY,
-) -> pd.DataFrame:
-    """Rows (arch, dataset, pruner, sparsity, accuracy, random, margin, beats, cells);
-    ``sparsity`` is a number or ``"pooled"`` (every sparsity >= ``min_sparsity``).
-
-    Only sparsities where both the pruner and ``random`` have cells are compared, and pooled
-    means are over the same (sparsity, seed, recipe) cells on both sides.
-    """
-    columns = ["arch", "dataset", "pruner", "sparsity", "accuracy", "random", "margin", "beats", "cells"]
-    runs = retrained_accuracy(cells, metrics)
-    runs = runs[runs["sparsity"] >= min_sparsity - 1e-9]
-    base = runs[runs["pruner"] == BASELINE].drop(columns=["cell_id", "pruner"])
+def leaderboard_checks(results_dir: str | Path) -> pd.DataFrame:
+    cells, metrics = leaderboard_cells(results_dir)
+    if cells.empty:
+        return pd.DataFrame()
+    dense, after = scalar(metrics, "dense", "accuracy"), scalar(metrics, "retrained", "accuracy")
+    cells = cells[cells["cell_id"].isin(after.index)].copy()
+    cells["accuracy"] = after.loc[cells["cell_id"]].to_numpy()
+    cells["dense"] = dense.loc[cells["cell_id"]].to_numpy()
     rows = []
-    for pruner in pruners:
-        mine = runs[runs["pruner"] == pruner].drop(columns=["cell_id", "pruner"])
-        paired = mine.merge(
-            base, on=["arch", "dataset", "sparsity", "seed", "retrain"], suffixes=("", "_random")
-        )
-        for (arch, dataset), group in paired.groupby(["arch", "dataset"], sort=True):
-            levels = [(s, g) for s, g in group.groupby("sparsity", sort=True)] + [(POOLED, group)]
-            for sparsity, g in levels:
-                acc, rnd = float(g["accuracy"].mean()), float(g["accuracy_random"].mean())
-                rows.append([arch, dataset, pruner, sparsity, acc, rnd, acc - rnd, acc > rnd, len(g)])
-    out = pd.DataFrame(rows, columns=columns)
-    out["sparsity"] = out["sparsity"].astype(str)
-    return out
+    for (arch, dataset), g in cells.groupby(["arch", "dataset"], sort=True):
+        dense_acc = g.groupby("seed")["dense"].first().mean()
+        gm = g[(g["pruner"] == "global_magnitude") & np.isclose(g["sparsity"], RECOVERY_SPARSITY)]
+        rec = gm["accuracy"].mean() if len(gm) else float("nan")
+        row = {"arch": arch, "dataset": dataset, "dense": dense_acc, "global_magnitude_0.9": rec,
+               "drop_points": 100 * (dense_acc - rec), "recovers": bool(100 * (dense_acc - rec) <= RECOVERY_POINTS),
+               "seeds": int(gm["seed"].nunique())}
+        for s in sorted(g["sparsity"].unique()):
+            if s < 0.9:
+                continue
+            at = g[np.isclose(g["sparsity"], s)].groupby("pruner")["accuracy"].mean()
+            for p in (BASELINE, *MAGNITUDE_PRUNERS):
+                row[f"{p}@{s:g}"] = at.get(p, float("nan"))
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def render_sanity(table: pd.DataFrame) -> str:
-    """The pooled rows as fixed-width text, plus a count of per-sparsity rows that fail."""
     if table.empty:
-        return f"sanity: no {BASELINE} / magnitude cells at sparsity >= {MIN_SPARSITY} to compare"
-    pooled = table[table["sparsity"] == POOLED]
-    wide = pooled.pivot_table(index=["arch", "dataset"], columns="pruner", values="accuracy")
-    wide.insert(0, BASELINE, pooled.groupby(["arch", "dataset"])["random"].first())
-    failing = table[~table["beats"]]
-    head = (
-        f"sanity: mean test accuracy after retraining at sparsity >= {MIN_SPARSITY} "
-        f"(seeds, recipes and sparsities pooled); {len(table) - len(failing)} of {len(table)} "
-        f"(arch, dataset, pruner, sparsity) comparisons beat {BASELINE}"
-    )
-    lines = [head, wide.round(3).to_string()]
-    for r in failing.itertuples():
-        where = "the pooled sparsities" if r.sparsity == POOLED else f"sparsity {r.sparsity}"
-        lines.append(
-            f"  not above {BASELINE}: {r.pruner} on {r.arch}/{r.dataset} at {where}: "
-            f"{r.accuracy:.3f} vs {r.random:.3f}"
-        )
+        return "sanity: no leaderboard cells in this store"
+    ok = int(table["recovers"].sum())
+    head = (f"recovery: global_magnitude at {RECOVERY_SPARSITY:g} within {RECOVERY_POINTS:g} points of dense on "
+            f"{ok} of {len(table)} (arch, dataset)")
+    lines = [head]
+    for r in table.itertuples():
+        lines.append(f"  {r.arch:<16} {r.dataset:<13} dense {r.dense:.3f}  global_magnitude@0.9 "
+                     f"{getattr(r, '_4'):.3f}  drop {r.drop_points:+.2f} points {'ok' if r.recovers else 'NOT recovered'}")
+    wins = total = 0
+    for c in table.columns:
+        if "@" in c and not c.startswith(BASELINE) and not c.startswith("global_magnitude_"):
+            base = table[f"{BASELINE}@{c.split('@')[1]}"]
+            ok_rows = table[c].notna() & base.notna()
+            wins += int((table[c][ok_rows] > base[ok_rows]).sum())
+            total += int(ok_rows.sum())
+    lines.append(f"magnitude over random at sparsity >= 0.9: {wins} of {total} (arch, dataset, pruner, sparsity)")
     return "\n".join(lines)

@@ -192,6 +192,14 @@ def _ood_rows(bundle: EvalBundle, logits: torch.Tensor) -> list[dict]:
     return rows
 
 
+def prediction_rows(bundle: EvalBundle, logits: torch.Tensor) -> list[dict]:
+    """The predicted label of every clean test example (``step`` = its index in the split), for
+    analyses over populations of models (Hooker et al.'s pruning-identified exemplars)."""
+    test = bundle.sets.index(("test", "clean", 0))
+    labels = logits[bundle.groups == test].argmax(1).tolist()
+    return [{**row("test", "clean", 0, "prediction", float(k)), "step": i} for i, k in enumerate(labels)]
+
+
 def evaluate(
     model: nn.Module,
     data: DatasetSplits,
@@ -222,6 +230,8 @@ def evaluate(
     )
     rows += _corruption_summary(rows)
     rows += _ood_rows(bundle, logits)
+    if config is not None and config.predictions:
+        rows += prediction_rows(bundle, logits)
     model_rows = {**sparsity_stats(model), **cost.flops(model, data.input_shape)}
     if compact_model is not None:
         model_rows.update(cost.latency(model, compact_model, data.input_shape))

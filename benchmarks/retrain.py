@@ -1,6 +1,7 @@
 """Retraining recipes applied after pruning; masks stay fixed throughout.
 
-- ``finetune``: ``E`` epochs at a fixed small learning rate ``finetune_lr`` (Han et al. 2015).
+- ``finetune``: ``E`` epochs at a small learning rate ``finetune_lr``, fixed (Han et al. 2015) or
+  decayed by a cosine (``finetune_schedule``).
 - ``lr_rewind``: replay the last ``E`` epochs of the original schedule, learning rates and
   data order included (Renda, Frankle & Carbin, ICLR 2020).
 - ``weight_rewind``: reset the surviving weights to their values at epoch ``k`` of dense
@@ -67,7 +68,10 @@ def retrain(
     hook = keeper.after_epoch if keeper is not None else None
     if recipe == "finetune":
         config = replace(
-            train_config, epochs=retrain_config.epochs, lr=retrain_config.finetune_lr, schedule="constant"
+            train_config,
+            epochs=retrain_config.epochs,
+            lr=retrain_config.finetune_lr,
+            schedule=retrain_config.finetune_schedule,
         )
         train(model, x, y, config, seed + 1, epoch_hook=hook, meter=meter)
     elif recipe == "lr_rewind":

@@ -46,7 +46,7 @@ import math
 import torch
 from torch import nn
 
-from benchmarks.archs import build_arch
+from benchmarks.archs import ARCHS, build_arch
 from benchmarks.datasets import DATASETS, load_dataset
 from benchmarks.evaluation import classification_rows, predict_logits
 from benchmarks.metrics import accuracy
@@ -60,14 +60,13 @@ from pruners.structured import alive_units, unit_masks
 
 DEFAULT_SCORER, DEFAULT_SCORER_CONFIG = "l1_filter", {"p": 2}  # the filter L2 norm of the paper
 TRAIN_EVAL = 1000  # training examples evaluated after every epoch (the full split at the end)
-SUPPORTED_ARCHS = ("mlp_256x2", "cnn_32x3", "cnn_32x3_fc256", "resnet_16x3", "vgg_11_bn", "resnet_18")
 
 
 # -- the [stability] table of a study file ------------------------------------------------------
 
 STABILITY_KEYS = {
     "datasets": "list of dataset names",
-    "archs": f"list, subset of {list(SUPPORTED_ARCHS)}",
+    "archs": "list of registered archs that declare unit groups",
     "seeds": "list of non-negative integers, or a count n (seeds 0..n-1)",
     "targets": f"list, subset of {list(STABILITY_TARGETS[:3])} (the baseline is added by 'baseline')",
     "every": "list of event intervals in epochs (the rates of the sweep)",
@@ -128,7 +127,7 @@ def expand_stability(table: dict) -> list[StabilitySpec]:
         return list(dict.fromkeys(values))
 
     datasets = names("datasets", DATASETS.names("*"))
-    archs = names("archs", SUPPORTED_ARCHS)
+    archs = names("archs", ARCHS.names())
     targets = names("targets", STABILITY_TARGETS[:3])
     seeds = seeds_of(table["seeds"], bad)
     every = integers("every", 1)
@@ -181,8 +180,10 @@ def expand_stability(table: dict) -> list[StabilitySpec]:
 
 
 def target_groups(model: nn.Module, layers: int):
-    """The last ``layers`` unit groups the architecture declares (``core.units``)."""
-    groups = unit_groups(model)
+    """The last ``layers`` unit groups with a BatchNorm (conv filters, as Bartoldson et al. prune
+    the last conv layers), or the last ``layers`` groups of an arch without BatchNorm (MLP
+    neurons), from the groups the architecture declares (``core.units``)."""
+    groups = [g for g in unit_groups(model) if g.norm is not None] or unit_groups(model)
     if len(groups) < layers:
         raise ValueError(f"{type(model).__name__} declares {len(groups)} unit groups; the run prunes {layers}")
     return groups[-layers:]

@@ -4,9 +4,10 @@
 
 - ``name``, ``version`` (bump it when the design or a hypothesis changes), ``title``,
   ``description`` and the ``analysis`` that tests it (a module of ``analysis/``);
-- its design: a ``[design]`` table with a preset's keys (``benchmarks.matrix``), or
-  ``uses = "other_study"`` (the same cells, another claim about them), or a ``[stability]``
-  table (the runs of ``benchmarks.stability``);
+- its design: one ``[design]`` table with a preset's keys (``benchmarks.matrix``), or several
+  ``[[design]]`` tables (their union), or ``uses = "other_study"`` (the same cells, another
+  claim about them), ``uses = "leaderboard"`` (the running preset's own cells), or a
+  ``[stability]`` table (the runs of ``benchmarks.stability``);
 - its ``[[claim]]`` tables, each with its hypotheses (``[[claim.hypothesis]]``: statement,
   test, direction, error rate, the paper's effect), exactly one of them ``primary``
   (``core.studies``), and free-form ``[paper]`` numbers to show beside ours.
@@ -28,6 +29,7 @@ from core.studies import StudyError, claims
 STUDY_DIR = Path(__file__).parent / "studies"
 STUDY_KEYS = {"name", "version", "title", "description", "analysis", "design", "uses", "stability", "claim",
               "paper"}
+LEADERBOARD = "leaderboard"  # ``uses = "leaderboard"``: a claim about the preset's own cells
 ANALYSES = ("intensification", "per_class", "generalization_stability", "potential", "mask_sanity")
 
 
@@ -46,6 +48,10 @@ class Study:
     @property
     def analysis(self) -> str:
         return self.definition["analysis"]
+
+    @property
+    def uses_leaderboard(self) -> bool:
+        return self.definition.get("uses") == LEADERBOARD
 
 
 def study_names() -> list[str]:
@@ -88,7 +94,15 @@ def load_study(name: str, _seen: tuple[str, ...] = ()) -> Study:
     except StudyError as exc:
         raise PresetError(str(exc)) from None
     if "design" in raw:
-        cells = tuple(parse_design(raw["design"], Located(path, text, "design")).expand())
+        designs = raw["design"] if isinstance(raw["design"], list) else [raw["design"]]
+        seen: dict = {}
+        for i, table in enumerate(designs):
+            prefix = f"design[{i}]" if isinstance(raw["design"], list) else "design"
+            for cell in parse_design(table, Located(path, text, prefix)).expand():
+                seen.setdefault(cell, None)
+        cells = tuple(seen)
+    elif raw.get("uses") == LEADERBOARD:
+        cells = ()  # the running preset's leaderboard cells (``harness.runner.build_plan``)
     elif "uses" in raw:
         if raw["uses"] in (*_seen, name):
             raise at.error("uses", f"{raw['uses']!r} leads back to {name!r}")
@@ -118,4 +132,5 @@ def describe(name: str) -> str:
     except PresetError as exc:
         return f"(invalid: {exc})"
     claim_ids = ", ".join(c["id"] for c in study.definition["claim"])
-    return f"v{study.version}, {len(study.cells)} cells: {study.title} [{claim_ids}]"
+    cells = "the leaderboard's cells" if study.uses_leaderboard else f"{len(study.cells)} cells"
+    return f"v{study.version}, {cells}: {study.title} [{claim_ids}]"

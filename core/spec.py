@@ -77,13 +77,16 @@ class RetrainConfig:
     """Budgets of the retraining recipes (``benchmarks.retrain``)."""
 
     epochs: int = param(5, "retraining epochs (finetune; the replayed tail for lr_rewind)")
-    finetune_lr: float = param(1e-3, "finetune: fixed learning rate")
+    finetune_lr: float = param(1e-3, "finetune: learning rate (constant, or the peak of a cosine decay)")
+    finetune_schedule: str = param("constant", "finetune: constant or cosine learning rate over its epochs")
     rewind_epoch: int = param(2, "epoch of the dense run whose iterate weight rewinding restores")
     selection: str = param(
         "best_val_loss", "which retraining epoch is kept: best_val_loss (lowest validation loss) or last"
     )
 
     def __post_init__(self) -> None:
+        if self.finetune_schedule not in ("constant", "cosine"):
+            raise ValueError(f"finetune_schedule {self.finetune_schedule!r} is not one of: constant, cosine")
         if self.selection not in SELECTIONS:
             raise ValueError(f"selection {self.selection!r} is not one of: {', '.join(SELECTIONS)}")
         if self.epochs < 0 or self.finetune_lr <= 0 or self.rewind_epoch < 0:
@@ -99,6 +102,7 @@ class EvalConfig:
     sets: str = param("all", "all (clean, every corruption x severity, OOD) or clean (train/val/test)")
     shift_set_size: int = param(0, "examples per corruption x severity set (0: the dataset's default)")
     ood_set_size: int = param(0, "examples per OOD set (0: the dataset's default)")
+    predictions: bool = param(False, "also store each clean test example's predicted label (PIE analysis)")
 
     def __post_init__(self) -> None:
         if self.sets not in EVAL_SETS:

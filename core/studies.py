@@ -16,6 +16,14 @@ from typing import Any
 DIRECTIONS = ("less", "greater", "two-sided", "equivalence")
 VERDICTS = ("reproduced", "contradicted", "not detected", "underpowered")
 MANIFEST_VERSION = 1
+# The tests each analysis implements (``analysis/<module>.py``): a hypothesis must name one.
+TESTS_BY_ANALYSIS = {
+    "intensification": ("t_one_sample", "t_paired", "trend", "welch"),
+    "per_class": ("welch_classes",),
+    "generalization_stability": ("pearson", "t_paired", "t_paired_targets"),
+    "potential": ("t_one_sample", "excess_t"),
+    "mask_sanity": ("t_paired", "tost_paired"),
+}
 
 
 class StudyError(ValueError):
@@ -91,8 +99,9 @@ CLAIM_KEYS = {"id", "title", "paper", "hypothesis"}
 
 def claims(definition: dict, where: str = "study") -> list[Claim]:
     """The validated ``[[claim]]`` tables of a study definition, each with exactly one primary
-    hypothesis (``[[claim.hypothesis]]``)."""
+    hypothesis (``[[claim.hypothesis]]``) naming a test its analysis implements."""
     tables = definition.get("claim", [])
+    valid_tests = TESTS_BY_ANALYSIS.get(definition.get("analysis", ""), ())
     if not isinstance(tables, list) or not tables:
         raise StudyError(f"{where}: key 'claim' must be one or more [[claim]] tables")
     out, seen = [], set()
@@ -105,6 +114,9 @@ def claims(definition: dict, where: str = "study") -> list[Claim]:
             if key not in table:
                 raise StudyError(f"{w}.{key}: missing")
         hyps = tuple(Hypothesis.from_table(t, f"{w}.hypothesis[{j}]") for j, t in enumerate(table["hypothesis"]))
+        for j, h in enumerate(hyps):
+            if valid_tests and h.test not in valid_tests:
+                raise StudyError(f"{w}.hypothesis[{j}].test: {h.test!r} is not one of: {', '.join(valid_tests)}")
         n_primary = sum(h.primary for h in hyps)
         if n_primary != 1:
             raise StudyError(f"{w}: exactly one hypothesis must have primary = true (found {n_primary})")

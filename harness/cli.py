@@ -212,17 +212,14 @@ def cmd_run_all(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(results: str) -> int:
-    from analysis.claims import render_summary, run_analysis
+    from analysis.claims import render_primary, run_analysis
+    from analysis.sanity import leaderboard_checks, render_sanity
 
     if not (Path(results) / "cells").is_dir():
         raise StoreError(f"--results {results!r}: no results store there")
-    import pandas as pd
-
-    from analysis.sanity import render_sanity
-
-    table = run_analysis(results)
-    print(render_summary(table))
-    print(render_sanity(pd.read_parquet(Path(results) / "claims" / "sanity.parquet")))
+    table, primaries = run_analysis(results)
+    print(render_primary(primaries))
+    print(render_sanity(leaderboard_checks(results)))
     print(f"claims table: {Path(results) / 'claims' / 'claims.parquet'} ({len(table)} rows)")
     return 0
 

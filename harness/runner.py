@@ -63,6 +63,8 @@ def build_plan(preset: str, study: str | None = None, filters: list[str] | None 
     names = [study] if study is not None else list(spec.studies)
     studies = [load_study(n) for n in names]
     leaderboard = [] if study is not None else spec.expand()
+    if any(s.uses_leaderboard for s in studies) and not leaderboard:
+        leaderboard = spec.expand()  # a study of the leaderboard's cells needs them
     seen: dict[str, object] = {}
     for cell in [*leaderboard, *(c for s in studies for c in s.cells)]:
         seen.setdefault(spec_id(cell), cell)
@@ -73,6 +75,7 @@ def build_plan(preset: str, study: str | None = None, filters: list[str] | None 
 def write_manifests(store: ResultsStore, run: RunPlan) -> None:
     """Each study's definition and cell ids, and the leaderboard's grid and cell ids."""
     for s in run.studies:
+        cells = run.leaderboard if s.uses_leaderboard else s.cells
         store.write_manifest(
             s.name,
             {
@@ -80,7 +83,7 @@ def write_manifests(store: ResultsStore, run: RunPlan) -> None:
                 "name": s.name,
                 "version": s.version,
                 "definition": s.definition,
-                "cell_ids": sorted({spec_id(c) for c in s.cells}),
+                "cell_ids": sorted({spec_id(c) for c in cells}),
             },
         )
     if run.leaderboard:
