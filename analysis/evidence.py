@@ -4,7 +4,9 @@ Every test is two-sided at the hypothesis' ``alpha`` with a ``1 - alpha`` interv
 direction of a hypothesis only decides which significant result reproduces the paper), its
 power computed at the hypothesis' effect and its MDE at 80% power (``analysis.power``):
 
-- ``t_one_sample``: ``x - null`` (scipy ``ttest_1samp``, t interval);
+- ``t_one_sample``: ``x - null`` (scipy ``ttest_1samp``, t interval); a sample without spread
+  (every unit the same, e.g. a prune potential on a coarse grid) gets the sign test's p-value
+  ``2 * 0.5^n`` and a point interval;
 - ``t_paired``: ``a - b`` over paired units (scipy ``ttest_rel``);
 - ``welch``: ``mean(a) - mean(b)``, independent samples, Welch-Satterthwaite df (scipy
   ``ttest_ind(equal_var=False)``);
@@ -35,8 +37,13 @@ def _constant(a: np.ndarray) -> bool:
 def t_one_sample(x, h: Hypothesis, test: str = "t_one_sample") -> Evidence:
     a = _clean(x) - h.null
     n = a.size
-    if _constant(a):  # fewer than two units, or no spread: no test
+    if n < 2:
         return Evidence.missing(test, n)
+    if _constant(a):  # no spread (a discrete quantity such as a prune potential): the sign test
+        v = float(a.mean())
+        if v == 0:
+            return Evidence(test, n, 0.0, 0.0, 0.0, 1.0, float("nan"), float("nan"))
+        return Evidence(test, n, v, v, v, float(min(1.0, 2 * 0.5**n)), float("nan"), float("nan"))
     res = stats.ttest_1samp(a, 0.0)
     ci = res.confidence_interval(1 - h.alpha)
     sd = float(a.std(ddof=1))

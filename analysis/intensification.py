@@ -36,6 +36,7 @@ from core.studies import Hypothesis
 
 RATIO_OF = {0.5: 2, 0.75: 4, 0.9: 10, 0.95: 20, 0.98: 50}
 UP, MP = "undecayed", "global_magnitude"
+LABELS = "labels"  # the hypothesis whose rows are the paper's label table (every scope)
 
 
 def ratio(sparsity: float) -> float:
@@ -254,7 +255,7 @@ def label_table(rows: list[Row]) -> pd.DataFrame:
         {"arch": r.arch, "dataset": r.dataset, "pruner": r.pruner, "t": ratio(r.sparsity), "label": r.label,
          "alpha": 1 + r.estimate if r.estimate is not None and math.isfinite(r.estimate) else float("nan")}
         for r in rows
-        if r.label is not None
+        if r.label is not None and r.hypothesis == LABELS
     ]
     if not recs:
         return pd.DataFrame(columns=["arch", "dataset", "pruner", "labels", "alpha_hat"])

@@ -89,7 +89,7 @@ def mask_column(rows: list[Row]) -> dict[str, str]:
     for r in rows:
         if r.claim != "mask_sanity" or r.eval_set != "shuffle_layer" or "+" in (r.pruner or ""):
             continue
-        if r.hypothesis.endswith("equivalence"):
+        if r.test == "tost_paired":
             if r.verdict == "reproduced":
                 out.setdefault(r.pruner, "= densities")
         elif r.verdict in ("reproduced", "contradicted") and r.ci_high < 0:

@@ -142,9 +142,9 @@ def _excess_rows(study: StudyData, claim: str, h: Hypothesis, pp: pd.DataFrame) 
     for pruner, g in pc.groupby("pruner"):
         ids = g["cell_id"]
         corr = [c for c in e1.columns if c != CLEAN]
-        shift_p, shift_d = e1.loc[ids, corr].mean(1), e0.loc[ids, corr].mean(1)
+        shift_p, shift_d = e1.loc[ids, corr].mean(axis=1), e0.loc[ids, corr].mean(axis=1)
         excess = excess_error(shift_p, e1.loc[ids, CLEAN], shift_d, e0.loc[ids, CLEAN])
-        ev = E.t_one_sample(excess.to_numpy(), h)
+        ev = E.t_one_sample(excess, h)
         desc = f"excess error on the corruption mean at sparsity {h.scope.get('sparsity', 0.9):g}, over {len(ids)} parents"
         row = make_row(h, ev, claim=claim, study=study.name, description=desc, pruner=pruner,
                        sparsity=h.scope.get("sparsity", 0.9))

@@ -71,9 +71,10 @@ def render_sanity(table: pd.DataFrame) -> str:
     head = (f"recovery: global_magnitude at {RECOVERY_SPARSITY:g} within {RECOVERY_POINTS:g} points of dense on "
             f"{ok} of {len(table)} (arch, dataset)")
     lines = [head]
-    for r in table.itertuples():
-        lines.append(f"  {r.arch:<16} {r.dataset:<13} dense {r.dense:.3f}  global_magnitude@0.9 "
-                     f"{getattr(r, '_4'):.3f}  drop {r.drop_points:+.2f} points {'ok' if r.recovers else 'NOT recovered'}")
+    for r in table.to_dict("records"):
+        lines.append(f"  {r['arch']:<16} {r['dataset']:<13} dense {r['dense']:.3f}  global_magnitude@0.9 "
+                     f"{r['global_magnitude_0.9']:.3f}  drop {r['drop_points']:+.2f} points "
+                     f"{'ok' if r['recovers'] else 'NOT recovered'}")
     wins = total = 0
     for c in table.columns:
         if "@" in c and not c.startswith(BASELINE) and not c.startswith("global_magnitude_"):

@@ -5,7 +5,8 @@ the level the hypothesis states: the paper's 99% intervals for intensification),
 the number of independent units ``n`` and the minimum detectable effect (MDE) at 80% power
 computed from the measured spread (``analysis.power``). The verdict (``decide``):
 
-- ``reproduced``: the interval excludes the null and the estimate lies in the paper's direction;
+- ``reproduced``: the interval excludes the null and the estimate lies in the paper's direction
+  (``less`` / ``greater``; for ``two-sided`` the sign of the paper's effect; ``any``: either way);
 - ``contradicted``: the interval excludes the null and the estimate lies the other way;
 - ``not detected``: the interval includes the null and the design could detect the paper's
   (or the stated) effect: ``MDE <= |effect|``;
@@ -62,6 +63,8 @@ def paper_sign(h: Hypothesis) -> int:
         return 1
     if h.direction == "less":
         return -1
+    if h.direction == "any":
+        return 0
     if h.effect is not None and h.effect != 0:
         return int(math.copysign(1, h.effect))
     return 0

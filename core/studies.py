@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-DIRECTIONS = ("less", "greater", "two-sided", "equivalence")
+DIRECTIONS = ("less", "greater", "two-sided", "any", "equivalence")
 VERDICTS = ("reproduced", "contradicted", "not detected", "underpowered")
 MANIFEST_VERSION = 1
 # The tests each analysis implements (``analysis/<module>.py``): a hypothesis must name one.

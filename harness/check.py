@@ -61,7 +61,8 @@ from pruners.plugins import PluginError
 from pruners.structured import alive_units
 
 SHAPES = {"1d": (1, 40), "2d": (1, 8, 8)}
-HEAVY_PARAMS = 200_000  # archs with more parameters at the 1-D shape: one sparsity, 1-D only
+# CIFAR-scale archs, with more parameters or prunable layers at the 1-D shape: one sparsity, 1-D only
+HEAVY_PARAMS, HEAVY_LAYERS = 200_000, 16
 UNSTRUCTURED_SPARSITIES = (0.5, 0.9, 0.98)
 STRUCTURED_SPARSITIES = (0.5, 0.9)
 TRAIN_SPARSITY = 0.8  # the zero check's sparsity, and every train_sparse run's
@@ -91,12 +92,11 @@ def all_masks(model: nn.Module) -> dict[str, torch.Tensor]:
     return {n: b.detach().clone() for n, b in model.named_buffers() if n.endswith("_mask")}
 
 
-def arch_params(arch: str) -> int:
-    return sum(p.numel() for p in build_arch(arch, SHAPES["1d"], 10).parameters())
-
-
 def is_heavy(arch: str) -> bool:
-    return arch_params(arch) > HEAVY_PARAMS
+    """More than ``HEAVY_PARAMS`` parameters or ``HEAVY_LAYERS`` prunable layers at the 1-D shape."""
+    model = build_arch(arch, SHAPES["1d"], 10)
+    params = sum(p.numel() for p in model.parameters())
+    return params > HEAVY_PARAMS or len(prunable_modules(model)) > HEAVY_LAYERS
 
 
 def random_data(shape: tuple[int, ...], n: int, seed: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
@@ -266,16 +266,17 @@ class Session:
     def call(self, case: Case, method: Callable[[], object]) -> object:
         """Run one pruner method under the I/O guard; a raise is recorded and re-raised as CallFailed."""
         self.calls += 1
-        with guarded() as events:
-            try:
+        events: list[str] = []
+        try:
+            with guarded() as events:
                 return method()
-            except Exception as exc:
-                first = (str(exc).splitlines() or [""])[0]
-                message = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-                self.errors.setdefault(case.arch, f"{case}: {message}")
-                raise CallFailed(message) from None
-            finally:
-                self.io += [f"{e} ({case})" for e in events]
+        except Exception as exc:
+            first = (str(exc).splitlines() or [""])[0]
+            message = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+            self.errors.setdefault(case.arch, f"{case}: {message}")
+            raise CallFailed(message) from None
+        finally:  # after the guard has handed over its events
+            self.io += [f"{e} ({case})" for e in events]
 
     def pruned(self, case: Case, fresh: bool = False) -> nn.Module:
         """A copy of the model of ``case`` after ``prune`` (or ``train_sparse``), memoised."""
@@ -301,8 +302,8 @@ class Session:
         for arch in self.archs:
             if self.heavy[arch]:
                 cases.append(Case(arch, "1d", levels[-1]))
-            else:
-                cases += [Case(arch, shape, s) for shape in SHAPES for s in levels]
+            else:  # 2-D also at TRAIN_SPARSITY: the training cases
+                cases += [Case(arch, "1d", s) for s in levels] + [Case(arch, "2d", levels[0])]
         return cases + self.training_cases()
 
     def training_cases(self) -> list[Case]:
@@ -365,18 +366,17 @@ def _unstructured_deviation(s: Session, model: nn.Module, sparsity: float) -> tu
     """(zeros - s * n, bound, what was counted), by the pruner's declared scope."""
     modules = prunable_modules(model)
     counts = {n: (int((current_mask(m) == 0).sum()), current_mask(m).numel()) for n, m in modules.items()}
-    scope = getattr(s.cls, "scope", None)
-    if scope == "layer":
-        name, (z, n) = max(counts.items(), key=lambda kv: abs(kv[1][0] - sparsity * kv[1][1]))
-        where = f"layer {name}: {z} of {n} zero"
-        dev, bound = z - sparsity * n, 1.0
-    else:
-        zeros, total = sum(z for z, _ in counts.values()), sum(n for _, n in counts.values())
-        where = f"{zeros} of {total} weights zero"
-        dev, bound = zeros - sparsity * total, 1.0 if scope == "global" else float(len(counts))
+    zeros, total = sum(z for z, _ in counts.values()), sum(n for _, n in counts.values())
+    where = f"{zeros} of {total} weights zero"
+    dev, bound = (
+        zeros - sparsity * total,
+        1.0 if getattr(s.cls, "scope", None) == "global" else float(len(counts)),
+    )
     if not any(hasattr(m, "weight_mask") for m in modules.values()):
         zeroed = sum(int((m.weight == 0).sum()) for m in modules.values())
-        where += f", no torch.nn.utils.prune mask ({zeroed} weights zeroed without one count for nothing)"
+        where += (
+            f", no torch.nn.utils.prune mask ({zeroed} weights zero without one; the harness counts masks)"
+        )
     return dev, bound, where
 
 
@@ -392,6 +392,10 @@ def _structured_deviation(s: Session, case: Case, model: nn.Module) -> tuple[flo
     if abs(reported - removed / total) > 1e-9:
         return float("inf"), 0.0, f"unit_sparsity() says {reported:.4f}, the masks {removed / total:.4f}"
     return removed - case.sparsity * total, float(len(groups)), f"{removed} of {total} units removed"
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _raised(raised: list[Case]) -> str:
@@ -421,8 +425,8 @@ def check_sparsity(s: Session) -> tuple[bool, str]:
     bound_rule = (
         "one unit per group"
         if s.structured
-        else {"layer": "one weight in every layer", "global": "one weight overall"}.get(
-            getattr(s.cls, "scope", None), "one weight per layer overall (no scope declared)"
+        else {"layer": "one weight per layer", "global": "one weight overall"}.get(
+            getattr(s.cls, "scope", None), "one weight per layer (no scope declared)"
         )
     )
     if failures:
@@ -433,10 +437,12 @@ def check_sparsity(s: Session) -> tuple[bool, str]:
     assert worst is not None
     dev, bound, where, case = worst
     levels = "/".join(f"{x:g}" for x in (STRUCTURED_SPARSITIES if s.structured else UNSTRUCTURED_SPARSITIES))
-    extra = "train_sparse" if s.during else "prune"
+    first, heavy = levels.split("/")[0], levels.split("/")[-1]
+    two_d = f"2-D at {first}" + ("" if s.during else f" and {TRAIN_SPARSITY:g}")
+    extra = f"; train_sparse at {TRAIN_SPARSITY:g}, 2-D (heavy: 1-D)" if s.during else ""
     return True, (
-        f"{len(cases)} cases on {len(s.archs)} archs: 1-D and 2-D at {levels}, 2-D {extra} at {TRAIN_SPARSITY:g} "
-        f"(heavy archs: 1-D at {levels.split('/')[-1]}); worst {dev:+.2f} {unit} ({case}, {where}), "
+        f"{_n(len(cases), 'case')} on {_n(len(s.archs), 'arch')}: prune 1-D at {levels}, {two_d} "
+        f"(heavy: 1-D at {heavy}){extra}; worst {dev:+.2f} {unit} ({case}, {where}), "
         f"bound {bound_rule}{s.reduced_note()}"
     )
 
@@ -450,6 +456,7 @@ def _forward_tensors(model: nn.Module, shape: tuple[int, ...]) -> None:
 
 def check_zero(s: Session) -> tuple[bool, str]:
     problems: list[str] = []
+    changed: list[str] = []  # reported after any regrowth
     raised: list[Case] = []
     cases = s.training_cases()
     for case in cases:
@@ -473,7 +480,7 @@ def check_zero(s: Session) -> tuple[bool, str]:
             init = dict(make(case.arch, shape).named_parameters())
             for n, p in model.named_parameters():
                 if not n.endswith("_orig") and n in init and not torch.equal(p, init[n]):
-                    problems.append(f"{case}: pruning changed {n}, a tensor without a mask")
+                    changed.append(f"{case}: pruning changed {n}, a tensor without a mask")
                     break
         steps = TRAIN_STEPS["heavy" if s.heavy[case.arch] else "light"]
         try:
@@ -505,14 +512,18 @@ def check_zero(s: Session) -> tuple[bool, str]:
                     "(zeroed without a torch.nn.utils.prune mask)"
                 )
         s.trained[case] = model
+    problems += changed
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         return False, f"{problems[0]}{more}{_raised(raised)}{s.reduced_note()}"
     if raised:
         return False, f"could not train{_raised(raised)}"
-    what = "train_sparse at" if s.during else "pruned to"
+    what = f"train_sparse at {TRAIN_SPARSITY:g}, 2-D (heavy: 1-D)"
+    if not s.during:
+        heavy = (STRUCTURED_SPARSITIES if s.structured else UNSTRUCTURED_SPARSITIES)[-1]
+        what = f"pruned to {TRAIN_SPARSITY:g}, 2-D (heavy: {heavy:g}, 1-D)"
     return True, (
-        f"{len(cases)} archs {what} {TRAIN_SPARSITY:g} (heavy: their sparsity case, 1-D), then "
+        f"{_n(len(cases), 'arch')} {what}, then "
         f"{TRAIN_STEPS['light']} training steps ({TRAIN_STEPS['heavy']} on heavy archs): every masked entry "
         f"still exactly zero, masks unchanged{s.reduced_note()}"
     )
@@ -580,7 +591,7 @@ def check_structure(s: Session) -> tuple[bool, str]:
     if not checked:
         return False, "no trained model to check (see zero)"
     return True, (
-        f"{checked} trained models: removed units whole (rows, bias, BatchNorm, consumer inputs) and "
+        f"{_n(checked, 'trained model')}: removed units whole (rows, bias, BatchNorm, consumer inputs) and "
         "output exactly zero; compact() smaller with the same outputs"
     )
 
@@ -629,17 +640,11 @@ def check_determinism(s: Session) -> tuple[bool, str]:
     try:
         other = s.pruned(dataclasses.replace(probe, seed=1), fresh=True)
         varies = _same(_signature(s.pruned(probe)), _signature(other))
-        seed_note = (
-            f"seed 1 gives other masks on {probe.arch}"
-            if varies
-            else f"seed 1 gives the same masks on {probe.arch}"
-        )
+        seed_note = f"seed 1 gives {'other' if varies else 'the same'} masks ({probe})"
     except CallFailed as exc:
-        seed_note = f"seed 1 raised on {probe.arch}: {exc}"
-    return (
-        True,
-        f"{len(cases)} cases on the {len(s.light)} light archs repeated: identical masks; {seed_note}",
-    )
+        seed_note = f"seed 1 raised ({probe}): {exc}"
+    repeated = f"{_n(len(cases), 'case')} on {_n(len(s.light), 'light arch')} repeated"
+    return True, f"{repeated}: identical masks; {seed_note}"
 
 
 def check_io(s: Session) -> tuple[bool, str]:
@@ -657,7 +662,7 @@ def check_runs(s: Session) -> tuple[bool, str]:
     note = f" ({', '.join(heavy)} at 1-D only)" if heavy else ""
     return (
         True,
-        f"ran on all {len(s.archs)} archs{note}, 1-D and 2-D inputs, {s.calls} calls{s.reduced_note()}",
+        f"ran on all {_n(len(s.archs), 'arch')}{note}, 1-D and 2-D inputs, {s.calls} calls{s.reduced_note()}",
     )
 
 

@@ -9,7 +9,6 @@ import pytest
 from scipy import stats
 
 from analysis import stats as S
-from analysis.table import finalize, make_row, verdict
 
 
 def test_bh_matches_statsmodels_and_keeps_nan():
@@ -125,25 +124,6 @@ def test_slope_is_polyfit_slope():
     x, y = np.array([0.0, 1.0, 2.0, 4.0]), np.array([1.0, 2.0, 2.5, 5.0])
     assert S.slope(x, y) == pytest.approx(np.polyfit(x, y, 1)[0])
     assert math.isnan(S.slope([1.0, 1.0], [0.0, 2.0]))
-
-
-def test_verdict_rule():
-    assert verdict(0.01, 0.3, +1) == "supported"
-    assert verdict(0.01, -0.3, +1) == "contradicted"
-    assert verdict(0.2, 0.3, +1) == "inconclusive"
-    assert verdict(0.01, 0.3, 0) == "supported"
-    assert verdict(0.01, 0.3, None) == "inconclusive"
-    assert verdict(float("nan"), 0.3, -1) == "inconclusive"
-
-
-def test_finalize_applies_bh_within_claims_and_fixes_dtypes():
-    mk = lambda claim, p, est: make_row(
-        claim, "t", S.TestResult(1.0, est, 0, 1, p, 5), direction=+1, description="x"
-    )
-    df = finalize([mk("a", 0.01, 1.0), mk("a", 0.04, 1.0), mk("b", 0.04, -1.0)])
-    assert list(df["q"]) == pytest.approx([0.02, 0.04, 0.04])
-    assert list(df["verdict"]) == ["supported", "supported", "contradicted"]
-    assert str(df["n"].dtype) == "int64" and str(df["sparsity"].dtype) == "float64"
 
 
 def test_vectorised_kendall_equals_scipy_with_ties():

@@ -22,12 +22,19 @@ def test_every_shipped_preset_loads(name):
 
 def test_default_preset_covers_the_required_matrix():
     from benchmarks.datasets import embedded_names
+    from benchmarks.studies import study_names
 
     p = load_preset("default")
-    assert set(p.datasets) == set(embedded_names())
-    assert len(p.archs) >= 2 and len(p.seeds) >= 3
-    assert set(p.pruners) == set(PRUNERS.names())
-    assert len(p.sparsities) >= 4 and min(p.sparsities) == 0.5 and max(p.sparsities) == 0.98
+    d = p.design
+    assert set(d.datasets) == set(embedded_names())
+    assert len(d.archs) >= 2 and len(d.axes.seeds) >= 3
+    assert set(d.pruners) == set(PRUNERS.names())
+    assert 0.9 in p.grid and len(p.grid) >= 3
+    # one grid: every pruner, imp included, at every grid sparsity
+    cells = p.expand()
+    for name in PRUNERS.names():
+        assert {c.sparsity for c in cells if c.pruner == name} == set(p.grid), name
+    assert set(p.studies) == {s for s in study_names() if not s.startswith("smoke") and not s.endswith("_cifar")}
 
 
 def write(tmp_path, text):
@@ -74,14 +81,19 @@ def test_toml_syntax_error_names_file_and_line(tmp_path, text, line):
 
 
 def test_filters():
-    cells = load_preset("smoke").expand()
+    from harness.runner import build_plan
+
+    cells = build_plan("smoke").cells
     kept = apply_filters(cells, ["pruner=*magnitude", "sparsity=0.9"])
     assert kept and all(c.pruner.endswith("magnitude") and c.sparsity == 0.9 for c in kept)
-    stability = apply_filters(cells, ["study=stability", "pruner=prune_l"])
+    stability = apply_filters(cells, ["cell_type=stability", "pruner=prune_l"])
     assert stability and all(c.target == "prune_l" for c in stability)
-    assert not apply_filters(cells, ["study=stability", "retrain=finetune"])
     with pytest.raises(PresetError, match="KEY=GLOB"):
         apply_filters(cells, ["colour=red"])
+    with pytest.raises(PresetError, match=r"--filter 'pruner=nosuch' matches no cell of the plan; pruner values: "):
+        apply_filters(cells, ["pruner=nosuch"])
+    with pytest.raises(PresetError, match="together they match no cell"):
+        apply_filters(cells, ["cell_type=stability", "retrain=finetune"])
 
 
 def cli(*args, cwd=ROOT):
@@ -115,6 +127,14 @@ def cli(*args, cwd=ROOT):
             "sparsity 1.2 is outside (0, 1)",
         ),
         (["run-all", "--results", "/proc/prunebench-nope", "--preset", "smoke"], "is not writable"),
+        (["run-all", "--preset", "smoke", "--filter", "pruner=nosuch"], "--filter 'pruner=nosuch' matches no cell"),
+        (["run-all", "--preset", "smoke", "--study", "intensificaton"], "did you mean 'intensification'?"),
+        (
+            ["run", "--arch", "mlp_256x2", "--dataset", "digits", "--pruner", "random", "--sparsity", "0.5",
+             "--seed", "-1"],
+            "seed -1 must be a non-negative integer",
+        ),
+        (["run-all", "--preset", "smoke", "--plugin", "no_such_plugin_module"], "plugin 'no_such_plugin_module'"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, needle):
@@ -133,6 +153,26 @@ def test_list_shows_every_pruner_with_kind_and_timing():
     for name in PRUNERS:
         line = next(ln for ln in proc.stdout.splitlines() if ln.split()[:1] == [name])
         assert PRUNERS.get(name).kind in line and PRUNERS.get(name).timing in line
+
+
+def test_list_pruners_verbose_shows_every_hyperparameter_with_its_description(capsys):
+    from core.config import describe_config
+
+    assert main(["list", "pruners", "--verbose"]) == 0
+    out = capsys.readouterr().out
+    for name in PRUNERS:
+        for field, _, default, doc in describe_config(PRUNERS.get(name).Config):
+            assert doc, (name, field)
+            assert f"{field} = {default!r}" in out and doc in out
+    assert "rounds = 100 (int): pruning rounds" in out and "score_batches = 8" in out
+
+
+def test_list_studies_names_each_claim(capsys):
+    assert main(["list", "studies"]) == 0
+    out = capsys.readouterr().out
+    for claim in ("deintensification_low_ratio", "per_class_damage", "generalization_stability", "prune_potential",
+                  "mask_sanity"):
+        assert claim in out
 
 
 def test_bench_writes_its_figures_to_parquet(tmp_path, capsys):
