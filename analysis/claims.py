@@ -43,9 +43,14 @@ def analyze_studies(studies) -> tuple[pd.DataFrame, list[dict]]:
     for study in studies:
         rows += ANALYSES[study.analysis].analyze(study)
         for claim in study.claims:
-            papers[claim.id] = {"title": claim.title, "paper": claim.paper, "study": study.name,
-                                "paper_numbers": study.definition.get("paper", {}),
-                                "statement": claim.primary.statement, "primary": claim.primary}
+            papers[claim.id] = {
+                "title": claim.title,
+                "paper": claim.paper,
+                "study": study.name,
+                "paper_numbers": study.definition.get("paper", {}),
+                "statement": claim.primary.statement,
+                "primary": claim.primary,
+            }
     table = pd.DataFrame([r.as_dict() for r in rows])
     if table.empty:
         return table, []
@@ -67,30 +72,62 @@ def primary_summary(table: pd.DataFrame, papers: dict[str, dict]) -> list[dict]:
         rows = table[(table["claim"] == claim) & table["primary"]]
         collapsed = int((table[table["claim"] == claim]["verdict"] == "collapsed").sum())
         if rows.empty:
-            out.append({"claim": claim, "title": info["title"], "paper": info["paper"], "verdict": "underpowered",
-                        "sentence": f"{info['title']}: not tested (no cells of its primary scope in this store)",
-                        "collapsed_scopes": collapsed})
+            out.append(
+                {
+                    "claim": claim,
+                    "title": info["title"],
+                    "paper": info["paper"],
+                    "verdict": "underpowered",
+                    "sentence": f"{info['title']}: not tested (no cells of its primary scope in this store)",
+                    "collapsed_scopes": collapsed,
+                }
+            )
             continue
         r = rows.iloc[0]
         h = info["primary"]
-        quantity = "r" if r["test"] == "pearson" else "difference" if r["test"] in ("t_paired", "welch", "tost_paired") else "estimate"
-        effect = f"{h.effect:+g} ({'paper' if h.effect_source == 'paper' else 'stated effect of interest'})" \
-            if h.effect is not None else f"margin {h.margin:g}"
+        quantity = (
+            "r"
+            if r["test"] == "pearson"
+            else "difference"
+            if r["test"] in ("t_paired", "welch", "tost_paired")
+            else "estimate"
+        )
+        effect = (
+            f"{h.effect:+g} ({'paper' if h.effect_source == 'paper' else 'stated effect of interest'})"
+            if h.effect is not None
+            else f"margin {h.margin:g}"
+        )
         sentence = (
             f"{info['title']} ({info['paper']}): {r['verdict']}. {h.statement}; {quantity} "
             f"{r['estimate']:+.3f}, {100 * r['ci_level']:.0f}% CI [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}], "
             f"n = {int(r['n'])}, MDE {r['mde']:.3f} at 80% power (power {r['power']:.2f} at {effect}); "
             f"{h.paper or 'paper: ' + effect}; bootstrap stability {r['stability']:.2f}"
         )
-        out.append({
-            "claim": claim, "title": info["title"], "paper": info["paper"], "study": info["study"],
-            "hypothesis": r["hypothesis"], "verdict": r["verdict"], "sentence": sentence,
-            "n": int(r["n"]), "estimate": _num(r["estimate"]), "ci_low": _num(r["ci_low"]),
-            "ci_high": _num(r["ci_high"]), "ci_level": _num(r["ci_level"]), "p": _num(r["p"]),
-            "mde": _num(r["mde"]), "power": _num(r["power"]), "effect": _num(h.effect),
-            "effect_source": h.effect_source, "paper_says": h.paper, "stability": _num(r["stability"]),
-            "scope": r["scope"], "collapsed_scopes": collapsed,
-        })
+        out.append(
+            {
+                "claim": claim,
+                "title": info["title"],
+                "paper": info["paper"],
+                "study": info["study"],
+                "hypothesis": r["hypothesis"],
+                "verdict": r["verdict"],
+                "sentence": sentence,
+                "n": int(r["n"]),
+                "estimate": _num(r["estimate"]),
+                "ci_low": _num(r["ci_low"]),
+                "ci_high": _num(r["ci_high"]),
+                "ci_level": _num(r["ci_level"]),
+                "p": _num(r["p"]),
+                "mde": _num(r["mde"]),
+                "power": _num(r["power"]),
+                "effect": _num(h.effect),
+                "effect_source": h.effect_source,
+                "paper_says": h.paper,
+                "stability": _num(r["stability"]),
+                "scope": r["scope"],
+                "collapsed_scopes": collapsed,
+            }
+        )
     return out
 
 
@@ -103,17 +140,23 @@ def _json_records(df: pd.DataFrame) -> list[dict]:
     return [{k: clean(v) for k, v in rec.items()} for rec in df.to_dict("records")]
 
 
-def run_analysis(results_dir: str | Path, out_dir: str | Path | None = None) -> tuple[pd.DataFrame, list[dict]]:
+def run_analysis(
+    results_dir: str | Path, out_dir: str | Path | None = None
+) -> tuple[pd.DataFrame, list[dict]]:
     """Analyse a results directory; write and return (claims table, primary verdicts)."""
     studies = load_studies(results_dir)
     table, primaries = analyze_studies(studies)
     out = Path(out_dir) if out_dir is not None else Path(results_dir) / "claims"
     atomic_write_parquet(out / "claims.parquet", table if not table.empty else pd.DataFrame({"claim": []}))
-    atomic_write_bytes(out / "claims.json", json.dumps(_json_records(table), indent=1, allow_nan=False).encode())
+    atomic_write_bytes(
+        out / "claims.json", json.dumps(_json_records(table), indent=1, allow_nan=False).encode()
+    )
     atomic_write_bytes(out / "primary.json", json.dumps(primaries, indent=1, allow_nan=False).encode())
-    labels = intensification.label_table(
-        [Row(**r) for r in table.to_dict("records")] if not table.empty else []
-    ) if not table.empty else pd.DataFrame()
+    labels = (
+        intensification.label_table([Row(**r) for r in table.to_dict("records")] if not table.empty else [])
+        if not table.empty
+        else pd.DataFrame()
+    )
     atomic_write_parquet(out / "labels.parquet", labels if not labels.empty else pd.DataFrame({"arch": []}))
     checks = sanity.leaderboard_checks(results_dir)
     atomic_write_parquet(out / "sanity.parquet", checks if not checks.empty else pd.DataFrame({"arch": []}))

@@ -49,8 +49,15 @@ def t_one_sample(x, h: Hypothesis, test: str = "t_one_sample") -> Evidence:
     sd = float(a.std(ddof=1))
     effect = h.effect if h.effect is not None else float("nan")
     return Evidence(
-        test, n, float(a.mean()), float(ci.low), float(ci.high), float(res.pvalue),
-        P.mde_t(sd, n, h.alpha), P.power_t(effect, sd, n, h.alpha), float(res.statistic),
+        test,
+        n,
+        float(a.mean()),
+        float(ci.low),
+        float(ci.high),
+        float(res.pvalue),
+        P.mde_t(sd, n, h.alpha),
+        P.power_t(effect, sd, n, h.alpha),
+        float(res.statistic),
     )
 
 
@@ -66,11 +73,19 @@ def welch(a, b, h: Hypothesis) -> Evidence:
         return Evidence.missing("welch", min(a.size, b.size))
     res = stats.ttest_ind(a, b, equal_var=False)
     ci = res.confidence_interval(1 - h.alpha)
-    pooled = float(np.sqrt(((a.size - 1) * a.var(ddof=1) + (b.size - 1) * b.var(ddof=1)) / (a.size + b.size - 2)))
+    pooled = float(
+        np.sqrt(((a.size - 1) * a.var(ddof=1) + (b.size - 1) * b.var(ddof=1)) / (a.size + b.size - 2))
+    )
     effect = h.effect if h.effect is not None else float("nan")
     return Evidence(
-        "welch", int(min(a.size, b.size)), float(a.mean() - b.mean()), float(ci.low), float(ci.high),
-        float(res.pvalue), P.mde_welch(pooled, a.size, b.size, h.alpha), P.power_welch(effect, pooled, a.size, b.size, h.alpha),
+        "welch",
+        int(min(a.size, b.size)),
+        float(a.mean() - b.mean()),
+        float(ci.low),
+        float(ci.high),
+        float(res.pvalue),
+        P.mde_welch(pooled, a.size, b.size, h.alpha),
+        P.power_welch(effect, pooled, a.size, b.size, h.alpha),
         float(res.statistic),
     )
 
@@ -86,8 +101,15 @@ def pearson(x, y, h: Hypothesis) -> Evidence:
     ci = res.confidence_interval(1 - h.alpha)
     effect = h.effect if h.effect is not None else float("nan")
     return Evidence(
-        "pearson", n, float(res.statistic), float(ci.low), float(ci.high), float(res.pvalue),
-        P.mde_r(n, h.alpha), P.power_r(effect, n, h.alpha), float(res.statistic),
+        "pearson",
+        n,
+        float(res.statistic),
+        float(ci.low),
+        float(ci.high),
+        float(res.pvalue),
+        P.mde_r(n, h.alpha),
+        P.power_r(effect, n, h.alpha),
+        float(res.statistic),
     )
 
 
@@ -103,8 +125,14 @@ def tost_paired(a, b, h: Hypothesis) -> Evidence:
     ci = stats.ttest_1samp(d, 0.0).confidence_interval(1 - 2 * h.alpha)
     sd = float(d.std(ddof=1))
     return Evidence(
-        "tost_paired", n, float(d.mean()), float(ci.low), float(ci.high), float(max(lower.pvalue, upper.pvalue)),
-        P.tost_margin_mde(sd, n, h.alpha), P.tost_power(m, sd, n, h.alpha),
+        "tost_paired",
+        n,
+        float(d.mean()),
+        float(ci.low),
+        float(ci.high),
+        float(max(lower.pvalue, upper.pvalue)),
+        P.tost_margin_mde(sd, n, h.alpha),
+        P.tost_power(m, sd, n, h.alpha),
     )
 
 

@@ -50,30 +50,44 @@ def run_table(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     final = final.pivot_table(index="cell_id", columns="metric", values="value", aggfunc="first")
     events = metrics[(metrics["phase"] == "event") & metrics["metric"].isin(["acc_pre", "acc_post"])]
     ev = events.pivot_table(index=["cell_id", "step"], columns="metric", values="value", aggfunc="first")
-    s = pd.Series(event_stability(ev["acc_pre"], ev["acc_post"]), index=ev.index) if len(ev) else pd.Series(dtype=float)
+    s = (
+        pd.Series(event_stability(ev["acc_pre"], ev["acc_post"]), index=ev.index)
+        if len(ev)
+        else pd.Series(dtype=float)
+    )
     stability = s.groupby(level=0).mean() if len(s) else pd.Series(dtype=float)
     out = []
     for r in runs.itertuples():
         spec = json.loads(r.spec_json)
         f = final.loc[r.cell_id] if r.cell_id in final.index else pd.Series(dtype=float)
-        out.append({
-            "cell_id": r.cell_id, "arch": r.arch, "dataset": r.dataset, "seed": r.seed,
-            "target": spec["target"], "variant": spec["variant"], "every": spec["every"],
-            "stability": float(stability.get(r.cell_id, 100.0)),
-            "generalization": float(f.get("best_test_accuracy", np.nan)),
-            "generalization_val": float(f.get("val_selected_test_accuracy", np.nan)),
-            "gap": float(f.get("generalization_gap", np.nan)),
-            "train_before_last_event": float(f.get("train_accuracy_before_last_event", np.nan)),
-        })
+        out.append(
+            {
+                "cell_id": r.cell_id,
+                "arch": r.arch,
+                "dataset": r.dataset,
+                "seed": r.seed,
+                "target": spec["target"],
+                "variant": spec["variant"],
+                "every": spec["every"],
+                "stability": float(stability.get(r.cell_id, 100.0)),
+                "generalization": float(f.get("best_test_accuracy", np.nan)),
+                "generalization_val": float(f.get("val_selected_test_accuracy", np.nan)),
+                "gap": float(f.get("generalization_gap", np.nan)),
+                "train_before_last_event": float(f.get("train_accuracy_before_last_event", np.nan)),
+            }
+        )
     return pd.DataFrame(out)
 
 
 def fit_check(runs: pd.DataFrame) -> dict:
     """The regime check: the baseline runs' training accuracy just before the last event."""
     base = runs[runs["target"] == "none"]["train_before_last_event"].dropna()
-    return {"runs": int(len(base)), "mean": float(base.mean()) if len(base) else float("nan"),
-            "min": float(base.min()) if len(base) else float("nan"),
-            "fits": bool(len(base)) and float(base.mean()) >= FIT_THRESHOLD}
+    return {
+        "runs": len(base),
+        "mean": float(base.mean()) if len(base) else float("nan"),
+        "min": float(base.min()) if len(base) else float("nan"),
+        "fits": bool(len(base)) and float(base.mean()) >= FIT_THRESHOLD,
+    }
 
 
 def _measure(h: Hypothesis) -> str:
@@ -87,7 +101,9 @@ def _correlation(study: StudyData, claim: str, h: Hypothesis, runs: pd.DataFrame
     stability = float("nan")
     if h.primary:
         full = decide(h, ev)
-        stability = bootstrap_stability(len(x), lambda idx: decide(h, E.pearson(x[idx], y[idx], h)), full, (claim, h.id))
+        stability = bootstrap_stability(
+            len(x), lambda idx: decide(h, E.pearson(x[idx], y[idx], h)), full, (claim, h.id)
+        )
     tau = float(pd.Series(x).corr(pd.Series(y), method="kendall")) if len(x) > 2 else float("nan")
     desc = (
         f"Pearson r between run stability and {'validation-selected' if _measure(h) == 'generalization_val' else 'test-selected'} "
@@ -103,7 +119,9 @@ def _correlation(study: StudyData, claim: str, h: Hypothesis, runs: pd.DataFrame
     return [row]
 
 
-def _against_baseline(study: StudyData, claim: str, h: Hypothesis, runs: pd.DataFrame, fit: dict) -> list[Row]:
+def _against_baseline(
+    study: StudyData, claim: str, h: Hypothesis, runs: pd.DataFrame, fit: dict
+) -> list[Row]:
     """Runs of the hypothesis' variant(s) and target(s) minus the no-pruning baseline, paired by
     seed (several configurations of one seed averaged first)."""
     variants = h.scope.get("variants", ["noise_zero", "noise_gauss"])
@@ -120,11 +138,21 @@ def _against_baseline(study: StudyData, claim: str, h: Hypothesis, runs: pd.Data
         stability = float("nan")
         if h.primary:
             full = decide(h, ev)
-            stability = bootstrap_stability(len(a), lambda idx, a=a, b=b: decide(h, E.t_paired(a[idx], b[idx], h)),
-                                            full, (claim, h.id))
+            stability = bootstrap_stability(
+                len(a), lambda idx, a=a, b=b: decide(h, E.t_paired(a[idx], b[idx], h)), full, (claim, h.id)
+            )
         desc = f"{'+'.join(vs)} on {'+'.join(targets)} minus the no-pruning baseline, paired by seed ({len(a)} seeds)"
-        rows.append(make_row(h, ev, claim=claim, study=study.name, description=desc, stability=stability,
-                             pruner=f"{name}:{'+'.join(targets)}"))
+        rows.append(
+            make_row(
+                h,
+                ev,
+                claim=claim,
+                study=study.name,
+                description=desc,
+                stability=stability,
+                pruner=f"{name}:{'+'.join(targets)}",
+            )
+        )
     return rows
 
 

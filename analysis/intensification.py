@@ -65,7 +65,9 @@ def cell_alphas(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     a0, a1 = scalar(metrics, "dense", "accuracy"), scalar(metrics, "retrained", "accuracy")
     ids = [c for c in pc["cell_id"] if c in r0.index and c in r1.index and c in a0.index and c in a1.index]
     if not ids:
-        return pd.DataFrame(columns=["cell_id", "arch", "dataset", "pruner", "sparsity", "seed", "t", "alpha"])
+        return pd.DataFrame(
+            columns=["cell_id", "arch", "dataset", "pruner", "sparsity", "seed", "t", "alpha"]
+        )
     classes = r0.columns.intersection(r1.columns)
     b0 = normalized_balance(r0.loc[ids, classes].to_numpy(), a0.loc[ids].to_numpy()[:, None])
     b1 = normalized_balance(r1.loc[ids, classes].to_numpy(), a1.loc[ids].to_numpy()[:, None])
@@ -170,8 +172,16 @@ def _up_vs_mp(study: StudyData, claim: str, h: Hypothesis, alphas: pd.DataFrame)
                 len(a), lambda idx, a=a, b=b: decide(h, E.t_paired(a[idx], b[idx], h)), full, (claim, h.id)
             )
         desc = f"alpha(UP) - alpha(MP) at t = {ratio(where['sparsity']):g}, paired by dense seed ({len(a)} pairs)"
-        row = make_row(h, ev, claim=claim, study=study.name, description=desc, stability=stability,
-                       pruner=f"{UP}-{MP}", **where)
+        row = make_row(
+            h,
+            ev,
+            claim=claim,
+            study=study.name,
+            description=desc,
+            stability=stability,
+            pruner=f"{UP}-{MP}",
+            **where,
+        )
         if collapsed:
             row.verdict, row.description = "collapsed", row.description + "; collapsed"
         rows.append(row)
@@ -212,8 +222,17 @@ def _trend(study: StudyData, claim: str, h: Hypothesis, alphas: pd.DataFrame) ->
             ev = E.t_paired(a, b, h)
             p, verdict = one_sided(h, ev, len(pairs), max(ev.n - 1, 1))
             desc = f"alpha(t={ratio(hi):g}) - alpha(t={ratio(lo):g}), one-sided paired t, Bonferroni over {len(pairs)}"
-            row = make_row(h, ev, claim=claim, study=study.name, description=desc,
-                           arch=arch, dataset=dataset, pruner=pruner, sparsity=hi)
+            row = make_row(
+                h,
+                ev,
+                claim=claim,
+                study=study.name,
+                description=desc,
+                arch=arch,
+                dataset=dataset,
+                pruner=pruner,
+                sparsity=hi,
+            )
             row.p, row.verdict = p, verdict
             rows.append(row)
     return rows
@@ -252,8 +271,14 @@ HANDLERS = {"t_one_sample": _alpha_vs_one, "t_paired": _up_vs_mp, "trend": _tren
 def label_table(rows: list[Row]) -> pd.DataFrame:
     """``<``/``>``/``?`` labels by t for each (arch, dataset, pruner), as the paper's Fig. 1-3."""
     recs = [
-        {"arch": r.arch, "dataset": r.dataset, "pruner": r.pruner, "t": ratio(r.sparsity), "label": r.label,
-         "alpha": 1 + r.estimate if r.estimate is not None and math.isfinite(r.estimate) else float("nan")}
+        {
+            "arch": r.arch,
+            "dataset": r.dataset,
+            "pruner": r.pruner,
+            "t": ratio(r.sparsity),
+            "label": r.label,
+            "alpha": 1 + r.estimate if r.estimate is not None and math.isfinite(r.estimate) else float("nan"),
+        }
         for r in rows
         if r.label is not None and r.hypothesis == LABELS
     ]
@@ -262,7 +287,10 @@ def label_table(rows: list[Row]) -> pd.DataFrame:
     df = pd.DataFrame(recs).sort_values(["arch", "dataset", "pruner", "t"])
     return (
         df.groupby(["arch", "dataset", "pruner"], sort=True)
-        .agg(labels=("label", " ".join), alpha_hat=("alpha", lambda a: ", ".join(f"{v:.3f}" for v in a)),
-             t=("t", lambda t: " ".join(f"{v:g}" for v in t)))
+        .agg(
+            labels=("label", " ".join),
+            alpha_hat=("alpha", lambda a: ", ".join(f"{v:.3f}" for v in a)),
+            t=("t", lambda t: " ".join(f"{v:g}" for v in t)),
+        )
         .reset_index()
     )

@@ -42,10 +42,12 @@ CELL_COLUMNS = [
 
 # The metric rows the claim analyses read (the rest never change a claims row).
 CLAIM_FILTERS = (
-    MetricFilter(phases=["dense", "retrained"], metrics=["accuracy"], per_class=False,
-                 exclude_eval_sets=["model"]),
-    MetricFilter(phases=["dense", "retrained"], metrics=["recall", "prediction"], eval_sets=["test"],
-                 kinds=["clean"]),
+    MetricFilter(
+        phases=["dense", "retrained"], metrics=["accuracy"], per_class=False, exclude_eval_sets=["model"]
+    ),
+    MetricFilter(
+        phases=["dense", "retrained"], metrics=["recall", "prediction"], eval_sets=["test"], kinds=["clean"]
+    ),
 )
 STABILITY_FILTER = MetricFilter(phases=["epoch", "event", "final"], per_class=False)
 
@@ -91,8 +93,12 @@ def load_studies(results_dir: str | Path) -> list[StudyData]:
 
 def study_frames(name: str, definition: dict, cells: pd.DataFrame, metrics: pd.DataFrame) -> StudyData:
     """A study from frames in memory (synthetic stores in tests), filtered as the store reader does."""
-    keep = metrics["cell_id"].isin(cells.loc[cells.get("cell_type", pd.Series(dtype=str)) == "stability", "cell_id"])
-    rows = pd.concat([select_rows(metrics, CLAIM_FILTERS), metrics[keep]], ignore_index=True).drop_duplicates()
+    keep = metrics["cell_id"].isin(
+        cells.loc[cells.get("cell_type", pd.Series(dtype=str)) == "stability", "cell_id"]
+    )
+    rows = pd.concat(
+        [select_rows(metrics, CLAIM_FILTERS), metrics[keep]], ignore_index=True
+    ).drop_duplicates()
     return StudyData(name, definition, cells.reset_index(drop=True), rows.reset_index(drop=True))
 
 
@@ -104,7 +110,9 @@ def prune_cells(cells: pd.DataFrame, control: str | None = "none") -> pd.DataFra
     return out.reset_index(drop=True)
 
 
-def scalar(metrics: pd.DataFrame, phase: str, metric: str, eval_set: str = "test", kind: str = "clean") -> pd.Series:
+def scalar(
+    metrics: pd.DataFrame, phase: str, metric: str, eval_set: str = "test", kind: str = "clean"
+) -> pd.Series:
     """``cell_id -> value`` of a whole-set metric (first row per cell if duplicated)."""
     m = (
         (metrics["phase"] == phase)

@@ -30,8 +30,12 @@ def paired_controls(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     pc = cells[(cells["cell_type"] == "prune") & cells["cell_id"].isin(acc.index)].copy()
     pc["accuracy"] = acc.loc[pc["cell_id"]].to_numpy()
     pc["control"] = pc["control"].fillna("none")
-    return pc.pivot_table(index=["arch", "dataset", "pruner", "sparsity", "seed"], columns="control",
-                          values="accuracy", aggfunc="first").reset_index()
+    return pc.pivot_table(
+        index=["arch", "dataset", "pruner", "sparsity", "seed"],
+        columns="control",
+        values="accuracy",
+        aggfunc="first",
+    ).reset_index()
 
 
 def _pairs(table: pd.DataFrame, pruners: list[str], control: str) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +60,11 @@ def analyze(study: StudyData) -> list[Row]:
         for h in claim.hypotheses:
             control = h.scope.get("control", "shuffle_layer")
             pooled = h.scope.get("pruners")
-            groups = [("+".join(pooled), pooled)] if pooled else [(p, [p]) for p in sorted(table["pruner"].unique())]
+            groups = (
+                [("+".join(pooled), pooled)]
+                if pooled
+                else [(p, [p]) for p in sorted(table["pruner"].unique())]
+            )
             for name, members in groups:
                 a, b = _pairs(table, members, control)
                 if a.size == 0:
@@ -65,16 +73,28 @@ def analyze(study: StudyData) -> list[Row]:
                 stability = float("nan")
                 if h.primary:
                     full = decide(h, ev)
-                    stability = bootstrap_stability(len(a), lambda idx, a=a, b=b: decide(h, _test(h, a[idx], b[idx])),
-                                                    full, (claim.id, h.id, name))
+                    stability = bootstrap_stability(
+                        len(a),
+                        lambda idx, a=a, b=b: decide(h, _test(h, a[idx], b[idx])),
+                        full,
+                        (claim.id, h.id, name),
+                    )
                 desc = (
                     f"retrained accuracy with the mask {control} minus the unaltered mask, {name}, "
                     f"{a.size} (pruner, seed) pairs; mean {b.mean():.3f} -> {a.mean():.3f}"
                 )
                 if h.direction == "equivalence":
                     desc += f"; TOST margin {h.margin:g}"
-                row = make_row(h, ev, claim=claim.id, study=study.name, description=desc, stability=stability,
-                               pruner=name, eval_set=control)
+                row = make_row(
+                    h,
+                    ev,
+                    claim=claim.id,
+                    study=study.name,
+                    description=desc,
+                    stability=stability,
+                    pruner=name,
+                    eval_set=control,
+                )
                 if is_collapsed(b, classes):
                     row.verdict, row.description = "collapsed", row.description + "; collapsed"
                 rows.append(row)

@@ -53,8 +53,17 @@ def class_evidence(x0: np.ndarray, xs: np.ndarray, h: Hypothesis) -> tuple[Evide
     mde = P.mde_welch(float(np.nanmedian(pooled)), len(xs), len(x0), h.alpha / k)
     effect = h.effect if h.effect is not None else float("nan")
     power = P.power_welch(effect, float(np.nanmedian(pooled)), len(xs), len(x0), h.alpha / k)
-    ev = Evidence("welch_classes", int(min(len(x0), len(xs))), float(diff[best]), float(ci.low), float(ci.high),
-                  float(np.nanmin(q)), mde, power, float(res.statistic[best]))
+    ev = Evidence(
+        "welch_classes",
+        int(min(len(x0), len(xs))),
+        float(diff[best]),
+        float(ci.low),
+        float(ci.high),
+        float(np.nanmin(q)),
+        mde,
+        power,
+        float(res.statistic[best]),
+    )
     return ev, table
 
 
@@ -77,8 +86,14 @@ def analyze(study: StudyData) -> list[Row]:
         for h in claim.hypotheses:
             scoped = pc
             for key, value in h.scope.items():
-                scoped = scoped[np.isclose(scoped[key], value)] if key == "sparsity" else scoped[scoped[key] == value]
-            for (arch, dataset, pruner, sparsity), g in scoped.groupby(["arch", "dataset", "pruner", "sparsity"]):
+                scoped = (
+                    scoped[np.isclose(scoped[key], value)]
+                    if key == "sparsity"
+                    else scoped[scoped[key] == value]
+                )
+            for (arch, dataset, pruner, sparsity), g in scoped.groupby(
+                ["arch", "dataset", "pruner", "sparsity"]
+            ):
                 g = g[g["cell_id"].isin(r1.index) & g["cell_id"].isin(r0.index)]
                 if len(g) < 2:
                     continue
@@ -105,8 +120,18 @@ def analyze(study: StudyData) -> list[Row]:
                     f"{int((changed['shift'] > 0).sum())} helped, {int((changed['shift'] < 0).sum())} hurt; "
                     f"PIE fraction {pie:.3f}; {len(x0)} dense and {len(xs)} pruned models"
                 )
-                row = make_row(h, ev, claim=claim.id, study=study.name, description=desc, stability=stability,
-                               arch=arch, dataset=dataset, pruner=pruner, sparsity=sparsity)
+                row = make_row(
+                    h,
+                    ev,
+                    claim=claim.id,
+                    study=study.name,
+                    description=desc,
+                    stability=stability,
+                    arch=arch,
+                    dataset=dataset,
+                    pruner=pruner,
+                    sparsity=sparsity,
+                )
                 row.label = f"{len(changed)}/{len(table)}"
                 if collapsed:
                     row.verdict, row.description = "collapsed", row.description + "; collapsed"

@@ -75,11 +75,17 @@ def potentials(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
         sets = [s for s in e1.columns if e1.loc[ids, s].notna().all()]
         for s in sets:
             dense = float(e0.loc[ids[0], s])
-            out.append({
-                "arch": arch, "dataset": dataset, "pruner": pruner, "seed": seed, "eval_set": s,
-                "potential": prune_potential(g["sparsity"], e1.loc[ids, s], dense),
-                "accuracy": 1 - float(e1.loc[ids, CLEAN].mean()),
-            })
+            out.append(
+                {
+                    "arch": arch,
+                    "dataset": dataset,
+                    "pruner": pruner,
+                    "seed": seed,
+                    "eval_set": s,
+                    "potential": prune_potential(g["sparsity"], e1.loc[ids, s], dense),
+                    "accuracy": 1 - float(e1.loc[ids, CLEAN].mean()),
+                }
+            )
     return pd.DataFrame(out)
 
 
@@ -115,8 +121,9 @@ def _potential_rows(study: StudyData, claim: str, h: Hypothesis, pp: pd.DataFram
         stability = float("nan")
         if h.primary:
             full = decide(h, ev)
-            stability = bootstrap_stability(len(values), lambda idx, v=values: decide(h, E.t_one_sample(v[idx], h)),
-                                            full, (claim, h.id))
+            stability = bootstrap_stability(
+                len(values), lambda idx, v=values: decide(h, E.t_one_sample(v[idx], h)), full, (claim, h.id)
+            )
         clean = mine[mine["eval_set"] == CLEAN]["potential"].mean()
         shifted = mine[mine["eval_set"] != CLEAN]["potential"].mean()
         desc = (
@@ -124,7 +131,9 @@ def _potential_rows(study: StudyData, claim: str, h: Hypothesis, pp: pd.DataFram
             f"{mine[['arch', 'dataset']].drop_duplicates().shape[0]} (arch, dataset)); mean P(clean) {clean:.3f}, "
             f"P(shifted) {shifted:.3f}; delta = {DELTA * 100:g} points"
         )
-        row = make_row(h, ev, claim=claim, study=study.name, description=desc, stability=stability, pruner=pruner)
+        row = make_row(
+            h, ev, claim=claim, study=study.name, description=desc, stability=stability, pruner=pruner
+        )
         if is_collapsed(mine["accuracy"], n_classes(study.metrics)):
             row.verdict, row.description = "collapsed", row.description + "; collapsed"
         rows.append(row)
@@ -136,7 +145,9 @@ def _excess_rows(study: StudyData, claim: str, h: Hypothesis, pp: pd.DataFrame) 
     pc = prune_cells(study.cells)
     e0, sev = set_errors(study.metrics, "dense")
     e1, _ = set_errors(study.metrics, "retrained")
-    pc = pc[(pc["pruner_timing"] == "after_training") & np.isclose(pc["sparsity"], h.scope.get("sparsity", 0.9))]
+    pc = pc[
+        (pc["pruner_timing"] == "after_training") & np.isclose(pc["sparsity"], h.scope.get("sparsity", 0.9))
+    ]
     pc = pc[pc["cell_id"].isin(e1.index)]
     rows = []
     for pruner, g in pc.groupby("pruner"):
@@ -146,8 +157,15 @@ def _excess_rows(study: StudyData, claim: str, h: Hypothesis, pp: pd.DataFrame) 
         excess = excess_error(shift_p, e1.loc[ids, CLEAN], shift_d, e0.loc[ids, CLEAN])
         ev = E.t_one_sample(excess, h)
         desc = f"excess error on the corruption mean at sparsity {h.scope.get('sparsity', 0.9):g}, over {len(ids)} parents"
-        row = make_row(h, ev, claim=claim, study=study.name, description=desc, pruner=pruner,
-                       sparsity=h.scope.get("sparsity", 0.9))
+        row = make_row(
+            h,
+            ev,
+            claim=claim,
+            study=study.name,
+            description=desc,
+            pruner=pruner,
+            sparsity=h.scope.get("sparsity", 0.9),
+        )
         if is_collapsed(1 - e1.loc[ids, CLEAN], n_classes(study.metrics)):
             row.verdict, row.description = "collapsed", row.description + "; collapsed"
         rows.append(row)

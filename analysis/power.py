@@ -37,8 +37,9 @@ def mde_t(sd: float, n: int, alpha: float, direction: str = "two-sided", power: 
         return float("nan")
     alt = _alternative(direction)
     # statsmodels solves for a positive d with 'larger'; 'smaller' is the mirror image
-    d = TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=power,
-                                 alternative="larger" if alt == "smaller" else alt)
+    d = TTestPower().solve_power(
+        effect_size=None, nobs=n, alpha=alpha, power=power, alternative="larger" if alt == "smaller" else alt
+    )
     return float(abs(d) * sd)
 
 
@@ -55,20 +56,29 @@ def power_t(effect: float, sd: float, n: int, alpha: float, direction: str = "tw
     return float(TTestPower().power(effect_size=d, nobs=n, alpha=alpha, alternative=alt))
 
 
-def mde_welch(sd: float, n1: int, n2: int, alpha: float, direction: str = "two-sided",
-              power: float = POWER) -> float:
+def mde_welch(
+    sd: float, n1: int, n2: int, alpha: float, direction: str = "two-sided", power: float = POWER
+) -> float:
     """Smallest |difference of means| a two-sample t-test detects (pooled ``sd``)."""
     from statsmodels.stats.power import TTestIndPower
 
     if min(n1, n2) < 2 or not np.isfinite(sd) or sd <= 0:
         return float("nan")
     alt = _alternative(direction)
-    d = TTestIndPower().solve_power(effect_size=None, nobs1=n1, alpha=alpha, power=power, ratio=n2 / n1,
-                                    alternative="larger" if alt == "smaller" else alt)
+    d = TTestIndPower().solve_power(
+        effect_size=None,
+        nobs1=n1,
+        alpha=alpha,
+        power=power,
+        ratio=n2 / n1,
+        alternative="larger" if alt == "smaller" else alt,
+    )
     return float(abs(d) * sd)
 
 
-def power_welch(effect: float, sd: float, n1: int, n2: int, alpha: float, direction: str = "two-sided") -> float:
+def power_welch(
+    effect: float, sd: float, n1: int, n2: int, alpha: float, direction: str = "two-sided"
+) -> float:
     from statsmodels.stats.power import TTestIndPower
 
     if min(n1, n2) < 2 or not np.isfinite(sd) or sd <= 0 or effect is None or not np.isfinite(effect):

@@ -23,7 +23,9 @@ RECOVERY_SPARSITY = 0.9
 RECOVERY_POINTS = 1.5
 MAGNITUDE_PRUNERS = ("global_magnitude", "layer_magnitude", "lamp")
 BASELINE = "random"
-ACCURACY = MetricFilter(phases=["dense", "retrained"], metrics=["accuracy"], eval_sets=["test"], per_class=False)
+ACCURACY = MetricFilter(
+    phases=["dense", "retrained"], metrics=["accuracy"], eval_sets=["test"], per_class=False
+)
 
 
 def leaderboard_cells(results_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -48,12 +50,18 @@ def leaderboard_checks(results_dir: str | Path) -> pd.DataFrame:
     cells["dense"] = dense.loc[cells["cell_id"]].to_numpy()
     rows = []
     for (arch, dataset), g in cells.groupby(["arch", "dataset"], sort=True):
-        dense_acc = g.groupby("seed")["dense"].first().mean()
         gm = g[(g["pruner"] == "global_magnitude") & np.isclose(g["sparsity"], RECOVERY_SPARSITY)]
+        dense_acc = gm.groupby("seed")["dense"].first().mean()  # its own dense parents
         rec = gm["accuracy"].mean() if len(gm) else float("nan")
-        row = {"arch": arch, "dataset": dataset, "dense": dense_acc, "global_magnitude_0.9": rec,
-               "drop_points": 100 * (dense_acc - rec), "recovers": bool(100 * (dense_acc - rec) <= RECOVERY_POINTS),
-               "seeds": int(gm["seed"].nunique())}
+        row = {
+            "arch": arch,
+            "dataset": dataset,
+            "dense": dense_acc,
+            "global_magnitude_0.9": rec,
+            "drop_points": 100 * (dense_acc - rec),
+            "recovers": bool(100 * (dense_acc - rec) <= RECOVERY_POINTS),
+            "seeds": int(gm["seed"].nunique()),
+        }
         for s in sorted(g["sparsity"].unique()):
             if s < 0.9:
                 continue
@@ -68,13 +76,17 @@ def render_sanity(table: pd.DataFrame) -> str:
     if table.empty:
         return "sanity: no leaderboard cells in this store"
     ok = int(table["recovers"].sum())
-    head = (f"recovery: global_magnitude at {RECOVERY_SPARSITY:g} within {RECOVERY_POINTS:g} points of dense on "
-            f"{ok} of {len(table)} (arch, dataset)")
+    head = (
+        f"recovery: global_magnitude at {RECOVERY_SPARSITY:g} within {RECOVERY_POINTS:g} points of dense on "
+        f"{ok} of {len(table)} (arch, dataset)"
+    )
     lines = [head]
     for r in table.to_dict("records"):
-        lines.append(f"  {r['arch']:<16} {r['dataset']:<13} dense {r['dense']:.3f}  global_magnitude@0.9 "
-                     f"{r['global_magnitude_0.9']:.3f}  drop {r['drop_points']:+.2f} points "
-                     f"{'ok' if r['recovers'] else 'NOT recovered'}")
+        lines.append(
+            f"  {r['arch']:<16} {r['dataset']:<13} dense {r['dense']:.3f}  global_magnitude@0.9 "
+            f"{r['global_magnitude_0.9']:.3f}  drop {r['drop_points']:+.2f} points "
+            f"{'ok' if r['recovers'] else 'NOT recovered'}"
+        )
     wins = total = 0
     for c in table.columns:
         if "@" in c and not c.startswith(BASELINE) and not c.startswith("global_magnitude_"):
@@ -82,5 +94,7 @@ def render_sanity(table: pd.DataFrame) -> str:
             ok_rows = table[c].notna() & base.notna()
             wins += int((table[c][ok_rows] > base[ok_rows]).sum())
             total += int(ok_rows.sum())
-    lines.append(f"magnitude over random at sparsity >= 0.9: {wins} of {total} (arch, dataset, pruner, sparsity)")
+    lines.append(
+        f"magnitude over random at sparsity >= 0.9: {wins} of {total} (arch, dataset, pruner, sparsity)"
+    )
     return "\n".join(lines)

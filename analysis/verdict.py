@@ -147,11 +147,23 @@ class Row:
         return asdict(self)
 
 
-def make_row(h: Hypothesis, ev: Evidence, *, claim: str, study: str, description: str, stability=float("nan"),
-             ci_level: float | None = None, **scope) -> Row:
+def make_row(
+    h: Hypothesis,
+    ev: Evidence,
+    *,
+    claim: str,
+    study: str,
+    description: str,
+    stability=float("nan"),
+    ci_level: float | None = None,
+    **scope,
+) -> Row:
     verdict = decide(h, ev)
-    where = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in scope.items()
-                      if v is not None and not (isinstance(v, float) and math.isnan(v)))
+    where = ", ".join(
+        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in scope.items()
+        if v is not None and not (isinstance(v, float) and math.isnan(v))
+    )
     return Row(
         claim=claim,
         hypothesis=h.id,
@@ -163,7 +175,9 @@ def make_row(h: Hypothesis, ev: Evidence, *, claim: str, study: str, description
         estimate=ev.estimate,
         ci_low=ev.ci_low,
         ci_high=ev.ci_high,
-        ci_level=ci_level if ci_level is not None else (1 - 2 * h.alpha if h.direction == "equivalence" else 1 - h.alpha),
+        ci_level=ci_level
+        if ci_level is not None
+        else (1 - 2 * h.alpha if h.direction == "equivalence" else 1 - h.alpha),
         p=ev.p,
         alpha=h.alpha,
         null=h.null,

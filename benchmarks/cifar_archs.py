@@ -23,7 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmarks.archs import ARCHS, StagedResNet, UnitGroup, _layers, _max_pool, as_image
+from benchmarks.nets import StagedResNet, _layers, _max_pool, as_image
+from core.units import UnitGroup
 
 VGG_CONFIGS = {
     11: (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512),
@@ -112,37 +113,42 @@ class WideResNet(nn.Module):
         return self.fc(self.head(self.blocks(self.stem(as_image(x)))))
 
 
-@ARCHS.register("cifar_resnet_20")
 def cifar_resnet_20(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """CIFAR ResNet-20 (He et al. 2016): 3 stages x 3 basic blocks, 16/32/64 channels, 0.27M params."""
     return StagedResNet(input_shape, num_classes, (16, 32, 64), 3)
 
 
-@ARCHS.register("cifar_resnet_56")
 def cifar_resnet_56(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """CIFAR ResNet-56 (He et al. 2016): 3 stages x 9 basic blocks, 16/32/64 channels, 0.86M params."""
     return StagedResNet(input_shape, num_classes, (16, 32, 64), 9)
 
 
-@ARCHS.register("vgg_11_bn")
 def vgg_11_bn(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """VGG-11 with BatchNorm (Simonyan & Zisserman 2015), CIFAR head, 9.2M params."""
     return VGG(input_shape, num_classes, 11)
 
 
-@ARCHS.register("vgg_16_bn")
 def vgg_16_bn(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """VGG-16 with BatchNorm (Simonyan & Zisserman 2015), CIFAR head, 14.7M params."""
     return VGG(input_shape, num_classes, 16)
 
 
-@ARCHS.register("wrn_16_8")
 def wrn_16_8(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """Wide ResNet-16-8 (Zagoruyko & Komodakis 2016), pre-activation, 11.0M params."""
     return WideResNet(input_shape, num_classes, 16, 8)
 
 
-@ARCHS.register("resnet_18")
 def resnet_18(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """ResNet-18 (He et al. 2016) with a CIFAR stem, 64-512 channels, 11.2M params."""
     return StagedResNet(input_shape, num_classes, (64, 128, 256, 512), 2)
+
+
+# Registered by ``benchmarks.archs`` (this module imports no registry).
+CIFAR_ARCHS = {
+    "cifar_resnet_20": cifar_resnet_20,
+    "cifar_resnet_56": cifar_resnet_56,
+    "vgg_11_bn": vgg_11_bn,
+    "vgg_16_bn": vgg_16_bn,
+    "wrn_16_8": wrn_16_8,
+    "resnet_18": resnet_18,
+}

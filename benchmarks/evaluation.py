@@ -137,7 +137,9 @@ def evaluation_sets(
     return sets
 
 
-def eval_bundle(data: DatasetSplits, cache_dir: Path | None = None, config: EvalConfig | None = None) -> EvalBundle:
+def eval_bundle(
+    data: DatasetSplits, cache_dir: Path | None = None, config: EvalConfig | None = None
+) -> EvalBundle:
     """The dataset's ``EvalBundle``, built once per process (per dataset, cache dir and sets)."""
     config = config or EvalConfig()
     key = (id(data), str(cache_dir), config.sets, config.shift_set_size, config.ood_set_size)

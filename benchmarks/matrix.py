@@ -27,11 +27,22 @@ from core.registry import Registry
 from core.spec import MASK_CONTROLS, RETRAIN_RECIPES, CellSpec, EvalConfig, RetrainConfig, TrainConfig
 
 PRESET_DIR = Path(__file__).parent / "presets"
+STUDY_DIR = Path(__file__).parent / "studies"  # the study files (``benchmarks.studies``) presets name
 AXES = ("datasets", "archs", "pruners", "sparsities", "seeds", "retrain")
 DESIGN_KEYS = {*AXES, "controls", "train", "retrain_config", "eval", "pruner_config", "override"}
 PRESET_KEYS = {"description", "plugins", "studies", *DESIGN_KEYS}
-OVERRIDE_KEYS = {"pruners", "timing", "sparsities", "seeds", "retrain", "controls", "train", "retrain_config",
-                 "eval", "pruner_config"}
+OVERRIDE_KEYS = {
+    "pruners",
+    "timing",
+    "sparsities",
+    "seeds",
+    "retrain",
+    "controls",
+    "train",
+    "retrain_config",
+    "eval",
+    "pruner_config",
+}
 FILTER_KEYS = ("arch", "dataset", "pruner", "sparsity", "seed", "retrain", "control", "cell_type")
 
 
@@ -91,9 +102,18 @@ class Design:
             for sp, seed, rt, control in itertools.product(a.sparsities, a.seeds, a.retrain, a.controls):
                 cells.append(
                     CellSpec(
-                        arch, ds, pr, sp, seed, rt,
-                        train=a.train, retrain_config=a.retrain_config, pruner_config=config,
-                        eval=ev, control=control, plugin=plugin_id,
+                        arch,
+                        ds,
+                        pr,
+                        sp,
+                        seed,
+                        rt,
+                        train=a.train,
+                        retrain_config=a.retrain_config,
+                        pruner_config=config,
+                        eval=ev,
+                        control=control,
+                        plugin=plugin_id,
                     )
                 )
         return cells
@@ -144,7 +164,9 @@ def line_of(text: str, key: str, section: str | None = None) -> int:
                 start = i
                 break
     for i in range(start, len(lines)):
-        if re.match(rf"^\s*{re.escape(key)}\s*=", lines[i]) or re.match(rf"^\s*\[{re.escape(key)}\]", lines[i]):
+        if re.match(rf"^\s*{re.escape(key)}\s*=", lines[i]) or re.match(
+            rf"^\s*\[{re.escape(key)}\]", lines[i]
+        ):
             return i + 1
     return 1
 
@@ -165,7 +187,9 @@ class Located:
     def __init__(self, path: Path, text: str, prefix: str = "") -> None:
         self.path, self.text, self.prefix = path, text, prefix
 
-    def error(self, key: str, message: str, section: str | None = None, start_line: int | None = None) -> PresetError:
+    def error(
+        self, key: str, message: str, section: str | None = None, start_line: int | None = None
+    ) -> PresetError:
         where = ".".join(p for p in (self.prefix, section, key) if p)
         line = self._line(key, section, start_line)
         return PresetError(f"{self.path}:{line}: key {where!r}: {message}")
@@ -174,7 +198,11 @@ class Located:
         if start_line is None:
             return line_of(self.text, key, section)
         lines = self.text.splitlines()
-        found = (i + 1 for i in range(start_line - 1, len(lines)) if re.match(rf"^\s*{re.escape(key)}\s*=", lines[i]))
+        found = (
+            i + 1
+            for i in range(start_line - 1, len(lines))
+            if re.match(rf"^\s*{re.escape(key)}\s*=", lines[i])
+        )
         return next(found, start_line)
 
 
@@ -258,11 +286,15 @@ def _controls(values, pruners: tuple[str, ...], at: Located, **where) -> tuple[s
     for p in pruners:
         cls = PRUNERS.get(p)
         if "invert" in controls and not getattr(cls, "invertible", False):
-            raise at.error("controls", f"'invert' needs a pruner with scores to invert; {p!r} has none", **where)
+            raise at.error(
+                "controls", f"'invert' needs a pruner with scores to invert; {p!r} has none", **where
+            )
         if "shuffle_layer" in controls and cls.kind != "unstructured":
             raise at.error("controls", f"'shuffle_layer' shuffles weight masks; {p!r} is structured", **where)
         if set(controls) - {"none"} and cls.timing == "during_training":
-            raise at.error("controls", f"mask controls apply to one-shot masks; {p!r} prunes during training", **where)
+            raise at.error(
+                "controls", f"mask controls apply to one-shot masks; {p!r} prunes during training", **where
+            )
     return controls
 
 
@@ -296,7 +328,11 @@ def parse_design(raw: dict, at: Located, allowed: set[str] = DESIGN_KEYS) -> Des
     tables = raw.get("override", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise at.error("override", "must be [[override]] tables")
-    headers = [i + 1 for i, line in enumerate(at.text.splitlines()) if re.match(r"^\s*\[\[(design\.)?override\]\]", line)]
+    headers = [
+        i + 1
+        for i, line in enumerate(at.text.splitlines())
+        if re.match(r"^\s*\[\[(design\.)?override\]\]", line)
+    ]
     overrides = []
     for n, table in enumerate(tables):
         start = headers[n] if n < len(headers) else 1
@@ -314,17 +350,33 @@ def parse_design(raw: dict, at: Located, allowed: set[str] = DESIGN_KEYS) -> Des
         else:
             selected = _names(table["pruners"], "pruners", PRUNERS, Located(at.path, at.text, section))
         axes = Axes(
-            sparsities=_sparsities(table["sparsities"], "sparsities", at, **where) if "sparsities" in table else base.sparsities,
+            sparsities=_sparsities(table["sparsities"], "sparsities", at, **where)
+            if "sparsities" in table
+            else base.sparsities,
             seeds=seed_list(table["seeds"], "seeds", at, **where) if "seeds" in table else base.seeds,
-            retrain=_choices(table["retrain"], "retrain", RETRAIN_RECIPES, at, **where) if "retrain" in table else base.retrain,
+            retrain=_choices(table["retrain"], "retrain", RETRAIN_RECIPES, at, **where)
+            if "retrain" in table
+            else base.retrain,
             train=_config(TrainConfig, base.train, table.get("train", {}), "train", at, **where),
-            retrain_config=_config(RetrainConfig, base.retrain_config, table.get("retrain_config", {}), "retrain_config", at, **where),
+            retrain_config=_config(
+                RetrainConfig,
+                base.retrain_config,
+                table.get("retrain_config", {}),
+                "retrain_config",
+                at,
+                **where,
+            ),
             eval=_config(EvalConfig, base.eval, table.get("eval", {}), "eval", at, **where),
             controls=base.controls,
             pruner_config=_pruner_configs(table.get("pruner_config", {}), base.pruner_config, at, **where),
         )
         if "controls" in table:
-            axes = replace(axes, controls=_controls(table["controls"], tuple(p for p in selected if p in pruners), at, **where))
+            axes = replace(
+                axes,
+                controls=_controls(
+                    table["controls"], tuple(p for p in selected if p in pruners), at, **where
+                ),
+            )
         overrides.append(Override(selected, axes))
     return Design(
         datasets=_names(raw["datasets"], "datasets", DATASETS, at),
@@ -336,6 +388,10 @@ def parse_design(raw: dict, at: Located, allowed: set[str] = DESIGN_KEYS) -> Des
 
 
 # -- presets ------------------------------------------------------------------------------------
+
+
+def study_names() -> list[str]:
+    return sorted(p.stem for p in STUDY_DIR.glob("*.toml"))
 
 
 def preset_names() -> list[str]:
@@ -374,12 +430,12 @@ def load_preset(name: str, extra_plugins: tuple[str, ...] = ()) -> Preset:
     studies = raw.get("studies", [])
     if not isinstance(studies, list) or not all(isinstance(s, str) for s in studies):
         raise at.error("studies", "must be a list of study names (harness list studies)")
-    from benchmarks.studies import study_names
-
     for s in studies:
         if s not in study_names():
             raise at.error("studies", f"unknown study {s!r}; valid: {', '.join(study_names())}")
-    design = parse_design({k: v for k, v in raw.items() if k not in ("description", "plugins", "studies")}, at)
+    design = parse_design(
+        {k: v for k, v in raw.items() if k not in ("description", "plugins", "studies")}, at
+    )
     return Preset(
         name=path.stem,
         path=path,

@@ -38,8 +38,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.datasets import DATASETS, DatasetSplits
+from benchmarks.files import data_dir
 from benchmarks.shifts.base import ShiftUnavailable, register_ood
+from benchmarks.splits import DatasetSplits
 
 VAL_SIZE = 5000
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -53,10 +54,6 @@ class DataMissing(FileNotFoundError):
 
     def __str__(self) -> str:
         return str(self.args[0])
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("PRUNEBENCH_DATA", "~/.cache/prunebench/data")).expanduser()
 
 
 def _download() -> bool:
@@ -180,31 +177,26 @@ def build_splits(name: str, description: str, root: Path | None = None) -> Datas
     )
 
 
-@DATASETS.register("cifar10")
 def cifar10() -> DatasetSplits:
     """CIFAR-10 (Krizhevsky 2009), 45000/5000/10000 32x32 colour images, 10 classes; needs files."""
     return build_splits("cifar10", cifar10.__doc__)
 
 
-@DATASETS.register("cifar100")
 def cifar100() -> DatasetSplits:
     """CIFAR-100 (Krizhevsky 2009), 45000/5000/10000 32x32 colour images, 100 classes; needs files."""
     return build_splits("cifar100", cifar100.__doc__)
 
 
-@DATASETS.register("svhn")
 def svhn() -> DatasetSplits:
     """SVHN cropped digits (Netzer et al. 2011), 68257/5000/26032 32x32 colour images; needs files."""
     return build_splits("svhn", svhn.__doc__)
 
 
-@DATASETS.register("mnist")
 def mnist() -> DatasetSplits:
     """MNIST (LeCun et al. 1998), 55000/5000/10000 28x28 grey digits, 10 classes; needs files."""
     return build_splits("mnist", mnist.__doc__)
 
 
-@DATASETS.register("fashion_mnist")
 def fashion_mnist() -> DatasetSplits:
     """Fashion-MNIST (Xiao et al. 2017), 55000/5000/10000 28x28 grey images; needs files."""
     return build_splits("fashion_mnist", fashion_mnist.__doc__)
@@ -243,28 +235,7 @@ _register_pair("far_fashion_mnist", "fashion_mnist", ("mnist",), "far")
 _register_pair("far_mnist", "mnist", ("fashion_mnist",), "far")
 
 
-# -- official CIFAR-10-C / CIFAR-100-C --------------------------------------------------------
-OFFICIAL_C = {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C"}
-
-
-def official_corruption(
-    data: DatasetSplits, shift_name: str, severity: int
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """(uint8 images (10000, 32, 32, 3), labels) of one official corruption x severity, or None
-    when the file is absent. Each official file stacks severities 1-5 of the 10,000 test images."""
-    folder = OFFICIAL_C.get(data.name)
-    if folder is None:
-        return None
-    path, labels = data_dir() / folder / f"{shift_name}.npy", data_dir() / folder / "labels.npy"
-    if not (path.exists() and labels.exists()):
-        return None
-    images = np.load(path, mmap_mode="r")
-    per = len(images) // 5
-    y = np.load(labels)[(severity - 1) * per : severity * per].astype(np.int64)
-    return np.asarray(images[(severity - 1) * per : severity * per]), y
-
-
-def _declare_sizes() -> None:
+def real_sizes() -> dict[str, dict]:
     """What the GPU-hour estimate needs without the files: input shape, classes, training
     examples and examples evaluated per phase (train + test + the generated shift sets:
     19 corruption types x 5 severities and the OOD pairs, ``DEFAULT_SET_SIZE`` each)."""
@@ -277,15 +248,24 @@ def _declare_sizes() -> None:
         "mnist": ((1, 28, 28), 10, 60_000, 10_000, 1),
         "fashion_mnist": ((1, 28, 28), 10, 60_000, 10_000, 1),
     }
+    out = {}
     for name, (shape, classes, n_train, n_test, ood) in sizes.items():
         train = n_train - min(VAL_SIZE, n_train // 10)
         corruption_sets = 19 * 5 if shape[0] == 3 else 7 * 5
-        DATASETS.get(name).meta = {
+        out[name] = {
             "input_shape": shape,
             "classes": classes,
             "train": train,
             "eval": train + n_test + (corruption_sets + ood) * DEFAULT_SET_SIZE,
         }
+    return out
 
 
-_declare_sizes()
+# Registered by ``benchmarks.datasets`` (this module imports no dataset registry).
+REAL_DATASETS = {
+    "cifar10": cifar10,
+    "cifar100": cifar100,
+    "svhn": svhn,
+    "mnist": mnist,
+    "fashion_mnist": fashion_mnist,
+}

@@ -64,7 +64,9 @@ def retrain(
     2022 keep the lowest-validation-loss fine-tuning epoch); the return value is that epoch
     (1-based), or None when the last epoch is kept by design.
     """
-    keeper = BestEpoch(model, *val) if val is not None and retrain_config.selection == "best_val_loss" else None
+    keeper = (
+        BestEpoch(model, *val) if val is not None and retrain_config.selection == "best_val_loss" else None
+    )
     hook = keeper.after_epoch if keeper is not None else None
     if recipe == "finetune":
         config = replace(

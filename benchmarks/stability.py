@@ -88,7 +88,11 @@ STABILITY_KEYS = {
 def seeds_of(value, bad) -> list[int]:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return list(range(value))
-    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value):
+    if (
+        isinstance(value, list)
+        and value
+        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)
+    ):
         return list(dict.fromkeys(value))
     raise bad("seeds", f"{value!r} is neither a positive count nor a list of non-negative integers")
 
@@ -120,8 +124,10 @@ def expand_stability(table: dict) -> list[StabilitySpec]:
 
     def integers(key: str, low: int) -> list[int]:
         values = table[key]
-        if not isinstance(values, list) or not values or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= low for v in values
+        if (
+            not isinstance(values, list)
+            or not values
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= low for v in values)
         ):
             raise bad(key, f"{values!r} is not a non-empty list of integers >= {low}")
         return list(dict.fromkeys(values))
@@ -144,16 +150,16 @@ def expand_stability(table: dict) -> list[StabilitySpec]:
         raise bad("scorer", f"{scorer!r} is not a registered structured pruner ({structured})")
     try:
         default = DEFAULT_SCORER_CONFIG if scorer == DEFAULT_SCORER else {}
-        scorer_config = make_config(PRUNERS.get(scorer).Config, table.get("scorer_config", default), "scorer_config")
+        scorer_config = make_config(
+            PRUNERS.get(scorer).Config, table.get("scorer_config", default), "scorer_config"
+        )
         recipe = make_config(TrainConfig, table.get("train", {}), "train")
     except ValueError as exc:
         key = "scorer_config" if str(exc).startswith("scorer_config") else "train"
         raise bad(key, str(exc)) from None
     from dataclasses import asdict
 
-    common = {
-        k: table[k] for k in ("first_event", "last_event", "final_fraction", "layers") if k in table
-    }
+    common = {k: table[k] for k in ("first_event", "last_event", "final_fraction", "layers") if k in table}
     baseline = table.get("baseline", True)
     if not isinstance(baseline, bool):
         raise bad("baseline", f"{baseline!r} is not a bool")
@@ -169,7 +175,9 @@ def expand_stability(table: dict) -> list[StabilitySpec]:
             for variant, ts in noise.items():
                 for tg, ev in itertools.product(ts, noise_every):
                     specs.append(
-                        StabilitySpec(arch, ds, seed, tg, variant, every=ev, noise_batches=noise_batches, **kw)
+                        StabilitySpec(
+                            arch, ds, seed, tg, variant, every=ev, noise_batches=noise_batches, **kw
+                        )
                     )
     except (TypeError, ValueError) as exc:
         raise ValueError(f"[stability] {exc}") from None
@@ -185,7 +193,9 @@ def target_groups(model: nn.Module, layers: int):
     neurons), from the groups the architecture declares (``core.units``)."""
     groups = [g for g in unit_groups(model) if g.norm is not None] or unit_groups(model)
     if len(groups) < layers:
-        raise ValueError(f"{type(model).__name__} declares {len(groups)} unit groups; the run prunes {layers}")
+        raise ValueError(
+            f"{type(model).__name__} declares {len(groups)} unit groups; the run prunes {layers}"
+        )
     return groups[-layers:]
 
 
@@ -239,7 +249,9 @@ class UnitState:
         self.model = model
         self.groups = unit_groups(model)
         self.targets = [g.producer for g in targets]
-        self.removed = {g.producer: torch.zeros(int(alive_units(model, g).numel()), dtype=torch.bool) for g in self.groups}
+        self.removed = {
+            g.producer: torch.zeros(int(alive_units(model, g).numel()), dtype=torch.bool) for g in self.groups
+        }
         self.held: list[tuple[str, torch.Tensor, int]] = []  # (producer, units, steps left)
 
     def units(self, producer: str) -> int:
@@ -259,7 +271,10 @@ class UnitState:
         layer = self.model.get_submodule(producer)
         with torch.no_grad():
             for module, name in [(layer, "weight"), (layer, "bias")] + (
-                [(self.model.get_submodule(group.norm), "weight"), (self.model.get_submodule(group.norm), "bias")]
+                [
+                    (self.model.get_submodule(group.norm), "weight"),
+                    (self.model.get_submodule(group.norm), "bias"),
+                ]
                 if group.norm is not None
                 else []
             ):
@@ -268,7 +283,9 @@ class UnitState:
                     tensor[units.to(tensor.device)] = 0.0
 
     def zeroed_fraction(self) -> float:
-        zero = sum(int((~alive_units(self.model, g)).sum()) for g in self.groups if g.producer in self.targets)
+        zero = sum(
+            int((~alive_units(self.model, g)).sum()) for g in self.groups if g.producer in self.targets
+        )
         return zero / sum(self.units(p) for p in self.targets)
 
 
@@ -291,7 +308,10 @@ def run_stability(spec: StabilitySpec, device: str = "cpu") -> list[dict]:
     state = UnitState(model, targets)
     state.apply()  # every unit-group tensor reparameterised once, before the optimizer sees it
     event_epochs = spec.event_epochs
-    counts = {g.producer: event_counts(state.units(g.producer), spec.final_fraction, len(event_epochs)) for g in targets}
+    counts = {
+        g.producer: event_counts(state.units(g.producer), spec.final_fraction, len(event_epochs))
+        for g in targets
+    }
     rng = torch.Generator().manual_seed(spec.seed * 7_919 + 101)
     rows: list[dict] = []
     noisy: list[tuple[str, torch.Tensor, float, int]] = []  # (producer, units, std, steps left)
@@ -347,7 +367,9 @@ def run_stability(spec: StabilitySpec, device: str = "cpu") -> list[dict]:
     curve: list[tuple[int, float, float, float]] = []
     full_train_before_last: list[float] = []
     last_event = spec.last_event if event_epochs else None
-    reference_epoch = max(spec.event_epochs or [spec.last_event]) if spec.target != "none" else spec.last_event
+    reference_epoch = (
+        max(spec.event_epochs or [spec.last_event]) if spec.target != "none" else spec.last_event
+    )
 
     def epoch_hook(epoch: int) -> None:
         if epoch == reference_epoch:  # the training split in full, just before the last event
@@ -401,7 +423,9 @@ def run_stability(spec: StabilitySpec, device: str = "cpu") -> list[dict]:
         "last_event_epoch": last_event if last_event is not None else float("nan"),
         "events": len(event_s),
         "final_units_fraction": state.zeroed_fraction(),
-        "train_accuracy_before_last_event": full_train_before_last[0] if full_train_before_last else float("nan"),
+        "train_accuracy_before_last_event": full_train_before_last[0]
+        if full_train_before_last
+        else float("nan"),
     }
     rows += [_row("final", "test", k, v) for k, v in summary.items()]
     return rows

@@ -23,12 +23,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.matrix import Located, PresetError, parse_design, read_toml
+from benchmarks.matrix import STUDY_DIR, Located, PresetError, parse_design, read_toml, study_names
 from core.studies import StudyError, claims
 
-STUDY_DIR = Path(__file__).parent / "studies"
-STUDY_KEYS = {"name", "version", "title", "description", "analysis", "design", "uses", "stability", "claim",
-              "paper"}
+STUDY_KEYS = {
+    "name",
+    "version",
+    "title",
+    "description",
+    "analysis",
+    "design",
+    "uses",
+    "stability",
+    "claim",
+    "paper",
+}
 LEADERBOARD = "leaderboard"  # ``uses = "leaderboard"``: a claim about the preset's own cells
 ANALYSES = ("intensification", "per_class", "generalization_stability", "potential", "mask_sanity")
 
@@ -52,10 +61,6 @@ class Study:
     @property
     def uses_leaderboard(self) -> bool:
         return self.definition.get("uses") == LEADERBOARD
-
-
-def study_names() -> list[str]:
-    return sorted(p.stem for p in STUDY_DIR.glob("*.toml"))
 
 
 def study_path(name: str) -> Path:
@@ -88,7 +93,9 @@ def load_study(name: str, _seen: tuple[str, ...] = ()) -> Study:
         raise at.error("analysis", f"{raw['analysis']!r} is not one of: {', '.join(ANALYSES)}")
     designs = [k for k in ("design", "uses", "stability") if k in raw]
     if len(designs) != 1:
-        raise PresetError(f"{path}:1: give exactly one of 'design', 'uses', 'stability' (found {designs or 'none'})")
+        raise PresetError(
+            f"{path}:1: give exactly one of 'design', 'uses', 'stability' (found {designs or 'none'})"
+        )
     try:
         claims(raw, str(path))
     except StudyError as exc:

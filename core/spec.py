@@ -243,7 +243,9 @@ class StabilitySpec:
         if self.every < 1 or self.first_event < 1 or self.last_event < self.first_event:
             raise ValueError("every >= 1 and 1 <= first_event <= last_event are required")
         if self.last_event >= self.train.epochs:
-            raise ValueError(f"last_event {self.last_event} must come before the last epoch ({self.train.epochs})")
+            raise ValueError(
+                f"last_event {self.last_event} must come before the last epoch ({self.train.epochs})"
+            )
         if self.variant.startswith("noise") and self.noise_batches < 1:
             raise ValueError("a noise variant needs noise_batches >= 1")
 
@@ -258,7 +260,12 @@ class StabilitySpec:
         return list(range(self.first_event, self.last_event + 1, self.every))
 
     def to_dict(self) -> dict:
-        return {"spec_version": SPEC_VERSION, "cell_type": "stability", **asdict(self), "train": self.train.as_dict()}
+        return {
+            "spec_version": SPEC_VERSION,
+            "cell_type": "stability",
+            **asdict(self),
+            "train": self.train.as_dict(),
+        }
 
     def cell_id(self, scorer_version: str) -> str:
         return "s" + content_id({**self.to_dict(), "scorer_version": scorer_version})

@@ -108,7 +108,9 @@ def select_rows(metrics: pd.DataFrame, filters: Iterable[MetricFilter]) -> pd.Da
     return metrics[keep].reset_index(drop=True)
 
 
-def _scan(files: list[str], schema: pa.Schema, columns: Sequence[str] | None, expression=None) -> pd.DataFrame:
+def _scan(
+    files: list[str], schema: pa.Schema, columns: Sequence[str] | None, expression=None
+) -> pd.DataFrame:
     import pyarrow.dataset as ds
 
     columns = list(columns) if columns is not None else schema.names

@@ -63,7 +63,9 @@ class Hypothesis:
             if key not in table:
                 raise StudyError(f"{where}.{key}: missing")
         if table["direction"] not in DIRECTIONS:
-            raise StudyError(f"{where}.direction: {table['direction']!r} is not one of: {', '.join(DIRECTIONS)}")
+            raise StudyError(
+                f"{where}.direction: {table['direction']!r} is not one of: {', '.join(DIRECTIONS)}"
+            )
         alpha = table["alpha"]
         if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 0.5:
             raise StudyError(f"{where}.alpha: {alpha!r} is not a number in (0, 0.5)")
@@ -113,10 +115,14 @@ def claims(definition: dict, where: str = "study") -> list[Claim]:
         for key in ("id", "title", "paper", "hypothesis"):
             if key not in table:
                 raise StudyError(f"{w}.{key}: missing")
-        hyps = tuple(Hypothesis.from_table(t, f"{w}.hypothesis[{j}]") for j, t in enumerate(table["hypothesis"]))
+        hyps = tuple(
+            Hypothesis.from_table(t, f"{w}.hypothesis[{j}]") for j, t in enumerate(table["hypothesis"])
+        )
         for j, h in enumerate(hyps):
             if valid_tests and h.test not in valid_tests:
-                raise StudyError(f"{w}.hypothesis[{j}].test: {h.test!r} is not one of: {', '.join(valid_tests)}")
+                raise StudyError(
+                    f"{w}.hypothesis[{j}].test: {h.test!r} is not one of: {', '.join(valid_tests)}"
+                )
         n_primary = sum(h.primary for h in hyps)
         if n_primary != 1:
             raise StudyError(f"{w}: exactly one hypothesis must have primary = true (found {n_primary})")

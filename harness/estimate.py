@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import benchmarks
-from core.spec import CellSpec, StabilitySpec
+from core.spec import CellSpec
 
 CALIBRATION = Path(benchmarks.__file__).resolve().parent / "gpu_calibration.toml"
 REFERENCE_SHAPE, REFERENCE_EXAMPLES = (3, 32, 32), 50_000
@@ -54,30 +54,8 @@ def flops_per_example(arch: str, shape: tuple[int, ...], classes: int, memo: dic
     return memo[key]
 
 
-def cell_epochs(cell) -> float:
-    """Training epoch-equivalents of one cell, its dense parent excluded (the LPT order and the
-    GPU-hour estimate use it)."""
-    if isinstance(cell, StabilitySpec):  # a stability-study run trains from scratch
-        return float(cell.train.epochs)
-    from benchmarks.retrain import retrain_epochs
-    from pruners import PRUNERS
-    from pruners.imp import round_targets
-
-    cls = PRUNERS.get(cell.pruner)
-    total = float(cell.train.epochs)
-    if cls.timing == "at_init" or cell.control == "reinit":
-        return total
-    retrain = float(retrain_epochs(cell.retrain, cell.train, cell.retrain_config))
-    if cls.timing == "after_training":
-        return retrain
-    if cell.pruner == "imp":
-        rounds = len(round_targets(cell.sparsity, cell.pruner_config.get("rate", 0.2)))
-        return rounds * (total - cell.retrain_config.rewind_epoch) + retrain
-    return total + retrain
-
-
 def estimate(preset: str, filters: list[str] | None = None, study: str | None = None) -> dict:
-    from harness.runner import build_plan
+    from harness.runner import build_plan, cell_epochs
 
     cells = build_plan(preset, study, filters).cells
     ref = calibration()

@@ -15,9 +15,8 @@ from tqdm import tqdm
 
 from benchmarks.matrix import Preset, apply_filters, load_preset
 from benchmarks.studies import Study, load_study
-from core.spec import CellSpec, canonical_json
+from core.spec import CellSpec, StabilitySpec, canonical_json
 from core.studies import MANIFEST_VERSION
-from harness.estimate import cell_epochs
 from harness.executors import Executor, LocalExecutor, describe_executor
 from harness.storage import ResultsStore
 from harness.tasks import CellOutcome, cell_task, parent_task, spec_id
@@ -35,6 +34,28 @@ class RunSummary:
     @property
     def exit_code(self) -> int:
         return 1 if self.failures else 0
+
+
+def cell_epochs(cell) -> float:
+    """Training epoch-equivalents of one cell, its dense parent excluded (the LPT order and the
+    GPU-hour estimate use it)."""
+    if isinstance(cell, StabilitySpec):  # a stability-study run trains from scratch
+        return float(cell.train.epochs)
+    from benchmarks.retrain import retrain_epochs
+    from pruners import PRUNERS
+    from pruners.imp import round_targets
+
+    cls = PRUNERS.get(cell.pruner)
+    total = float(cell.train.epochs)
+    if cls.timing == "at_init" or cell.control == "reinit":
+        return total
+    retrain = float(retrain_epochs(cell.retrain, cell.train, cell.retrain_config))
+    if cls.timing == "after_training":
+        return retrain
+    if cell.pruner == "imp":
+        rounds = len(round_targets(cell.sparsity, cell.pruner_config.get("rate", 0.2)))
+        return rounds * (total - cell.retrain_config.rewind_epoch) + retrain
+    return total + retrain
 
 
 def plan(cells: list, store: ResultsStore, retry_failed: bool) -> list:
@@ -57,7 +78,9 @@ class RunPlan:
     studies: list[Study]
 
 
-def build_plan(preset: str, study: str | None = None, filters: list[str] | None = None, plugins=()) -> RunPlan:
+def build_plan(
+    preset: str, study: str | None = None, filters: list[str] | None = None, plugins=()
+) -> RunPlan:
     """The preset's leaderboard and studies (or one study only), deduplicated by cell id, filtered."""
     spec = load_preset(preset, tuple(plugins))
     names = [study] if study is not None else list(spec.studies)
@@ -148,7 +171,10 @@ def run_all(
 
     # longest first (LPT scheduling): the costly from-scratch cells do not trail at the end
     todo = sorted(todo, key=lambda c: -cell_epochs(c))
-    jobs = [(canonical_json(c.to_dict()), results_dir, run.preset.name, device, retry_failed, plugins) for c in todo]
+    jobs = [
+        (canonical_json(c.to_dict()), results_dir, run.preset.name, device, retry_failed, plugins)
+        for c in todo
+    ]
     with tqdm(total=len(jobs), desc="cells", unit="cell") as bar:
         for outcome in executor.map_unordered(cell_task, jobs):
             summary.counts[outcome.status] += 1
@@ -161,7 +187,9 @@ def run_all(
     return summary
 
 
-def parent_task_safe(spec_json: str, results_dir: str, device: str, plugins: tuple[str, ...] = ()) -> str | None:
+def parent_task_safe(
+    spec_json: str, results_dir: str, device: str, plugins: tuple[str, ...] = ()
+) -> str | None:
     """Pre-train a parent; a failure here is recorded later, against each of its cells."""
     try:
         return parent_task(spec_json, results_dir, device, plugins)

@@ -130,17 +130,23 @@ class ResultsStore(StoreReader):
     def write_cell(self, cell_row: dict, metric_rows: list[dict]) -> None:
         cell_id = cell_row["cell_id"]
         if metric_rows:
-            metrics = pa.Table.from_pylist([{"cell_id": cell_id, **r} for r in metric_rows], schema=METRIC_SCHEMA)
+            metrics = pa.Table.from_pylist(
+                [{"cell_id": cell_id, **r} for r in metric_rows], schema=METRIC_SCHEMA
+            )
             atomic_write_parquet(self.metrics_dir / f"{cell_id}.parquet", metrics, VERSION_META)
         cell = pa.Table.from_pylist([{**cell_row, "schema_version": SCHEMA_VERSION}], schema=CELL_SCHEMA)
         atomic_write_parquet(self.cell_path(cell_id), cell, VERSION_META)
 
     # -- manifests --------------------------------------------------------------------
     def write_manifest(self, name: str, manifest: dict) -> None:
-        atomic_write_bytes(self.studies_dir / f"{name}.json", json.dumps(manifest, indent=1, sort_keys=True).encode())
+        atomic_write_bytes(
+            self.studies_dir / f"{name}.json", json.dumps(manifest, indent=1, sort_keys=True).encode()
+        )
 
     def write_leaderboard(self, manifest: dict) -> None:
-        atomic_write_bytes(self.root / "leaderboard.json", json.dumps(manifest, indent=1, sort_keys=True).encode())
+        atomic_write_bytes(
+            self.root / "leaderboard.json", json.dumps(manifest, indent=1, sort_keys=True).encode()
+        )
 
     # -- dense parents ----------------------------------------------------------------
     def parent_dir(self, parent_id: str) -> Path:

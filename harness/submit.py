@@ -433,18 +433,28 @@ def sample_cells(cells: list[dict], n: int, seed: int) -> list[dict]:
 
 
 # -- verify ---------------------------------------------------------------------------------
-def _writable_dir(path: Path, what: str) -> None:
+def _check_writable(path: Path, what: str) -> None:
+    """``path`` can be created and written (checked on its nearest existing folder, creating nothing)."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise BundleError(f"{what} {str(path)!r}: not writable ({str(existing)!r} is not a writable folder)")
+
+
+def _spec_matches(cell: dict) -> bool:
+    """The cell's id is the id of its ``spec_json`` (an unreadable spec does not match)."""
+    from harness.tasks import spec_from_json, spec_id
+
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f"{TMP_PREFIX}probe-{os.getpid()}"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise BundleError(f"{what} {str(path)!r}: not writable ({exc.strerror or exc})") from None
+        return spec_id(spec_from_json(cell["spec_json"])) == cell["cell_id"]
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def _label(cell: dict) -> str:
-    return f"{cell['cell_id']} {cell['pruner']} {cell['arch']} {cell['dataset']} {cell['sparsity']:g}"
+    sparsity = "-" if cell["sparsity"] is None else f"{cell['sparsity']:g}"
+    return f"{cell['cell_id']} {cell['pruner']} {cell['arch']} {cell['dataset']} {sparsity}"
 
 
 def verify(
@@ -465,8 +475,6 @@ def verify(
 
 
 def _verify(bundle: str, sample: int, seed: int, accept_into: str | None, plugins: tuple[str, ...]) -> int:
-    from harness.tasks import spec_from_json, spec_id
-
     if sample < 1:
         raise BundleError(f"--sample {sample}: must be at least 1")
     if seed < 0:
@@ -474,7 +482,7 @@ def _verify(bundle: str, sample: int, seed: int, accept_into: str | None, plugin
     target = None
     if accept_into is not None:
         target = Path(accept_into) / "submissions" / _bundle_stem(Path(bundle))
-        _writable_dir(target.parent, "--accept-into")
+        _check_writable(target.parent, "--accept-into")
     manifest, members = read_bundle(bundle)
     problems = integrity_problems(manifest, members)
     if problems:
@@ -491,18 +499,20 @@ def _verify(bundle: str, sample: int, seed: int, accept_into: str | None, plugin
     ensure_plugins(cells, plugins)
 
     # every cell is what its spec says, and every metric row belongs to a cell
-    bad = [c for c in cells if c["status"] != "ok"]
-    bad += [
-        c for c in cells if c["status"] == "ok" and spec_id(spec_from_json(c["spec_json"])) != c["cell_id"]
+    problems = [
+        f"MISMATCH {_label(c)}: status {c['status']!r}, not 'ok'" for c in cells if c["status"] != "ok"
+    ]
+    problems += [
+        f"MISMATCH {_label(c)}: cell id is not the id of its spec_json" for c in cells if not _spec_matches(c)
     ]
     ids = {c["cell_id"] for c in cells}
-    orphans = sorted(set(metrics_table["cell_id"].to_pylist()) - ids)
-    if bad or orphans:
-        for c in bad:
-            print(f"MISMATCH {_label(c)}: status {c['status']!r} or cell id not the id of its spec_json")
-        for cell_id in orphans:
-            print(f"MISMATCH {cell_id}: metric rows of a cell the bundle does not hold")
-        print(f"verdict: refused: {len(bad) + len(orphans)} inconsistent cells in the bundle")
+    problems += [
+        f"MISMATCH {cell_id}: metric rows of a cell the bundle does not hold"
+        for cell_id in sorted(set(metrics_table["cell_id"].to_pylist()) - ids)
+    ]
+    if problems:
+        print("\n".join(problems))
+        print(f"verdict: refused: {len(problems)} inconsistencies in the bundle")
         return 1
 
     rows_of: dict[str, list[dict]] = {}
@@ -513,8 +523,9 @@ def _verify(bundle: str, sample: int, seed: int, accept_into: str | None, plugin
     print(
         f"bundle {Path(bundle).name}: {len(cells)} cells, {metrics_table.num_rows} metric rows "
         f"(commit {str(manifest.get('git_commit'))[:12]}, created {manifest.get('created_at')}); "
-        f"re-running {len(picked)} (seed {seed}); rule: {why}; {WALL_CLOCK_PREFIX}* metrics not compared"
+        f"re-running {len(picked)} (seed {seed})"
     )
+    print(f"rule: {why}; {WALL_CLOCK_PREFIX}* metrics not compared")
     results, started = [], time.perf_counter()
     for cell, (status, compared, diffs, seconds) in zip(
         picked, _rerun(picked, rows_of, exact, plugins), strict=True
@@ -612,6 +623,7 @@ def _write_entry(
     """The accepted entry as a store folder, built under a hidden name and renamed into place."""
     import pyarrow.compute as pc
 
+    target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{target.name}-", dir=target.parent))
     try:
         for cell_id in cells["cell_id"].to_pylist():

@@ -46,7 +46,9 @@ def ensure_parent(store: ResultsStore, spec: ParentSpec, device: str) -> tuple[d
     return store.read_parent(spec.id)
 
 
-def ensure_dense_rows(store: ResultsStore, spec: ParentSpec, state: dict, config: EvalConfig, device: str) -> list[dict]:
+def ensure_dense_rows(
+    store: ResultsStore, spec: ParentSpec, state: dict, config: EvalConfig, device: str
+) -> list[dict]:
     """The parent's ``dense`` rows under ``config``, evaluated once per (parent, config)."""
     from benchmarks.pipeline import dense_rows
 
@@ -87,7 +89,10 @@ def spec_id(spec) -> str:
 
 
 def _plugin_columns(cls) -> dict:
-    return {"plugin": cls.plugin[0] if cls.plugin else None, "plugin_version": cls.plugin[1] if cls.plugin else None}
+    return {
+        "plugin": cls.plugin[0] if cls.plugin else None,
+        "plugin_version": cls.plugin[1] if cls.plugin else None,
+    }
 
 
 def stability_row(spec: StabilitySpec, cell_id: str, preset: str, device: str) -> dict:
@@ -156,7 +161,9 @@ def check_plugin(spec: CellSpec) -> None:
     plugin = PRUNERS.get(spec.pruner).plugin
     here = f"{plugin[0]}=={plugin[1]}" if plugin else None
     if here != spec.plugin:
-        raise RuntimeError(f"pruner {spec.pruner!r} comes from {here or 'prunebench'} here, the cell needs {spec.plugin}")
+        raise RuntimeError(
+            f"pruner {spec.pruner!r} comes from {here or 'prunebench'} here, the cell needs {spec.plugin}"
+        )
 
 
 def cell_task(
@@ -192,7 +199,11 @@ def cell_task(
                 from benchmarks.stability import run_stability
 
                 rows, seconds = run_stability(spec, device), {}
-                budget = {"epochs_dense": 0.0, "epochs_prune": float(spec.train.epochs), "epochs_retrain": 0.0}
+                budget = {
+                    "epochs_dense": 0.0,
+                    "epochs_prune": float(spec.train.epochs),
+                    "epochs_retrain": 0.0,
+                }
                 row.update(status="ok", reason=None, traceback=None, **budget)
             else:
                 from benchmarks.pipeline import run_cell
@@ -201,13 +212,23 @@ def cell_task(
                 state, rewind, info = ensure_parent(store, spec.parent, device)
                 dense = ensure_dense_rows(store, spec.parent, state, spec.eval, device)
                 result = run_cell(
-                    spec, state, rewind, device, store.cache_dir,
+                    spec,
+                    state,
+                    rewind,
+                    device,
+                    store.cache_dir,
                     parent_budget=(info["epochs"], info["train_flops"]),
                     state_cache=ParentStates(store, spec.parent.id),
                 )
                 seconds = result.seconds
                 rows = dense + result.rows
-                row.update(status="ok", reason=None, traceback=None, dense_train_s=info["train_seconds"], **result.budget)
+                row.update(
+                    status="ok",
+                    reason=None,
+                    traceback=None,
+                    dense_train_s=info["train_seconds"],
+                    **result.budget,
+                )
         except Exception as exc:
             rows, seconds = [], {}
             reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]

@@ -16,15 +16,35 @@ import pandas as pd
 from core.spec import canonical_json
 
 CELL = {
-    "parent_id": None, "cell_type": "prune", "pruner_kind": "unstructured", "pruner_timing": "after_training",
-    "retrain": "finetune", "control": "none", "schedule": None, "score": None, "variant": None, "spec_json": "{}",
-    "epochs_dense": 30.0, "epochs_prune": 0.0, "epochs_retrain": 8.0, "train_flops": 1e9,
+    "parent_id": None,
+    "cell_type": "prune",
+    "pruner_kind": "unstructured",
+    "pruner_timing": "after_training",
+    "retrain": "finetune",
+    "control": "none",
+    "schedule": None,
+    "score": None,
+    "variant": None,
+    "spec_json": "{}",
+    "epochs_dense": 30.0,
+    "epochs_prune": 0.0,
+    "epochs_retrain": 8.0,
+    "train_flops": 1e9,
 }
 
 
 def m(cid, phase, eval_set, metric, value, cls=None, kind="clean", severity=0, step=None) -> dict:
-    return {"cell_id": cid, "phase": phase, "eval_set": eval_set, "kind": kind, "severity": severity,
-            "metric": metric, "class": cls, "step": step, "value": float(value)}
+    return {
+        "cell_id": cid,
+        "phase": phase,
+        "eval_set": eval_set,
+        "kind": kind,
+        "severity": severity,
+        "metric": metric,
+        "class": cls,
+        "step": step,
+        "value": float(value),
+    }
 
 
 def _model_rows(cid: str, phase: str, recall: np.ndarray, preds: np.ndarray | None = None) -> list[dict]:
@@ -71,20 +91,40 @@ def intensification(
                 for k, delta in (class_shift or {}).items():
                     r1[k] = np.clip(r1[k] + delta, 0, 1)
                 cid = f"c{arch}{dataset}{pruner}{sparsity}{seed}"
-                cells.append({**CELL, "cell_id": cid, "parent_id": f"p{arch}{dataset}{seed}", "arch": arch,
-                              "dataset": dataset, "pruner": pruner, "sparsity": sparsity, "seed": seed})
+                cells.append(
+                    {
+                        **CELL,
+                        "cell_id": cid,
+                        "parent_id": f"p{arch}{dataset}{seed}",
+                        "arch": arch,
+                        "dataset": dataset,
+                        "pruner": pruner,
+                        "sparsity": sparsity,
+                        "seed": seed,
+                    }
+                )
                 dense_pred = labels
                 pruned_pred = None
                 if predictions:
                     pruned_pred = labels.copy()
                     flip = rng.random(predictions) < 0.05 + 0.2 * sparsity
                     pruned_pred[flip] = rng.integers(0, classes, int(flip.sum()))
-                rows += _model_rows(cid, "dense", r0, dense_pred) + _model_rows(cid, "retrained", r1, pruned_pred)
+                rows += _model_rows(cid, "dense", r0, dense_pred) + _model_rows(
+                    cid, "retrained", r1, pruned_pred
+                )
     return pd.DataFrame(cells), pd.DataFrame(rows)
 
 
-def stability(rng: np.random.Generator, r: float, *, seeds: int = 10, targets=("prune_s", "prune_l", "prune_r"),
-              every=(1, 4), noise_gain: float = 0.0, fit: float = 0.995) -> tuple[pd.DataFrame, pd.DataFrame]:
+def stability(
+    rng: np.random.Generator,
+    r: float,
+    *,
+    seeds: int = 10,
+    targets=("prune_s", "prune_l", "prune_r"),
+    every=(1, 4),
+    noise_gain: float = 0.0,
+    fit: float = 0.995,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stability runs whose stability S and best test accuracy G have correlation ``r`` across the
     permanent runs (standard normal pairs mapped to S around 95 and G around 0.9); noise runs
     of Prune_L and baselines with G raised by ``noise_gain`` over the baseline."""
@@ -92,13 +132,33 @@ def stability(rng: np.random.Generator, r: float, *, seeds: int = 10, targets=("
 
     def run(cid, target, variant, ev, seed, s, g):
         spec = {"target": target, "variant": variant, "every": ev}
-        cells.append({**CELL, "cell_id": cid, "cell_type": "stability", "arch": "cnn_32x3_fc512", "dataset": "mnist1d",
-                      "pruner": target, "sparsity": 0.5, "seed": seed, "variant": variant, "spec_json": json.dumps(spec)})
+        cells.append(
+            {
+                **CELL,
+                "cell_id": cid,
+                "cell_type": "stability",
+                "arch": "cnn_32x3_fc512",
+                "dataset": "mnist1d",
+                "pruner": target,
+                "sparsity": 0.5,
+                "seed": seed,
+                "variant": variant,
+                "spec_json": json.dumps(spec),
+            }
+        )
         if target != "none":
-            rows.extend([m(cid, "event", "test", "acc_pre", 0.9, step=0),
-                         m(cid, "event", "test", "acc_post", 0.9 * s / 100.0, step=0)])
-        for metric, value in (("best_test_accuracy", g), ("val_selected_test_accuracy", g - 0.002),
-                              ("generalization_gap", 0.1), ("train_accuracy_before_last_event", fit)):
+            rows.extend(
+                [
+                    m(cid, "event", "test", "acc_pre", 0.9, step=0),
+                    m(cid, "event", "test", "acc_post", 0.9 * s / 100.0, step=0),
+                ]
+            )
+        for metric, value in (
+            ("best_test_accuracy", g),
+            ("val_selected_test_accuracy", g - 0.002),
+            ("generalization_gap", 0.1),
+            ("train_accuracy_before_last_event", fit),
+        ):
             rows.append(m(cid, "final", "test", metric, value))
 
     for seed in range(seeds):
@@ -111,12 +171,27 @@ def stability(rng: np.random.Generator, r: float, *, seeds: int = 10, targets=("
                 g = base + 0.005 + 0.005 * (r * z[0] + np.sqrt(1 - r * r) * z[1])
                 run(f"s{target}{ev}{seed}", target, "permanent", ev, seed, s, g)
         for variant in ("noise_zero", "noise_gauss"):
-            run(f"s{variant}{seed}", "prune_l", variant, 1, seed, 97.0, base + noise_gain + rng.normal(0, 0.003))
+            run(
+                f"s{variant}{seed}",
+                "prune_l",
+                variant,
+                1,
+                seed,
+                97.0,
+                base + noise_gain + rng.normal(0, 0.003),
+            )
     return pd.DataFrame(cells), pd.DataFrame(rows)
 
 
-def potential(rng: np.random.Generator, gap_drop: float, *, seeds: int = 6, pruners=("global_magnitude", "lamp"),
-              sparsities=(0.8, 0.9, 0.95), types=("noise", "blur")) -> tuple[pd.DataFrame, pd.DataFrame]:
+def potential(
+    rng: np.random.Generator,
+    gap_drop: float,
+    *,
+    seeds: int = 6,
+    pruners=("global_magnitude", "lamp"),
+    sparsities=(0.8, 0.9, 0.95),
+    types=("noise", "blur"),
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Leaderboard-like cells: clean accuracy falls by 0.004 s (commensurate everywhere), shifted
     accuracy by ``gap_drop * (s - 0.8)`` more (0: the same fall as clean), N(0, 0.002) noise."""
     cells, rows = [], []
@@ -124,8 +199,18 @@ def potential(rng: np.random.Generator, gap_drop: float, *, seeds: int = 6, prun
         for pruner in pruners:
             for s in sparsities:
                 cid = f"c{pruner}{s}{seed}"
-                cells.append({**CELL, "cell_id": cid, "parent_id": f"p{seed}", "arch": "mlp_512x2", "dataset": "mnist1d",
-                              "pruner": pruner, "sparsity": s, "seed": seed})
+                cells.append(
+                    {
+                        **CELL,
+                        "cell_id": cid,
+                        "parent_id": f"p{seed}",
+                        "arch": "mlp_512x2",
+                        "dataset": "mnist1d",
+                        "pruner": pruner,
+                        "sparsity": s,
+                        "seed": seed,
+                    }
+                )
                 for phase, loss in (("dense", 0.0), ("retrained", 0.004 * s)):
                     rows.append(m(cid, phase, "test", "accuracy", 0.95 - loss))
                     for t in types:
@@ -136,8 +221,9 @@ def potential(rng: np.random.Generator, gap_drop: float, *, seeds: int = 6, prun
     return pd.DataFrame(cells), pd.DataFrame(rows)
 
 
-def mask_controls(rng: np.random.Generator, shuffle_effect: dict[str, float], *, seeds: int = 10,
-                  sd: float = 0.004) -> tuple[pd.DataFrame, pd.DataFrame]:
+def mask_controls(
+    rng: np.random.Generator, shuffle_effect: dict[str, float], *, seeds: int = 10, sd: float = 0.004
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cells of each pruner with control none / shuffle_layer / reinit / invert; a control's
     retrained accuracy is the unaltered one plus ``shuffle_effect[pruner]`` (shuffle, reinit)
     or minus 0.05 (invert), plus N(0, sd)."""
@@ -145,10 +231,26 @@ def mask_controls(rng: np.random.Generator, shuffle_effect: dict[str, float], *,
     for pruner, effect in shuffle_effect.items():
         for seed in range(seeds):
             base = 0.9 + rng.normal(0, 0.01)
-            for control, shift in (("none", 0.0), ("shuffle_layer", effect), ("reinit", effect), ("invert", -0.05)):
+            for control, shift in (
+                ("none", 0.0),
+                ("shuffle_layer", effect),
+                ("reinit", effect),
+                ("invert", -0.05),
+            ):
                 cid = f"c{pruner}{control}{seed}"
-                cells.append({**CELL, "cell_id": cid, "parent_id": f"p{seed}", "arch": "cnn_32x3_fc512",
-                              "dataset": "mnist1d", "pruner": pruner, "sparsity": 0.9, "seed": seed, "control": control})
+                cells.append(
+                    {
+                        **CELL,
+                        "cell_id": cid,
+                        "parent_id": f"p{seed}",
+                        "arch": "cnn_32x3_fc512",
+                        "dataset": "mnist1d",
+                        "pruner": pruner,
+                        "sparsity": 0.9,
+                        "seed": seed,
+                        "control": control,
+                    }
+                )
                 acc = base + shift + (rng.normal(0, sd) if control != "none" else 0.0)
                 rows.append(m(cid, "retrained", "test", "accuracy", acc))
                 rows.append(m(cid, "dense", "test", "accuracy", 0.92))
@@ -168,15 +270,24 @@ def write_store(root: Path, studies: dict[str, tuple[dict, pd.DataFrame, pd.Data
         for rec in cells.to_dict("records"):
             row = {c: rec.get(c) for c in CELL_SCHEMA.names}
             row["status"] = "ok"
-            pq.write_table(pa.Table.from_pylist([row], schema=CELL_SCHEMA), root / "cells" / f"{rec['cell_id']}.parquet")
+            pq.write_table(
+                pa.Table.from_pylist([row], schema=CELL_SCHEMA), root / "cells" / f"{rec['cell_id']}.parquet"
+            )
         for cid, g in metrics.groupby("cell_id"):
             recs = [{c: r.get(c) for c in METRIC_SCHEMA.names} for r in g.to_dict("records")]
             for r in recs:
                 for c in ("class", "step", "severity"):
                     r[c] = None if r[c] is None or (isinstance(r[c], float) and np.isnan(r[c])) else int(r[c])
-            pq.write_table(pa.Table.from_pylist(recs, schema=METRIC_SCHEMA), root / "metrics" / f"{cid}.parquet")
-        manifest = {"manifest_version": 1, "name": name, "version": 1, "definition": definition,
-                    "cell_ids": sorted(cells["cell_id"])}
+            pq.write_table(
+                pa.Table.from_pylist(recs, schema=METRIC_SCHEMA), root / "metrics" / f"{cid}.parquet"
+            )
+        manifest = {
+            "manifest_version": 1,
+            "name": name,
+            "version": 1,
+            "definition": definition,
+            "cell_ids": sorted(cells["cell_id"]),
+        }
         (root / "studies" / f"{name}.json").write_text(canonical_json(manifest))
     return root
 
@@ -185,4 +296,6 @@ def study_definition(name: str) -> dict:
     """A study file's definition as read (``benchmarks/studies/<name>.toml``)."""
     import tomllib
 
-    return tomllib.loads((Path(__file__).resolve().parent.parent / "benchmarks" / "studies" / f"{name}.toml").read_text())
+    return tomllib.loads(
+        (Path(__file__).resolve().parent.parent / "benchmarks" / "studies" / f"{name}.toml").read_text()
+    )

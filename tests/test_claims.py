@@ -30,7 +30,11 @@ def study(name, cells, metrics):
 
 
 def rows_of(rows, claim=None, hypothesis=None):
-    return [r for r in rows if (claim is None or r.claim == claim) and (hypothesis is None or r.hypothesis == hypothesis)]
+    return [
+        r
+        for r in rows
+        if (claim is None or r.claim == claim) and (hypothesis is None or r.hypothesis == hypothesis)
+    ]
 
 
 def primary(rows, claim):
@@ -55,7 +59,14 @@ def test_alpha_is_the_through_origin_slope_and_a_weighted_mean_of_intensificatio
 
 
 def _h(**kw) -> Hypothesis:
-    base = {"id": "h", "statement": "s", "test": "t_one_sample", "direction": "less", "alpha": 0.05, "effect": -0.1}
+    base = {
+        "id": "h",
+        "statement": "s",
+        "test": "t_one_sample",
+        "direction": "less",
+        "alpha": 0.05,
+        "effect": -0.1,
+    }
     return Hypothesis(**{**base, **kw})
 
 
@@ -67,14 +78,31 @@ def _h(**kw) -> Hypothesis:
         (_h(), Evidence("t", 20, -0.01, -0.04, 0.02, 0.4, 0.05, 0.99), "not detected"),
         (_h(), Evidence("t", 5, -0.01, -0.3, 0.28, 0.9, 0.35, 0.2), "underpowered"),
         (_h(), Evidence.missing("t", 1), "underpowered"),
-        (_h(direction="two-sided", effect=-0.2), Evidence("t", 9, -0.3, -0.4, -0.2, 0.01, 0.1, 0.9), "reproduced"),
-        (_h(direction="two-sided", effect=-0.2), Evidence("t", 9, 0.3, 0.2, 0.4, 0.01, 0.1, 0.9), "contradicted"),
-        (_h(direction="equivalence", margin=0.01, effect=None), Evidence("t", 30, 0.0, -0.004, 0.004, 0.001, 0.006, 0.9),
-         "reproduced"),
-        (_h(direction="equivalence", margin=0.01, effect=None), Evidence("t", 30, -0.05, -0.06, -0.04, 0.9, 0.006, 0.9),
-         "contradicted"),
-        (_h(direction="equivalence", margin=0.01, effect=None), Evidence("t", 4, 0.0, -0.02, 0.02, 0.3, 0.03, 0.1),
-         "underpowered"),
+        (
+            _h(direction="two-sided", effect=-0.2),
+            Evidence("t", 9, -0.3, -0.4, -0.2, 0.01, 0.1, 0.9),
+            "reproduced",
+        ),
+        (
+            _h(direction="two-sided", effect=-0.2),
+            Evidence("t", 9, 0.3, 0.2, 0.4, 0.01, 0.1, 0.9),
+            "contradicted",
+        ),
+        (
+            _h(direction="equivalence", margin=0.01, effect=None),
+            Evidence("t", 30, 0.0, -0.004, 0.004, 0.001, 0.006, 0.9),
+            "reproduced",
+        ),
+        (
+            _h(direction="equivalence", margin=0.01, effect=None),
+            Evidence("t", 30, -0.05, -0.06, -0.04, 0.9, 0.006, 0.9),
+            "contradicted",
+        ),
+        (
+            _h(direction="equivalence", margin=0.01, effect=None),
+            Evidence("t", 4, 0.0, -0.02, 0.02, 0.3, 0.03, 0.1),
+            "underpowered",
+        ),
     ],
 )
 def test_verdict_words(h, ev, verdict):
@@ -108,20 +136,39 @@ def test_tost_matches_two_one_sided_tests():
     p_low = stats.ttest_1samp(d, -0.01, alternative="greater").pvalue
     p_high = stats.ttest_1samp(d, 0.01, alternative="less").pvalue
     assert ev.p == pytest.approx(max(p_low, p_high))
-    assert (ev.p < 0.05) == (-0.01 < ev.ci_low and ev.ci_high < 0.01)
+    assert (ev.p < 0.05) == (ev.ci_low > -0.01 and ev.ci_high < 0.01)
 
 
 # -- intensification ------------------------------------------------------------------------------
 
 
 def _intensification(rng, alpha=GRID, **kw):
-    parts = [S.intensification(rng, alpha, pruners=("global_magnitude", "taylor", "random", "undecayed"),
-                               pruner_alpha={"undecayed": -0.3, "random": -1.0}, **kw)]
-    parts.append(S.intensification(rng, {s: a + 0.2 for s, a in alpha.items()}, dataset="mnist1d_hard",
-                                   pruners=("global_magnitude", "undecayed"), **kw))
-    parts.append(S.intensification(rng, {s: a - 0.1 for s, a in alpha.items()}, arch="mlp_512x2",
-                                   pruners=("global_magnitude",), **kw))
-    return pd.concat([p[0] for p in parts], ignore_index=True), pd.concat([p[1] for p in parts], ignore_index=True)
+    parts = [
+        S.intensification(
+            rng,
+            alpha,
+            pruners=("global_magnitude", "taylor", "random", "undecayed"),
+            pruner_alpha={"undecayed": -0.3, "random": -1.0},
+            **kw,
+        )
+    ]
+    parts.append(
+        S.intensification(
+            rng,
+            {s: a + 0.2 for s, a in alpha.items()},
+            dataset="mnist1d_hard",
+            pruners=("global_magnitude", "undecayed"),
+            **kw,
+        )
+    )
+    parts.append(
+        S.intensification(
+            rng, {s: a - 0.1 for s, a in alpha.items()}, arch="mlp_512x2", pruners=("global_magnitude",), **kw
+        )
+    )
+    return pd.concat([p[0] for p in parts], ignore_index=True), pd.concat(
+        [p[1] for p in parts], ignore_index=True
+    )
 
 
 def test_planted_intensification_is_reproduced_with_labels_beside_the_papers():
@@ -134,7 +181,9 @@ def test_planted_intensification_is_reproduced_with_labels_beside_the_papers():
     up = primary(rows, "up_vs_magnitude")
     assert up.verdict == "reproduced" and up.estimate == pytest.approx(-0.3, abs=0.03)
     labels = it.label_table(rows)
-    mp = labels[(labels.pruner == "global_magnitude") & (labels.arch == "mlp_256x2") & (labels.dataset == "mnist1d")]
+    mp = labels[
+        (labels.pruner == "global_magnitude") & (labels.arch == "mlp_256x2") & (labels.dataset == "mnist1d")
+    ]
     got = mp["labels"].iloc[0].split()
     assert len(got) == 5 and got[0] == "<" and got[2:] == [">", ">", ">"]
     rp = labels[labels.pruner == "random"]["labels"].iloc[0]
@@ -144,7 +193,11 @@ def test_planted_intensification_is_reproduced_with_labels_beside_the_papers():
     smaller = rows_of(rows, "intensification_high_ratio", "smaller_model")
     assert smaller and all(r.verdict == "reproduced" for r in smaller)
     trend = rows_of(rows, "intensification_high_ratio", "trend")
-    mp_trend = [r for r in trend if r.pruner == "global_magnitude" and r.dataset == "mnist1d" and r.arch == "mlp_256x2"]
+    mp_trend = [
+        r
+        for r in trend
+        if r.pruner == "global_magnitude" and r.dataset == "mnist1d" and r.arch == "mlp_256x2"
+    ]
     assert len(mp_trend) == 4 and all(r.verdict == "reproduced" for r in mp_trend)
 
 
@@ -158,7 +211,9 @@ def test_no_intensification_is_not_detected_when_the_design_is_powered():
 
 
 def test_few_seeds_are_underpowered_not_inconclusive():
-    cells, metrics = _intensification(np.random.default_rng(5), alpha={s: 1.0 for s in GRID}, seeds=3, noise=0.1)
+    cells, metrics = _intensification(
+        np.random.default_rng(5), alpha={s: 1.0 for s in GRID}, seeds=3, noise=0.1
+    )
     rows = it.analyze(study("intensification", cells, metrics))
     assert primary(rows, "deintensification_low_ratio").verdict == "underpowered"
 
@@ -255,20 +310,30 @@ def test_run_analysis_writes_primary_verdicts_and_is_deterministic(tmp_path):
     rng = np.random.default_rng(11)
     cells, metrics = _intensification(rng)
     st_cells, st_metrics = S.stability(rng, r=-0.6, noise_gain=0.02)
-    S.write_store(tmp_path, {
-        "intensification": (S.study_definition("intensification"), cells, metrics),
-        "stability": (S.study_definition("stability"), st_cells, st_metrics),
-    })
+    S.write_store(
+        tmp_path,
+        {
+            "intensification": (S.study_definition("intensification"), cells, metrics),
+            "stability": (S.study_definition("stability"), st_cells, st_metrics),
+        },
+    )
     table, primaries = run_analysis(tmp_path)
     again, primaries_again = run_analysis(tmp_path)
     pd.testing.assert_frame_equal(table, again)
     assert primaries == primaries_again
     by_claim = {p["claim"]: p for p in primaries}
-    assert set(by_claim) == {"deintensification_low_ratio", "intensification_high_ratio", "up_vs_magnitude",
-                             "generalization_stability", "noise_injection"}
+    assert set(by_claim) == {
+        "deintensification_low_ratio",
+        "intensification_high_ratio",
+        "up_vs_magnitude",
+        "generalization_stability",
+        "noise_injection",
+    }
     for p in primaries:
         assert p["verdict"] == "reproduced", p
-        assert all(p[k] is not None for k in ("n", "estimate", "ci_low", "ci_high", "mde", "power", "stability"))
+        assert all(
+            p[k] is not None for k in ("n", "estimate", "ci_low", "ci_high", "mde", "power", "stability")
+        )
     text = render_primary(primaries)
     assert text.count("\n- ") == 5 and "MDE" in text and "bootstrap stability" in text and "paper" in text
     saved = json.loads((tmp_path / "claims" / "primary.json").read_text())

@@ -54,8 +54,13 @@ def test_up_vs_magnitude_null_and_power():
     rng = np.random.default_rng(101)
 
     def once(offset):
-        cells, metrics = S.intensification(rng, {0.98: 1.5}, pruners=("global_magnitude", "undecayed"),
-                                           pruner_alpha={"undecayed": offset}, noise=0.05)
+        cells, metrics = S.intensification(
+            rng,
+            {0.98: 1.5},
+            pruners=("global_magnitude", "undecayed"),
+            pruner_alpha={"undecayed": offset},
+            noise=0.05,
+        )
         study = study_frames("intensification", S.study_definition("intensification"), cells, metrics)
         return _primary(it.analyze(study), "up_vs_magnitude")
 
@@ -81,7 +86,9 @@ def test_per_class_global_null_and_power():
     rng = np.random.default_rng(103)
 
     def once(shift):
-        cells, metrics = S.intensification(rng, {0.9: 1.0}, class_shift={2: shift} if shift else None, noise=0.02)
+        cells, metrics = S.intensification(
+            rng, {0.9: 1.0}, class_shift={2: shift} if shift else None, noise=0.02
+        )
         study = study_frames("per_class_damage", S.study_definition("per_class_damage"), cells, metrics)
         return _primary(per_class.analyze(study), "per_class_damage")
 

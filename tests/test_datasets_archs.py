@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from benchmarks.archs import ARCHS, build_arch
-from benchmarks.datasets import embedded_names, generate_mnist1d, load_dataset, mnist1d_arrays
+from benchmarks.datasets import embedded_names, load_dataset
+from benchmarks.mnist1d import generate_mnist1d, mnist1d_arrays
 
 
 @pytest.mark.parametrize("name", embedded_names())

@@ -23,13 +23,24 @@ def test_smoke_run_stores_every_cell_ok(smoke_results):
     assert summary.ran == expected and summary.exit_code == 0
     assert len(cells) == expected and cells.cell_id.is_unique
     assert (cells.status == "ok").all()
-    for col in ("torch_version", "git_commit", "host", "device", "schema_version", "pruner_config", "eval_sets"):
+    for col in (
+        "torch_version",
+        "git_commit",
+        "host",
+        "device",
+        "schema_version",
+        "pruner_config",
+        "eval_sets",
+    ):
         assert cells[col].notna().all()
     assert (cells.total_s > 0).all()
     prune, stability = cells[cells.cell_type == "prune"], cells[cells.cell_type == "stability"]
     assert (prune.dense_train_s > 0).all() and prune.parent_id.notna().all()
     assert len(stability) and stability.parent_id.isna().all()
-    assert set(stability.variant) == {"permanent", "noise_zero", "none"} and set(stability.pruner) == {"prune_l", "none"}
+    assert set(stability.variant) == {"permanent", "noise_zero", "none"} and set(stability.pruner) == {
+        "prune_l",
+        "none",
+    }
     assert prune.plugin.isna().all()  # every smoke pruner is built in
 
 
@@ -52,13 +63,18 @@ def test_every_cell_records_its_budget(smoke_results):
     assert (prune.train_flops > 0).all()
     # the same arch and dataset: more (and denser) epochs cost more FLOPs
     mine = prune[(prune.arch == "mlp_256x2") & (prune.dataset == "digits")]
-    assert mine.loc["imp", "train_flops"] > mine.loc["global_magnitude"].set_index("sparsity").loc[0.5, "train_flops"]
+    assert (
+        mine.loc["imp", "train_flops"]
+        > mine.loc["global_magnitude"].set_index("sparsity").loc[0.5, "train_flops"]
+    )
 
 
 def test_study_manifests_and_leaderboard_are_written(smoke_results):
     root, _ = smoke_results
     leaderboard = json.loads((root / "leaderboard.json").read_text())
-    assert leaderboard["grid"] == [0.5, 0.9] and len(leaderboard["cell_ids"]) == len(load_preset("smoke").expand())
+    assert leaderboard["grid"] == [0.5, 0.9] and len(leaderboard["cell_ids"]) == len(
+        load_preset("smoke").expand()
+    )
     manifest = json.loads((root / "studies" / "smoke_stability.json").read_text())
     assert manifest["definition"]["analysis"] == "generalization_stability"
     cells = pd.read_parquet(root / "cells")
@@ -169,7 +185,9 @@ def test_dense_parent_is_trained_once_per_arch_dataset_seed(smoke_results):
 
 def test_same_cell_twice_gives_identical_numbers(tmp_path):
     axes = load_preset("smoke").design.axes
-    spec = CellSpec("cnn_32x3", "digits", "random", 0.8, 3, train=axes.train, retrain_config=axes.retrain_config)
+    spec = CellSpec(
+        "cnn_32x3", "digits", "random", 0.8, 3, train=axes.train, retrain_config=axes.retrain_config
+    )
     tables = []
     for run in ("a", "b"):
         root = tmp_path / run
@@ -291,7 +309,7 @@ def test_a_changed_default_reruns_exactly_that_pruners_cells(tmp_path, monkeypat
     preset.write_text(
         'datasets = ["digits"]\narchs = ["mlp_256x2"]\npruners = ["synflow", "global_magnitude"]\n'
         'sparsities = [0.5, 0.9]\nseeds = [0]\nretrain = ["finetune"]\n'
-        "[train]\nepochs = 2\n[retrain_config]\nepochs = 1\nrewind_epoch = 1\n[eval]\nsets = \"clean\"\n"
+        '[train]\nepochs = 2\n[retrain_config]\nepochs = 1\nrewind_epoch = 1\n[eval]\nsets = "clean"\n'
     )
     first = run_all(str(preset), str(tmp_path / "r"), workers=1, echo=lambda *_: None)
     assert first.ran == 4 and first.exit_code == 0

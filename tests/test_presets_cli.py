@@ -34,7 +34,9 @@ def test_default_preset_covers_the_required_matrix():
     cells = p.expand()
     for name in PRUNERS.names():
         assert {c.sparsity for c in cells if c.pruner == name} == set(p.grid), name
-    assert set(p.studies) == {s for s in study_names() if not s.startswith("smoke") and not s.endswith("_cifar")}
+    assert set(p.studies) == {
+        s for s in study_names() if not s.startswith("smoke") and not s.endswith("_cifar")
+    }
 
 
 def write(tmp_path, text):
@@ -90,7 +92,9 @@ def test_filters():
     assert stability and all(c.target == "prune_l" for c in stability)
     with pytest.raises(PresetError, match="KEY=GLOB"):
         apply_filters(cells, ["colour=red"])
-    with pytest.raises(PresetError, match=r"--filter 'pruner=nosuch' matches no cell of the plan; pruner values: "):
+    with pytest.raises(
+        PresetError, match=r"--filter 'pruner=nosuch' matches no cell of the plan; pruner values: "
+    ):
         apply_filters(cells, ["pruner=nosuch"])
     with pytest.raises(PresetError, match="together they match no cell"):
         apply_filters(cells, ["cell_type=stability", "retrain=finetune"])
@@ -127,14 +131,31 @@ def cli(*args, cwd=ROOT):
             "sparsity 1.2 is outside (0, 1)",
         ),
         (["run-all", "--results", "/proc/prunebench-nope", "--preset", "smoke"], "is not writable"),
-        (["run-all", "--preset", "smoke", "--filter", "pruner=nosuch"], "--filter 'pruner=nosuch' matches no cell"),
+        (
+            ["run-all", "--preset", "smoke", "--filter", "pruner=nosuch"],
+            "--filter 'pruner=nosuch' matches no cell",
+        ),
         (["run-all", "--preset", "smoke", "--study", "intensificaton"], "did you mean 'intensification'?"),
         (
-            ["run", "--arch", "mlp_256x2", "--dataset", "digits", "--pruner", "random", "--sparsity", "0.5",
-             "--seed", "-1"],
+            [
+                "run",
+                "--arch",
+                "mlp_256x2",
+                "--dataset",
+                "digits",
+                "--pruner",
+                "random",
+                "--sparsity",
+                "0.5",
+                "--seed",
+                "-1",
+            ],
             "seed -1 must be a non-negative integer",
         ),
-        (["run-all", "--preset", "smoke", "--plugin", "no_such_plugin_module"], "plugin 'no_such_plugin_module'"),
+        (
+            ["run-all", "--preset", "smoke", "--plugin", "no_such_plugin_module"],
+            "plugin 'no_such_plugin_module'",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, needle):
@@ -170,8 +191,13 @@ def test_list_pruners_verbose_shows_every_hyperparameter_with_its_description(ca
 def test_list_studies_names_each_claim(capsys):
     assert main(["list", "studies"]) == 0
     out = capsys.readouterr().out
-    for claim in ("deintensification_low_ratio", "per_class_damage", "generalization_stability", "prune_potential",
-                  "mask_sanity"):
+    for claim in (
+        "deintensification_low_ratio",
+        "per_class_damage",
+        "generalization_stability",
+        "prune_potential",
+        "mask_sanity",
+    ):
         assert claim in out
 
 

@@ -15,16 +15,29 @@ def _store(tmp_path, drop_at_09: float):
         for sparsity in (0.8, 0.9, 0.95):
             for seed in range(3):
                 cid = f"c{pruner}{sparsity}{seed}"
-                cells.append({**S.CELL, "cell_id": cid, "arch": "mlp_512x2", "dataset": "mnist1d", "pruner": pruner,
-                              "sparsity": sparsity, "seed": seed})
+                cells.append(
+                    {
+                        **S.CELL,
+                        "cell_id": cid,
+                        "arch": "mlp_512x2",
+                        "dataset": "mnist1d",
+                        "pruner": pruner,
+                        "sparsity": sparsity,
+                        "seed": seed,
+                    }
+                )
                 loss = 0.3 if pruner == "random" else (drop_at_09 if sparsity == 0.9 else 0.01)
-                rows += [S.m(cid, "dense", "test", "accuracy", 0.9),
-                         S.m(cid, "retrained", "test", "accuracy", 0.9 - loss + rng.normal(0, 1e-4))]
+                rows += [
+                    S.m(cid, "dense", "test", "accuracy", 0.9),
+                    S.m(cid, "retrained", "test", "accuracy", 0.9 - loss + rng.normal(0, 1e-4)),
+                ]
     import pandas as pd
 
     cells, metrics = pd.DataFrame(cells), pd.DataFrame(rows)
     S.write_store(tmp_path, {"x": ({"analysis": "potential", "claim": []}, cells, metrics)})
-    (tmp_path / "leaderboard.json").write_text(json.dumps({"cell_ids": list(cells["cell_id"]), "grid": [0.8, 0.9, 0.95]}))
+    (tmp_path / "leaderboard.json").write_text(
+        json.dumps({"cell_ids": list(cells["cell_id"]), "grid": [0.8, 0.9, 0.95]})
+    )
     return tmp_path
 
 

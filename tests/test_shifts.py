@@ -99,7 +99,7 @@ def test_digits_shift_sets_shapes_labels_and_standardisation():
 
 
 def test_mnist1d_regeneration_reproduces_the_clean_dataset_exactly():
-    from benchmarks.datasets import mnist1d_arrays
+    from benchmarks.mnist1d import mnist1d_arrays
     from benchmarks.shifts.sequence import clean_stats, generate_raw, generator_args
 
     args = generator_args({})

@@ -99,7 +99,7 @@ def _shuffled_templates(seed: int) -> dict:
 def near_shuffled_templates(data, n, rng):
     """Sequences from the MNIST-1D generator (the variant's own knobs) with every template's
     values shuffled: the same process and value range, ten shapes that are not digits."""
-    from benchmarks.datasets import MNIST1D_VARIANTS
+    from benchmarks.mnist1d import MNIST1D_VARIANTS
     from benchmarks.shifts.sequence import regenerate
 
     x, _ = regenerate(MNIST1D_VARIANTS[data.name], n, int(rng.integers(2**31)), _shuffled_templates(7))

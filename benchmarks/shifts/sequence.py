@@ -28,7 +28,7 @@ def generator_args(variant: dict[str, float], **changes: float):
     """The mnist1d generator arguments of an embedded variant, with ``changes`` applied."""
     from mnist1d.data import get_dataset_args
 
-    from benchmarks.datasets import MNIST1D_TEST, MNIST1D_TRAIN, MNIST1D_VAL
+    from benchmarks.mnist1d import MNIST1D_TEST, MNIST1D_TRAIN, MNIST1D_VAL
 
     args = get_dataset_args()
     args.num_samples = MNIST1D_TRAIN + MNIST1D_VAL + MNIST1D_TEST

@@ -46,7 +46,7 @@ class ShiftSet:
 
 def dataset_tags(data) -> set[str]:
     """Domains a dataset belongs to: its name, image/grayscale or sequence/mnist1d."""
-    from benchmarks.datasets import MNIST1D_VARIANTS
+    from benchmarks.mnist1d import MNIST1D_VARIANTS
 
     tags = {data.name}
     if len(data.input_shape) == 3:
@@ -108,7 +108,7 @@ def build_shift_set(data, shift: Shift, severity: int, n: int) -> tuple[np.ndarr
         return x, np.full(len(x), -1, dtype=np.int64)
     param = param_of(shift, data, severity)
     if shift.domain == "mnist1d":
-        from benchmarks.datasets import MNIST1D_VARIANTS
+        from benchmarks.mnist1d import MNIST1D_VARIANTS
 
         x, y = shift.apply(MNIST1D_VARIANTS[data.name], n, param, shift_seed(data.name, shift.name))
         return x.astype(np.float32), y.astype(np.int64)
@@ -128,13 +128,13 @@ def build_shift_set(data, shift: Shift, severity: int, n: int) -> tuple[np.ndarr
 
 
 def _official(data, shift_name: str, severity: int):
-    from benchmarks.real_datasets import official_corruption
+    from benchmarks.files import official_corruption
 
     return official_corruption(data, shift_name, severity)
 
 
 def _official_source(data, shift: Shift) -> str:
-    from benchmarks.real_datasets import OFFICIAL_C, data_dir
+    from benchmarks.files import OFFICIAL_C, data_dir
 
     if shift.kind != "corruption" or data.name not in OFFICIAL_C:
         return "generated"
