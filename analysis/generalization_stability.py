@@ -105,8 +105,9 @@ def _correlation(study: StudyData, claim: str, h: Hypothesis, runs: pd.DataFrame
             len(x), lambda idx: decide(h, E.pearson(x[idx], y[idx], h)), full, (claim, h.id)
         )
     tau = float(pd.Series(x).corr(pd.Series(y), method="kendall")) if len(x) > 2 else float("nan")
+    selection = "validation-selected" if _measure(h) == "generalization_val" else "test-selected"
     desc = (
-        f"Pearson r between run stability and {'validation-selected' if _measure(h) == 'generalization_val' else 'test-selected'} "
+        f"Pearson r between run stability and {selection} "
         f"generalization over {len(x)} permanent runs (targets x intervals pooled); Kendall tau {tau:.3f}; "
         f"baseline training accuracy before the last event {fit['mean']:.4f} (min {fit['min']:.4f}, "
         f"{'fits' if fit['fits'] else 'does NOT fit'} the >= {FIT_THRESHOLD:.0%} regime)"
@@ -141,7 +142,10 @@ def _against_baseline(
             stability = bootstrap_stability(
                 len(a), lambda idx, a=a, b=b: decide(h, E.t_paired(a[idx], b[idx], h)), full, (claim, h.id)
             )
-        desc = f"{'+'.join(vs)} on {'+'.join(targets)} minus the no-pruning baseline, paired by seed ({len(a)} seeds)"
+        desc = (
+            f"{'+'.join(vs)} on {'+'.join(targets)} minus the no-pruning baseline, "
+            f"paired by seed ({len(a)} seeds)"
+        )
         rows.append(
             make_row(
                 h,

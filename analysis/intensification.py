@@ -22,6 +22,7 @@ dense model, Bonferroni within each table column); UP against MP by two-sided pa
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -171,7 +172,8 @@ def _up_vs_mp(study: StudyData, claim: str, h: Hypothesis, alphas: pd.DataFrame)
             stability = bootstrap_stability(
                 len(a), lambda idx, a=a, b=b: decide(h, E.t_paired(a[idx], b[idx], h)), full, (claim, h.id)
             )
-        desc = f"alpha(UP) - alpha(MP) at t = {ratio(where['sparsity']):g}, paired by dense seed ({len(a)} pairs)"
+        t = ratio(where["sparsity"])
+        desc = f"alpha(UP) - alpha(MP) at t = {t:g}, paired by dense seed ({len(a)} pairs)"
         row = make_row(
             h,
             ev,
@@ -216,12 +218,15 @@ def _trend(study: StudyData, claim: str, h: Hypothesis, alphas: pd.DataFrame) ->
     rows = []
     for (arch, dataset, pruner), g in scoped.groupby(["arch", "dataset", "pruner"], sort=True):
         levels = sorted(g["sparsity"].unique())
-        pairs = list(zip(levels[:-1], levels[1:], strict=True))
+        pairs = list(itertools.pairwise(levels))
         for lo, hi in pairs:
             a, b = _paired_by_seed(g[np.isclose(g["sparsity"], hi)], g[np.isclose(g["sparsity"], lo)])
             ev = E.t_paired(a, b, h)
             p, verdict = one_sided(h, ev, len(pairs), max(ev.n - 1, 1))
-            desc = f"alpha(t={ratio(hi):g}) - alpha(t={ratio(lo):g}), one-sided paired t, Bonferroni over {len(pairs)}"
+            desc = (
+                f"alpha(t={ratio(hi):g}) - alpha(t={ratio(lo):g}), one-sided paired t, "
+                f"Bonferroni over {len(pairs)}"
+            )
             row = make_row(
                 h,
                 ev,
@@ -256,7 +261,8 @@ def _factor(study: StudyData, claim: str, h: Hypothesis, alphas: pd.DataFrame) -
         ev = E.welch(_series(a).to_numpy(), _series(b).to_numpy(), h)
         p, verdict = one_sided(h, ev, len(groups), max(2 * ev.n - 2, 1))
         where = dict(zip([*others, "pruner", "sparsity"], key, strict=True))
-        desc = f"alpha({factor}={first}) - alpha({factor}={second}) at t = {ratio(where['sparsity']):g}, one-sided Welch"
+        t = ratio(where["sparsity"])
+        desc = f"alpha({factor}={first}) - alpha({factor}={second}) at t = {t:g}, one-sided Welch"
         row = make_row(h, ev, claim=claim, study=study.name, description=desc, **where)
         row.p, row.verdict = p, verdict
         if is_collapsed(g["accuracy"], int(g["classes"].iloc[0])):

@@ -75,7 +75,7 @@ def analyze(study: StudyData) -> list[Row]:
                     full = decide(h, ev)
                     stability = bootstrap_stability(
                         len(a),
-                        lambda idx, a=a, b=b: decide(h, _test(h, a[idx], b[idx])),
+                        lambda idx, a=a, b=b, h=h: decide(h, _test(h, a[idx], b[idx])),
                         full,
                         (claim.id, h.id, name),
                     )

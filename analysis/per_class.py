@@ -111,7 +111,7 @@ def analyze(study: StudyData) -> list[Row]:
                     full = decide(h, ev)
                     n = min(len(x0), len(xs))
 
-                    def again(idx, x0=x0, xs=xs, n=n):
+                    def again(idx, x0=x0, xs=xs, h=h):
                         return decide(h, class_evidence(x0[idx % len(x0)], xs[idx % len(xs)], h)[0])
 
                     stability = bootstrap_stability(n, again, full, (claim.id, h.id))

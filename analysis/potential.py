@@ -125,10 +125,11 @@ def _potential_rows(study: StudyData, claim: str, h: Hypothesis, pp: pd.DataFram
                 len(values), lambda idx, v=values: decide(h, E.t_one_sample(v[idx], h)), full, (claim, h.id)
             )
         clean = mine[mine["eval_set"] == CLEAN]["potential"].mean()
+        scopes = mine[["arch", "dataset"]].drop_duplicates().shape[0]
         shifted = mine[mine["eval_set"] != CLEAN]["potential"].mean()
         desc = (
             f"P(clean) - mean over corruption types P(D') per dense parent ({len(values)} parents of "
-            f"{mine[['arch', 'dataset']].drop_duplicates().shape[0]} (arch, dataset)); mean P(clean) {clean:.3f}, "
+            f"{scopes} (arch, dataset)); mean P(clean) {clean:.3f}, "
             f"P(shifted) {shifted:.3f}; delta = {DELTA * 100:g} points"
         )
         row = make_row(
@@ -143,7 +144,7 @@ def _potential_rows(study: StudyData, claim: str, h: Hypothesis, pp: pd.DataFram
 def _excess_rows(study: StudyData, claim: str, h: Hypothesis, pp: pd.DataFrame) -> list[Row]:
     """Excess error on the corruption mean at the hypothesis' sparsity, per pruner, over parents."""
     pc = prune_cells(study.cells)
-    e0, sev = set_errors(study.metrics, "dense")
+    e0, _ = set_errors(study.metrics, "dense")
     e1, _ = set_errors(study.metrics, "retrained")
     pc = pc[
         (pc["pruner_timing"] == "after_training") & np.isclose(pc["sparsity"], h.scope.get("sparsity", 0.9))
@@ -156,7 +157,8 @@ def _excess_rows(study: StudyData, claim: str, h: Hypothesis, pp: pd.DataFrame) 
         shift_p, shift_d = e1.loc[ids, corr].mean(axis=1), e0.loc[ids, corr].mean(axis=1)
         excess = excess_error(shift_p, e1.loc[ids, CLEAN], shift_d, e0.loc[ids, CLEAN])
         ev = E.t_one_sample(excess, h)
-        desc = f"excess error on the corruption mean at sparsity {h.scope.get('sparsity', 0.9):g}, over {len(ids)} parents"
+        at = h.scope.get("sparsity", 0.9)
+        desc = f"excess error on the corruption mean at sparsity {at:g}, over {len(ids)} parents"
         row = make_row(
             h,
             ev,

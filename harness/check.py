@@ -145,19 +145,37 @@ def _install_roots() -> tuple[str, ...]:
 INSTALL_ROOTS = _install_roots()
 
 
+def _importing() -> bool:
+    """Whether an import is in progress on this thread (a module's code runs under the import system)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _is_import_io(event: str, args: tuple) -> bool:
-    """Reads (and bytecode writes) of the import system: lazy imports happen inside pruners."""
+    """The import system's I/O, which lazy imports inside a pruner cause: reads of sources and
+    package metadata, reads while an import runs, and bytecode caching."""
     path = args[0] if args else None
     if not isinstance(path, (str, bytes, os.PathLike)):
         return False
     path = os.fsdecode(path)
-    if path.endswith(IMPORT_SUFFIXES) or "__pycache__" in path:
+    if "__pycache__" in path:
         return True
     if event != "open":
         return False
     mode, flags = (args[1] if len(args) > 1 else None), (args[2] if len(args) > 2 else 0)
-    writing = (mode is not None and any(c in mode for c in "wax+")) or bool(flags & (os.O_WRONLY | os.O_RDWR))
-    return not writing and os.path.realpath(path).startswith(INSTALL_ROOTS)
+    if (mode is not None and any(c in mode for c in "wax+")) or bool(flags & (os.O_WRONLY | os.O_RDWR)):
+        return False  # writes are never the import system's
+    parent = os.path.basename(os.path.dirname(path))
+    return (
+        path.endswith(IMPORT_SUFFIXES)
+        or parent.endswith((".dist-info", ".egg-info"))  # importlib.metadata: entry points, versions
+        or os.path.realpath(path).startswith(INSTALL_ROOTS)
+        or _importing()
+    )
 
 
 def _audit(event: str, args: tuple) -> None:
@@ -171,6 +189,12 @@ def _audit(event: str, args: tuple) -> None:
             _IO_EVENTS.append(f"{event} {what}".strip() if event != "socket.__new__" else "socket created")
     except Exception:  # an audit hook must never raise into the audited code
         _IO_EVENTS.append(event)
+
+
+def warm_up() -> None:
+    """One training step of a tiny model outside the guard: torch imports ``torch._dynamo`` when
+    the first optimizer is built, and that import probes the temp dir and creates a cache dir."""
+    train_briefly(nn.Sequential(nn.Flatten(), nn.Linear(4, 10)), (4,), steps=1)
 
 
 @contextmanager
@@ -761,6 +785,7 @@ def check_pruner(target: str, plugins: tuple[str, ...] = (), archs: list[str] | 
     torch.set_num_threads(1)
     start = time.perf_counter()
     try:
+        warm_up()
         results = run_checks(name, cls, list(archs) if archs else ARCHS.names())
     finally:
         torch.set_num_threads(threads)

@@ -29,14 +29,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add_plugin(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--plugin", action="append", default=[], metavar="MODULE", help="import MODULE (it registers pruners)"
+            "--plugin",
+            action="append",
+            default=[],
+            metavar="MODULE",
+            help="import MODULE (it registers pruners)",
         )
 
     ls = sub.add_parser("list", help="list registered pruners, archs, datasets, presets or studies")
     ls.add_argument(
-        "what", nargs="?", default="all", choices=["all", "pruners", "archs", "datasets", "presets", "studies"]
+        "what",
+        nargs="?",
+        default="all",
+        choices=["all", "pruners", "archs", "datasets", "presets", "studies"],
     )
-    ls.add_argument("--verbose", "-v", action="store_true", help="pruners: every hyperparameter with its default")
+    ls.add_argument(
+        "--verbose", "-v", action="store_true", help="pruners: every hyperparameter with its default"
+    )
     add_plugin(ls)
 
     def add_common(p: argparse.ArgumentParser) -> None:
@@ -275,7 +284,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             args.retrain,
             train=axes.train,
             retrain_config=axes.retrain_config,
-            pruner_config=config_dict(make_pruner_config(args.pruner, axes.pruner_config.get(args.pruner, {}))),
+            pruner_config=config_dict(
+                make_pruner_config(args.pruner, axes.pruner_config.get(args.pruner, {}))
+            ),
             eval=resolved_eval(axes.eval, args.dataset),
             plugin=f"{plugin[0]}=={plugin[1]}" if plugin else None,
         )
@@ -284,7 +295,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     store = ResultsStore(args.results)
     store.prepare()
     plugins = (*args.plugin, *preset.plugins)
-    outcome = cell_task(canonical_json(spec.to_dict()), args.results, "cli", resolve_device(args.device), True, plugins)
+    outcome = cell_task(
+        canonical_json(spec.to_dict()), args.results, "cli", resolve_device(args.device), True, plugins
+    )
     if outcome.status == "skipped":
         print(f"cell {outcome.cell_id}: {outcome.reason}")
     else:
@@ -313,7 +326,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from harness.submit import verify
 
-    return verify(args.bundle, sample=args.sample, seed=args.seed, accept_into=args.accept_into, plugins=tuple(args.plugin))
+    return verify(
+        args.bundle,
+        sample=args.sample,
+        seed=args.seed,
+        accept_into=args.accept_into,
+        plugins=tuple(args.plugin),
+    )
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -70,4 +70,5 @@ class Imp(DuringTrainingPruner):
                 run.cache.put(self._key(r + 1, ctx), model.state_dict())
 
     def _key(self, rounds: int, ctx: PruneContext) -> str:
-        return f"imp-v{self.version}-rate{self.config.rate}-seed{ctx.seed}-sign{ctx.score_sign:+.0f}-round{rounds}"
+        sign = f"{ctx.score_sign:+.0f}"
+        return f"imp-v{self.version}-rate{self.config.rate}-seed{ctx.seed}-sign{sign}-round{rounds}"
