@@ -254,6 +254,10 @@ def _config(cls: type, base, table, key: str, at: Located, **where):
     try:
         return make_config(cls, {**(asdict(base) if base is not None else {}), **table}, key)
     except ConfigError as exc:
+        head, _, message = str(exc).partition(": ")
+        sub = head.split(".", 1)[1] if "." in head else None
+        if not where and sub in table:  # a top-level table: name the key and its line in the table
+            raise at.error(sub, message, section=key) from None
         raise at.error(key, str(exc), **where) from None
 
 

@@ -74,5 +74,6 @@ def describe_config(cls: type) -> list[tuple[str, str, Any, str]]:
     out = []
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        out.append((f.name, str(f.type), default, f.metadata.get("doc", "")))
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        out.append((f.name, kind, default, f.metadata.get("doc", "")))
     return out

@@ -99,12 +99,26 @@ class SlurmExecutor:
                         results = job.result()
                     except Exception as exc:  # the task died outside our own error handling
                         raise SlurmJobError(
-                            f"Slurm job {job.job_id} failed: {str(exc).splitlines()[0][:300]} "
+                            f"Slurm job {job.job_id} failed: {failure_line(exc)[:300]} "
                             f"(log: {job.paths.stderr})"
                         ) from None
                     yield from results
             if pending:
                 time.sleep(self.poll_seconds)
+
+
+RULE = "----------------------\n"  # submitit's FailedJobError puts the task's traceback between two rules
+
+
+def failure_line(exc: BaseException) -> str:
+    """The line that says what went wrong: the last line of the traceback a failed task sent back
+    (e.g. ``pruners.plugins.PluginError: plugin 'x' not found: ...``), else the first line."""
+    parts = str(exc).split(RULE)
+    if len(parts) >= 3:
+        trace = [line.strip() for line in parts[1].splitlines() if line.strip()]
+        if trace:
+            return trace[-1]
+    return (str(exc).splitlines() or [""])[0]
 
 
 class SlurmJobError(RuntimeError):

@@ -10,7 +10,8 @@ same list in its own process, in every local worker and in every Slurm task
 Each registered class records the distribution that provides it (``Pruner.plugin``): the
 installed distribution that owns its top-level module, with that distribution's version; a
 module imported from a path that no distribution owns is recorded as ``(module, "src-<hash>")``,
-the hash of its source file, so editing it changes the cells' ids. Built-in pruners have none.
+the hash of its source (every ``.py`` file of its top-level package, or its one file), so
+editing it changes the cells' ids. Built-in pruners have none.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import importlib
 import importlib.metadata as md
 import inspect
 import sys
+from pathlib import Path
 
 ENTRY_POINT_GROUP = "prunebench.pruners"
 BUILTIN_PACKAGE = "pruners"
@@ -40,11 +42,25 @@ def registering_distribution(cls: type) -> tuple[str, str] | None:
     if names:
         name = names[0]
         return name, md.version(name)
-    try:
-        source = inspect.getsource(sys.modules[module])
-    except (OSError, TypeError, KeyError):
-        source = module
-    return top, "src-" + hashlib.sha256(source.encode()).hexdigest()[:12]
+    return top, "src-" + source_hash(top, module)
+
+
+def source_hash(top: str, module: str) -> str:
+    """12 hex digits of the source of package ``top`` (every ``.py`` file under it, by relative
+    path), or of module ``module``'s own file; the same in every process that imports it."""
+    digest = hashlib.sha256()
+    package = sys.modules.get(top)
+    roots = [Path(d) for d in getattr(package, "__path__", [])]
+    if roots:
+        for root in roots:
+            for path in sorted(root.rglob("*.py")):
+                digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    else:
+        try:
+            digest.update(inspect.getsource(sys.modules[module]).encode())
+        except (OSError, TypeError, KeyError):
+            digest.update(module.encode())
+    return digest.hexdigest()[:12]
 
 
 @functools.cache
@@ -75,12 +91,17 @@ def load_plugins(modules: list[str] | tuple[str, ...] = (), entry_points: bool =
             continue
         try:
             importlib.import_module(module)
-        except ValueError as exc:
-            if "registered twice" in str(exc):
-                raise PluginError(f"plugin {module!r}: {exc}; choose another name") from None
-            raise PluginError(f"plugin {module!r} failed to import: {type(exc).__name__}: {exc}") from None
-        except Exception as exc:
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            raise PluginError(f"plugin {module!r} failed to import: {type(exc).__name__}: {first}") from None
+        except (Exception, SystemExit) as exc:  # a plugin that calls sys.exit() is a failed import too
+            raise PluginError(import_failure(module, exc)) from None
         _LOADED.add(module)
     return wanted
+
+
+def import_failure(module: str, exc: BaseException) -> str:
+    """One line naming the plugin and what went wrong."""
+    first = (str(exc).splitlines() or [""])[0]
+    if isinstance(exc, ValueError) and "registered twice" in first:  # core.registry's duplicate-name error
+        return f"plugin {module!r}: {first}: prunebench or another plugin has that name; choose another name"
+    if isinstance(exc, ModuleNotFoundError) and (exc.name == module or module.startswith(f"{exc.name}.")):
+        return f"plugin {module!r} not found: it is neither installed nor on PYTHONPATH"
+    return f"plugin {module!r} failed to import: {type(exc).__name__}: {first}"

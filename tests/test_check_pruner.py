@@ -5,7 +5,9 @@ The broken pruners below are defined here undecorated and checked as
 removes it afterwards, so the tests parametrised over every registered pruner never see them.
 """
 
+import dataclasses
 import importlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -23,7 +25,7 @@ from pruners.masks import apply_masks, masks_from_scores, prunable_modules
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = {"global_magnitude", "snip", "gmp", "l1_filter", "synflow"}
-FAST_ARCHS = ["mlp_256x2", "cnn_32x3_fc256", "resnet_16x3", "cifar_resnet_20"]
+FAST_ARCHS = ["mlp_256x2", "cnn_32x3", "resnet_16x3", "cifar_resnet_20"]
 SCRATCH = Path(tempfile.gettempdir()) / "prunebench-check-pruner-scratch.txt"
 
 
@@ -63,6 +65,20 @@ class WritesFiles(MissesSparsity):
         ScorePruner.prune(self, model, sparsity, ctx)
 
 
+class Undocumented(Regrows):
+    """Correct masks, but a hyperparameter without a description (planted: fails declares)."""
+
+    name = "planted_undocumented"
+
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        rate: float = 0.5
+
+    def prune(self, model, sparsity, ctx):
+        scores = {n: w.abs() for n, w in weights(model).items()}
+        apply_masks(model, masks_from_scores(model, scores, sparsity, "global"))
+
+
 class Clashes(MissesSparsity):
     """A class that claims a built-in pruner's name."""
 
@@ -99,7 +115,10 @@ def assert_all_pass(code, lines, name):
 def test_representative_pruners_pass_on_representative_archs(pruner, capsys):
     """Light archs of each family and one heavy arch (its reduced config: synflow's rounds)."""
     code = check_pruner(pruner, archs=FAST_ARCHS)
-    assert_all_pass(code, capsys.readouterr().out.splitlines(), pruner)
+    lines = capsys.readouterr().out.splitlines()
+    assert_all_pass(code, lines, pruner)
+    reduced = "synflow rounds=5 on heavy archs" in verdicts(lines)["sparsity"][1]
+    assert reduced == (pruner == "synflow"), "a reduced config is named in the detail, and only then"
 
 
 @pytest.mark.slow
@@ -124,7 +143,8 @@ def test_real_command_passes_global_magnitude():
     )
     lines = proc.stdout.splitlines()
     assert_all_pass(proc.returncode, lines, "global_magnitude")
-    assert verdicts(lines)["sparsity"][1].count("vgg_16_bn") <= 1  # the detail names the worst case
+    worst = re.search(r"worst ([-+][0-9.]+) weights \((\w+) ", verdicts(lines)["sparsity"][1])
+    assert abs(float(worst.group(1))) <= 1 and worst.group(2) in ARCHS  # global scope: one weight overall
     assert all(line.endswith(" s)") for line in lines[:-1]), "every check prints its seconds"
 
 
@@ -149,6 +169,16 @@ def test_weights_zeroed_without_a_mask_fail_the_zero_check(capsys):
     assert checks["sparsity"][0] == "FAIL" and "no torch.nn.utils.prune mask" in checks["sparsity"][1]
     assert checks["io"][0] == checks["runs"][0] == checks["determinism"][0] == "PASS"
     assert "planted_regrows" not in PRUNERS
+
+
+def test_undocumented_config_field_fails_the_declares_check(capsys):
+    code = check_pruner("tests.test_check_pruner:Undocumented", archs=["mlp_256x2"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1
+    assert lines[0].startswith(
+        "FAIL declares: Config field(s) rate have no description: use param(default, doc)"
+    )
+    assert sum(line.startswith("FAIL") for line in lines) == 1, "\n".join(lines)
 
 
 def test_file_written_while_pruning_fails_the_io_check(capsys):
@@ -190,7 +220,7 @@ def test_unknown_name_exits_2_with_one_line(capsys):
         ("no_such_module_xyz:Pruner", "module 'no_such_module_xyz' failed to import: ModuleNotFoundError"),
         (
             "tests.test_check_pruner:Missing",
-            "has no 'Missing'; pruner classes there: Clashes, MissesSparsity",
+            "has no 'Missing'; pruner classes there: Clashes, MissesSparsity, Regrows, Undocumented",
         ),
         ("tests.test_check_pruner:check", "check is not a subclass of prunebench.Pruner"),
         (

@@ -61,23 +61,99 @@ def test_imp_uses_the_parent_and_its_rewind_iterate(parent):
 
 
 def test_default_preset_budgets():
+    """The leaderboard: every pruner on the common grid, one retraining recipe; from-scratch
+    pruners on the stated shorter recipe. The studies: seeds by their power rule."""
+    from collections import Counter
+
+    from benchmarks.studies import load_study
+
     p = load_preset("default")
-    cells = [c for c in p.expand() if c.study == "prune"]
-    stability = [c for c in p.expand() if c.study == "stability"]
-    assert set(p.pruners) == set(PRUNERS.names())
-    assert len({c.seed for c in stability}) >= 5  # the claims tests need 5 seeds per schedule
+    cells = p.expand()
+    assert set(p.design.pruners) == set(PRUNERS.names())
     for name in PRUNERS.names():
         mine = [c for c in cells if c.pruner == name]
-        assert mine, name
-        timing = PRUNERS.get(name).timing
-        if timing == "after_training":
-            assert {c.retrain for c in mine} >= {"finetune", "lr_rewind"}
-            assert {c.sparsity for c in mine} == set(p.sparsities)
-        else:  # from scratch: one retrain value, a shorter stated recipe
-            assert len({c.retrain for c in mine}) == 1
-            epochs = {c.train.epochs for c in mine}
-            assert len(epochs) == 1 and epochs.pop() < p.train.epochs
-    assert len(cells) <= 2016
+        assert {c.sparsity for c in mine} == set(p.grid), name
+        assert {c.retrain for c in mine} == {"finetune"}
+        if PRUNERS.get(name).timing == "after_training":
+            assert {c.train.epochs for c in mine} == {30} and {c.retrain_config.epochs for c in mine} == {8}
+        else:
+            assert {c.train.epochs for c in mine} == {6}
+        assert {c.retrain_config.selection for c in mine} == {"best_val_loss"}
+    intensification = load_study("intensification").cells
+    seeds = Counter((c.dataset, c.arch, c.pruner) for c in intensification if c.sparsity == 0.98)
+    assert seeds["mnist1d", "mlp_256x2", "global_magnitude"] == seeds["mnist1d", "mlp_256x2", "undecayed"] == 40
+    stability = load_study("stability").cells
+    per_config = Counter((s.target, s.variant, s.every) for s in stability)
+    assert min(per_config.values()) >= 10  # the paper: 10 runs per configuration
+    assert len({c.seed for c in load_study("mask_sanity").cells}) >= 10
+
+
+def test_mask_controls_keep_densities_or_weights(parent):
+    """shuffle_layer keeps each layer's density and changes the mask; invert keeps the weights the
+    scores rank lowest; reinit keeps the mask and draws new weights, then trains from scratch."""
+    from benchmarks.datasets import load_dataset
+    from benchmarks.pipeline import load_parent_model, prune_context, reinitialise, shuffle_within_layers
+    from pruners import get_pruner
+    from pruners.masks import current_mask, prunable_modules
+
+    spec = CellSpec("mlp_256x2", "digits", "global_magnitude", 0.5, 0, train=TRAIN, retrain_config=RETRAIN)
+    data = load_dataset("digits")
+
+    def pruned(control="none"):
+        model = load_parent_model(spec.parent, {k: v.clone() for k, v in parent.state.items()})
+        ctx = prune_context(spec.with_(control=control), data)
+        get_pruner("global_magnitude").prune(model, 0.5, ctx)
+        return model, ctx
+
+    base, ctx = pruned()
+    shuffled, _ = pruned()
+    shuffle_within_layers(shuffled, ctx.generator(salt=1))
+    inverted, _ = pruned("invert")
+    for (name, m0), m1, m2 in zip(
+        prunable_modules(base).items(), prunable_modules(shuffled).values(), prunable_modules(inverted).values(),
+        strict=True,
+    ):
+        assert current_mask(m1).sum() == current_mask(m0).sum(), name  # densities kept
+        assert not torch.equal(current_mask(m1), current_mask(m0)), name
+    kept = torch.cat([m.weight_orig[m.weight_mask.bool()].abs().flatten() for m in prunable_modules(base).values()])
+    kept_inv = torch.cat(
+        [m.weight_orig[m.weight_mask.bool()].abs().flatten() for m in prunable_modules(inverted).values()]
+    )
+    assert kept_inv.max() <= kept.min() + 1e-6  # inversion keeps the smallest magnitudes
+    fresh, _ = pruned()
+    reinitialise(fresh, "mlp_256x2", data, 0, "cpu")
+    for m0, m1 in zip(prunable_modules(base).values(), prunable_modules(fresh).values(), strict=True):
+        assert torch.equal(current_mask(m0), current_mask(m1))
+        assert not torch.equal(m0.weight_orig, m1.weight_orig)
+        assert torch.all(m1.weight[current_mask(m1) == 0] == 0)
+    result = run_cell(spec.with_(control="reinit"), parent.state, parent.rewind_state)
+    assert not [r for r in result.rows if r["metric"] == "kept_epoch"]  # trained from scratch
+    assert result.budget["epochs_retrain"] == TRAIN.epochs
+
+
+class DictCache:
+    def __init__(self):
+        self.states, self.gets = {}, 0
+
+    def get(self, key):
+        self.gets += 1
+        return self.states.get(key)
+
+    def put(self, key, state):
+        self.states[key] = {k: v.clone() for k, v in state.items()}
+
+
+def test_imp_cells_share_their_rounds_and_equal_unshared_ones(parent):
+    """IMP at 0.9 after IMP at 0.8 resumes from the shared rounds; its numbers and its budget equal
+    an IMP run that computed every round itself."""
+    cache = DictCache()
+    at = {s: CellSpec("mlp_256x2", "digits", "imp", s, 0, train=TRAIN, retrain_config=RETRAIN) for s in (0.8, 0.9)}
+    run_cell(at[0.8], parent.state, parent.rewind_state, state_cache=cache)
+    assert len(cache.states) == 7  # the full rounds below 0.8 (8 rounds, the last clipped)
+    shared = run_cell(at[0.9], parent.state, parent.rewind_state, state_cache=cache)
+    alone = run_cell(at[0.9], parent.state, parent.rewind_state)
+    assert shared.rows == alone.rows
+    assert shared.budget == alone.budget and alone.budget["epochs_prune"] == 11 * (TRAIN.epochs - 1)
 
 
 GOOD = """datasets = ["digits"]
