@@ -95,13 +95,14 @@ def claim_seed(*key: object) -> np.random.Generator:
 
 
 def bootstrap_stability(
-    n_units: int, verdict_of: Callable[[np.ndarray], str], full: str, key: tuple, reps: int = BOOTSTRAP
+    n_units: int, verdict_of: Callable[[np.ndarray], str], full: str, key: tuple, reps: int | None = None
 ) -> float:
     """Share of ``reps`` resamples of the ``n_units`` units whose verdict equals ``full``.
 
     ``verdict_of(index)`` recomputes the hypothesis' test on the units ``index`` (drawn with
     replacement; a paired design resamples whole units, so pairs stay together)."""
-    if n_units < 2:
+    reps = BOOTSTRAP if reps is None else reps
+    if n_units < 2 or reps < 1:
         return float("nan")
     rng = claim_seed(*key)
     same = 0

@@ -25,6 +25,19 @@ pytestmark = pytest.mark.slow
 NULL_REPS, POWER_REPS = 400, 200
 
 
+@pytest.fixture(autouse=True)
+def _no_bootstrap(monkeypatch):
+    """The verdicts under test do not depend on the bootstrap stability, which would cost 200
+    re-tests per repetition: it is switched off here (``tests/test_claims.py`` covers it)."""
+    monkeypatch.setattr("analysis.verdict.BOOTSTRAP", 0)
+
+
+def definition(name: str) -> dict:
+    """A study file's definition with each claim's primary hypothesis only (the ones simulated)."""
+    d = S.study_definition(name)
+    return {**d, "claim": [{**c, "hypothesis": [h for h in c["hypothesis"] if h.get("primary")]} for c in d["claim"]]}
+
+
 def _primary(rows, claim):
     return next(r for r in rows if r.claim == claim and r.primary)
 
@@ -35,17 +48,17 @@ def _rate(verdicts, words=("reproduced", "contradicted")) -> float:
 
 def _intensification_primary(rng, alpha_2: float, noise: float, claim="deintensification_low_ratio"):
     cells, metrics = S.intensification(rng, {0.5: alpha_2, 0.98: alpha_2}, noise=noise)
-    study = study_frames("intensification", S.study_definition("intensification"), cells, metrics)
+    study = study_frames("intensification", definition("intensification"), cells, metrics)
     return _primary(it.analyze(study), claim)
 
 
 def test_intensification_alpha_2_null_power_and_coverage():
     rng = np.random.default_rng(100)
-    null = [_intensification_primary(rng, 1.0, 0.03) for _ in range(NULL_REPS)]
+    null = [_intensification_primary(rng, 1.0, 0.02) for _ in range(NULL_REPS)]
     assert _rate([r.verdict for r in null]) <= 0.01 + 0.03
     coverage = np.mean([r.ci_low <= 0 <= r.ci_high for r in null])
     assert 0.97 <= coverage <= 1.0  # a 99% interval
-    planted = [_intensification_primary(rng, 1 - 0.072, 0.03) for _ in range(POWER_REPS)]
+    planted = [_intensification_primary(rng, 1 - 0.072, 0.02) for _ in range(POWER_REPS)]
     assert planted[0].mde < 0.072  # the design can detect the paper's effect at this spread
     assert _rate([r.verdict for r in planted], ("reproduced",)) >= 0.8
 
@@ -61,7 +74,7 @@ def test_up_vs_magnitude_null_and_power():
             pruner_alpha={"undecayed": offset},
             noise=0.05,
         )
-        study = study_frames("intensification", S.study_definition("intensification"), cells, metrics)
+        study = study_frames("intensification", definition("intensification"), cells, metrics)
         return _primary(it.analyze(study), "up_vs_magnitude")
 
     assert _rate([once(0.0).verdict for _ in range(NULL_REPS)]) <= 0.01 + 0.03
@@ -73,7 +86,7 @@ def test_stability_correlation_null_power_and_coverage():
 
     def once(r):
         cells, metrics = S.stability(rng, r=r)
-        study = study_frames("stability", S.study_definition("stability"), cells, metrics)
+        study = study_frames("stability", definition("stability"), cells, metrics)
         return _primary(gs.analyze(study), "generalization_stability")
 
     null = [once(0.0) for _ in range(NULL_REPS)]
@@ -89,7 +102,7 @@ def test_per_class_global_null_and_power():
         cells, metrics = S.intensification(
             rng, {0.9: 1.0}, class_shift={2: shift} if shift else None, noise=0.02
         )
-        study = study_frames("per_class_damage", S.study_definition("per_class_damage"), cells, metrics)
+        study = study_frames("per_class_damage", definition("per_class_damage"), cells, metrics)
         return _primary(per_class.analyze(study), "per_class_damage")
 
     assert _rate([once(0.0).verdict for _ in range(NULL_REPS)]) <= 0.05 + 0.03
@@ -101,7 +114,7 @@ def test_noise_injection_null_and_power():
 
     def once(gain):
         cells, metrics = S.stability(rng, r=0.0, noise_gain=gain)
-        study = study_frames("stability", S.study_definition("stability"), cells, metrics)
+        study = study_frames("stability", definition("stability"), cells, metrics)
         return _primary(gs.analyze(study), "noise_injection")
 
     assert _rate([once(0.0).verdict for _ in range(NULL_REPS)]) <= 0.05 + 0.03
@@ -113,7 +126,7 @@ def test_mask_sanity_tost_power_and_size():
 
     def once(effect):
         cells, metrics = S.mask_controls(rng, {"snip": effect, "grasp": effect, "synflow": effect}, sd=0.01)
-        study = study_frames("mask_sanity", S.study_definition("mask_sanity"), cells, metrics)
+        study = study_frames("mask_sanity", definition("mask_sanity"), cells, metrics)
         return _primary(mask_sanity.analyze(study), "mask_sanity")
 
     assert _rate([once(0.0).verdict for _ in range(POWER_REPS)], ("reproduced",)) >= 0.8
