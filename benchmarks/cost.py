@@ -19,9 +19,15 @@ are a small fraction for these networks.
 Both are deterministic, so the per-layer dense counts are computed once per architecture
 and input shape (memoised); a pruned model only needs its mask densities.
 
-Latency (``measure_latency``): median wall time of repeated forwards on CPU, at batch 1 and
-256, after warm-up, under ``torch.inference_mode``; measured once per process for each pair
-of (masked, compact) layer shapes.
+Latency (``latency``): CPU wall time of the compact model and of the masked model with its
+masks folded in, under one protocol, ``LATENCY_PROTOCOL`` (``latency_protocol_text()`` states
+it; the harness writes that sentence into ``leaderboard.json`` as ``latency_protocol``). Both
+models and the input are put in one memory layout before timing (channels-last for a model
+with 2-D convolutions, as ``build_arch`` builds and trains it; the standard layout otherwise),
+the torch thread count is pinned, both models are warmed up, and their timed forwards
+alternate (compact, dense, compact, ...) so that background load falls on both alike. The
+median over repetitions is the value, the 10th and 90th percentiles its spread. Measured once
+per process for each pair of (masked, compact) layer shapes.
 """
 
 from __future__ import annotations
@@ -29,13 +35,12 @@ from __future__ import annotations
 import copy
 import statistics
 import time
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
 from pruners.masks import current_mask, dense_weight, prunable_modules
-
-LATENCY_BATCHES = (1, 256)
 
 _FLOP_MEMO: dict[tuple, tuple[float, dict[str, float]]] = {}
 
@@ -89,48 +94,141 @@ def folded_copy(model: nn.Module) -> nn.Module:
     return clone
 
 
+@dataclass(frozen=True)
+class LatencyProtocol:
+    """How latency is timed: the one definition every latency row is measured under."""
+
+    warmup: int = 3  # untimed forwards of each model per batch size
+    repetitions: int = 20  # timed forwards of each model per batch size, alternating
+    threads: int = 1  # torch intra-op threads while timing (every cell runs one thread)
+    batch_sizes: tuple[int, ...] = (1, 256)
+    memory_format: str = "channels_last"  # of models with 2-D convolutions; "contiguous": never
+    statistic: str = "median"  # the value; the spread is the 10th-90th percentile range
+
+    def __post_init__(self) -> None:
+        if self.memory_format not in ("channels_last", "contiguous"):
+            raise ValueError(f"memory_format {self.memory_format!r} is not one of: channels_last, contiguous")
+        if self.statistic != "median":
+            raise ValueError(f"statistic {self.statistic!r}: only the median is implemented")
+        if self.warmup < 0 or self.repetitions < 2 or self.threads < 1 or not self.batch_sizes:
+            raise ValueError(f"unusable latency protocol: {self}")
+
+    def describe(self) -> dict:
+        return {**asdict(self), "batch_sizes": list(self.batch_sizes), "spread": "p10-p90"}
+
+    def text(self) -> str:
+        layout = (
+            "channels-last memory layout for models with 2-D convolutions (standard layout otherwise), "
+            "the same for the dense and the compact model and their input"
+            if self.memory_format == "channels_last"
+            else "standard (contiguous) memory layout for the dense and the compact model and their input"
+        )
+        batches = ", ".join(str(b) for b in self.batch_sizes)
+        return (
+            f"CPU latency: at batch sizes {batches}, {self.warmup} warm-up forwards of each model, then "
+            f"{self.repetitions} timed forwards of each, the compact and the dense (masks folded in) model "
+            f"alternating, with {self.threads} torch thread{'s' if self.threads != 1 else ''}, "
+            f"{layout}, under torch.inference_mode; reported: the {self.statistic} over repetitions "
+            f"(latency_ms_b<B>, latency_ms_b<B>_dense) with its spread, the 10th to 90th percentile "
+            f"(_p10, _p90)."
+        )
+
+
+LATENCY_PROTOCOL = LatencyProtocol()
+LATENCY_BATCHES = LATENCY_PROTOCOL.batch_sizes  # kept for readers of the old name
+
+
+def latency_protocol_text(protocol: LatencyProtocol = LATENCY_PROTOCOL) -> str:
+    """The one-sentence statement of the latency protocol (stored in ``leaderboard.json``)."""
+    return protocol.text()
+
+
+def timing_layout(model: nn.Module, protocol: LatencyProtocol = LATENCY_PROTOCOL) -> torch.memory_format:
+    """The memory layout a model is timed in: channels-last for a model with 2-D convolutions."""
+    has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    return (
+        torch.channels_last
+        if has_conv and protocol.memory_format == "channels_last"
+        else torch.contiguous_format
+    )
+
+
+def _spread(times: list[float]) -> dict[str, float]:
+    p = statistics.quantiles(times, n=10, method="inclusive")
+    return {"": statistics.median(times), "_p10": p[0], "_p90": p[-1]}
+
+
 @torch.inference_mode()
 def measure_latency(
-    model: nn.Module, input_shape: tuple[int, ...], batch: int, repeats: int = 20, budget_s: float = 1.0
-) -> float:
-    """Median CPU wall time (ms) of one forward of ``batch`` examples: 3 warm-up runs, then
-    up to ``repeats`` runs (at least 5) or until ``budget_s`` seconds have passed, with the
-    calling process's torch threads (one per worker in ``run-all``)."""
-    model = model.eval()
+    models: dict[str, nn.Module],
+    input_shape: tuple[int, ...],
+    batch: int,
+    protocol: LatencyProtocol = LATENCY_PROTOCOL,
+) -> dict[str, list[float]]:
+    """Wall times (ms) of one forward of ``batch`` examples, ``protocol.repetitions`` per model:
+    every model warmed up, then timed in turn within each repetition. The models are used as
+    given (``latency`` puts them in one layout); the input takes the first model's layout."""
+    layout = timing_layout(next(iter(models.values())), protocol)
     x = torch.randn(batch, *input_shape)
-    for _ in range(3):
-        model(x)
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < repeats and (len(times) < 5 or time.perf_counter() - start < budget_s):
-        t = time.perf_counter()
-        model(x)
-        times.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(times)
+    if x.dim() == 4:
+        x = x.contiguous(memory_format=layout)
+    for model in models.values():
+        model.eval()
+        for _ in range(protocol.warmup):
+            model(x)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(protocol.repetitions):
+        for name, model in models.items():
+            t = time.perf_counter()
+            model(x)
+            times[name].append((time.perf_counter() - t) * 1e3)
+    return times
 
 
 _LATENCY_MEMO: dict[tuple, dict[str, float]] = {}
 
 
-def latency(model: nn.Module, compact_model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, float]:
+def latency(
+    model: nn.Module,
+    compact_model: nn.Module,
+    input_shape: tuple[int, ...],
+    protocol: LatencyProtocol = LATENCY_PROTOCOL,
+) -> dict[str, float]:
     """CPU latency of the compact model against the masked model with its masks folded in
-    (the dense-shaped computation): ``latency_ms_b{B}``, ``latency_ms_b{B}_dense`` and
-    ``latency_speedup_b{B}`` (dense / compact) for B in 1 and 256; ``flops_compact``.
+    (the dense-shaped computation), both in one layout (``timing_layout`` of the masked model),
+    under ``protocol``. For each batch size B: ``latency_ms_b{B}`` and ``latency_ms_b{B}_dense``
+    (medians over repetitions), their ``_p10`` / ``_p90`` percentiles, ``latency_speedup_b{B}``
+    (dense median / compact median); the protocol itself as ``latency_protocol_warmup``,
+    ``_repetitions``, ``_threads`` and ``_channels_last`` (1 when timed channels-last);
+    ``flops_compact``.
 
     Latency depends on the layer shapes, not on the weights' values, so it is measured once
     per process for each pair of shapes (the pruned and retrained phases of a cell share it).
     """
-    key = (_arch_key(model, input_shape), _arch_key(compact_model, input_shape), torch.get_num_threads())
+    key = (_arch_key(model, input_shape), _arch_key(compact_model, input_shape), protocol)
     if key not in _LATENCY_MEMO:
-        dense = folded_copy(model)
-        compact = copy.deepcopy(compact_model).cpu().eval()
+        layout = timing_layout(model, protocol)
+        dense = folded_copy(model).to(memory_format=layout)
+        compact = copy.deepcopy(compact_model).cpu().eval().to(memory_format=layout)
         out: dict[str, float] = {}
-        for batch in LATENCY_BATCHES:
-            t_compact = measure_latency(compact, input_shape, batch)
-            t_dense = measure_latency(dense, input_shape, batch)
-            out[f"latency_ms_b{batch}"] = t_compact
-            out[f"latency_ms_b{batch}_dense"] = t_dense
-            out[f"latency_speedup_b{batch}"] = t_dense / t_compact
+        threads = torch.get_num_threads()
+        torch.set_num_threads(protocol.threads)
+        try:
+            for batch in protocol.batch_sizes:
+                times = measure_latency({"compact": compact, "dense": dense}, input_shape, batch, protocol)
+                for suffix, value in _spread(times["compact"]).items():
+                    out[f"latency_ms_b{batch}{suffix}"] = value
+                for suffix, value in _spread(times["dense"]).items():
+                    out[f"latency_ms_b{batch}_dense{suffix}"] = value
+                out[f"latency_speedup_b{batch}"] = (
+                    out[f"latency_ms_b{batch}_dense"] / out[f"latency_ms_b{batch}"]
+                )
+        finally:
+            torch.set_num_threads(threads)
+        out["latency_protocol_warmup"] = float(protocol.warmup)
+        out["latency_protocol_repetitions"] = float(protocol.repetitions)
+        out["latency_protocol_threads"] = float(protocol.threads)
+        out["latency_protocol_channels_last"] = float(layout == torch.channels_last)
         out["flops_compact"] = flops(compact, input_shape)["flops_effective"]
         _LATENCY_MEMO[key] = out
     return dict(_LATENCY_MEMO[key])

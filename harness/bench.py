@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmarks.matrix import apply_filters, load_preset
-from core.spec import CellSpec, canonical_json
-from harness.environment import environment
 from core.atomic import atomic_write_parquet
+from core.spec import CellSpec, canonical_json
 from core.store import StoreReader
+from harness.environment import environment
 from harness.storage import ResultsStore
 from harness.tasks import cell_task, parent_task
 
@@ -203,10 +203,10 @@ def throughput(echo=print) -> dict:
 
 def report_build(min_rows: int = 100_000) -> dict:
     """Build the report from a synthetic store of at least ``min_rows`` metric rows."""
-    import pyarrow.parquet as pq
+
+    from reports.synthetic import write_synthetic_store
 
     from reports.build import build_report
-    from reports.synthetic import write_synthetic_store
 
     root = Path(tempfile.mkdtemp(prefix="bench-report-"))
     try:

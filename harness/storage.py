@@ -9,7 +9,7 @@ Layout::
                                            dense-<eval id>.parquet (its rows per evaluation config),
                                            states/ (intermediate states its cells share: IMP rounds)
     <results>/studies/<name>.json          each study's definition and cell ids (``core.studies``)
-    <results>/leaderboard.json             the preset's grid and the leaderboard's cell ids
+    <results>/leaderboard.json             the preset's grid, the leaderboard's cell ids, the latency protocol
     <results>/cache/                       generated shift sets, built once and reused by every cell
     <results>/locks/                       lock files of cells and parents in progress
     <results>/damaged/                     unreadable files moved aside (never silently skipped)
@@ -144,6 +144,11 @@ class ResultsStore(StoreReader):
         )
 
     def write_leaderboard(self, manifest: dict) -> None:
+        """``manifest`` plus ``latency_protocol``: the sentence stating how latency was timed
+        (``benchmarks.cost.latency_protocol_text``), for the report page to quote."""
+        from benchmarks.cost import latency_protocol_text
+
+        manifest = {**manifest, "latency_protocol": manifest.get("latency_protocol", latency_protocol_text())}
         atomic_write_bytes(
             self.root / "leaderboard.json", json.dumps(manifest, indent=1, sort_keys=True).encode()
         )

@@ -56,7 +56,7 @@ import tarfile
 import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -253,6 +253,9 @@ def read_bundle(bundle: str) -> tuple[dict, dict[str, bytes]]:
                     raise BundleError(f"bundle {bundle!r}: member {info.name!r} is not a plain file")
                 if info.name in members:
                     raise BundleError(f"bundle {bundle!r}: member {info.name!r} appears twice")
+                name = PurePosixPath(info.name)
+                if name.is_absolute() or ".." in name.parts or "\\" in info.name:
+                    raise BundleError(f"bundle {bundle!r}: member {info.name!r} is not a relative path")
                 members[info.name] = tar.extractfile(info).read()
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BundleError(f"bundle {bundle!r}: not a readable {SUFFIX} file ({type(exc).__name__})") from None
@@ -262,7 +265,9 @@ def read_bundle(bundle: str) -> tuple[dict, dict[str, bytes]]:
         manifest = json.loads(members.pop(MANIFEST))
     except ValueError:
         raise BundleError(f"bundle {bundle!r}: {MANIFEST} is not valid JSON") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+    if not isinstance(manifest, dict):
+        raise BundleError(f"bundle {bundle!r}: {MANIFEST} is not a JSON object")
+    if manifest.get("format") != BUNDLE_FORMAT:
         raise BundleError(
             f"bundle {bundle!r}: {MANIFEST} has format {manifest.get('format')!r}, not {BUNDLE_FORMAT!r}"
         )

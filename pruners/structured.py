@@ -1,11 +1,11 @@
 """Structured pruning: whole units (conv filters, hidden neurons), their masks and compaction.
 
-The unit groups come from the architecture (``core.units.unit_groups``, declared by each architecture): unit ``i``
-of a group is output ``i`` of its ``producer`` (weight row and bias entry), channel ``i`` of
-its BatchNorm (scale and shift) and the consumer's input(s) fed by it. Removing a unit
-masks all of these with ``torch.nn.utils.prune``, so they stay exactly zero through any
-retraining; a removed unit then outputs exactly zero, and ``compact`` can delete it to give
-a physically smaller model with the same outputs. The classifier's outputs are never units.
+The unit groups come from the architecture (``core.units.unit_groups``, declared by each
+architecture): unit ``i`` of a group is output ``i`` of its ``producer`` (weight row and bias
+entry), channel ``i`` of its BatchNorm (scale and shift) and the consumer's input(s) fed by it.
+Removing a unit masks all of these with ``torch.nn.utils.prune``, so they stay exactly zero
+through any retraining; a removed unit then outputs exactly zero, and ``compact`` can delete it
+to give a physically smaller model with the same outputs. The classifier's outputs are never units.
 
 The target sparsity of a structured pruner is the fraction of *units* removed:
 ``round(s * n)`` per group (``scope='layer'``), or ``round(s * N)`` over all groups ranked
@@ -137,7 +137,18 @@ def _sliced_layer(layer: nn.Module, out_idx: torch.Tensor | None, in_idx: torch.
         new.weight.copy_(w)
         if b is not None:
             new.bias.copy_(b)
+    if _is_channels_last(layer.weight):
+        new = new.to(memory_format=torch.channels_last)  # the source layer's layout
     return new
+
+
+def _is_channels_last(weight: torch.Tensor) -> bool:
+    """A 4-D weight stored channels-last (and not also plain contiguous, as degenerate shapes are)."""
+    return (
+        weight.dim() == 4
+        and weight.is_contiguous(memory_format=torch.channels_last)
+        and not weight.is_contiguous()
+    )
 
 
 def _sliced_norm(norm: nn.Module, idx: torch.Tensor) -> nn.Module:
@@ -157,7 +168,10 @@ def compact_model(model: nn.Module) -> nn.Module:
     """A physically smaller copy: removed units deleted from producer, BatchNorm and consumer.
 
     Every mask is made permanent first (``prune.remove``), so the copy holds plain tensors
-    and computes what the masked model computes, up to float summation order.
+    and computes what the masked model computes, up to float summation order. The copy keeps
+    the source's memory layout: a sliced convolution is channels-last when its source was
+    (``build_arch`` builds every convolutional arch channels-last), and so is every sliced
+    convolution of a model any of whose convolutions is.
     """
     refresh_masked(model)
     small = copy.deepcopy(model)
@@ -177,6 +191,8 @@ def compact_model(model: nn.Module) -> nn.Module:
     for g in groups:
         if g.norm is not None:
             _set_submodule(small, g.norm, _sliced_norm(small.get_submodule(g.norm), kept[g.producer]))
+    if any(_is_channels_last(m.weight) for m in model.modules() if isinstance(m, nn.Conv2d)):
+        small = small.to(memory_format=torch.channels_last)
     return small
 
 

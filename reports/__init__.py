@@ -1,9 +1,10 @@
 """prunebench's report: executed notebooks, figures and a static HTML leaderboard.
 
 ``build_report(results_dir, out_dir="reports/site") -> Path`` (see ``reports.build``) reads
-only the stored results and the claims table. Shared data shaping lives in
-``reports.data``, figures in ``reports.figures``, tables in ``reports.leaderboard``; the
-display schema (names, units, directions, definitions) in ``display_schema.toml``.
+only the stored results and what ``harness analyze`` wrote. ``reports.data`` reads the store
+(and holds ``mean_ci``, the one interval of the page), ``reports.leaderboard`` the tables,
+``reports.cards`` the claim cards, ``reports.figures`` the figures and their layout check,
+``reports.notebook`` the notebooks' shared preamble.
 """
 
 from __future__ import annotations

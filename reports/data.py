@@ -1,643 +1,383 @@
-"""Shape stored results into the frames the report shows: one module for the site and the notebooks.
+"""What the report shows, read from a results store: one frame per cell, the analysis outputs.
 
-Everything here reads the results store (``<results>/cells``, ``<results>/metrics``,
-``<results>/claims/claims.parquet``) and returns tidy pandas frames; nothing trains or
-evaluates a model. A quantity that the store does not hold yields an empty frame, and
-the caller shows a note instead of a figure or a column.
+Reads through the store's one reader (``core.store``) and the files ``harness analyze`` writes
+(``<results>/claims/``); never trains, never imports torch-side code. Keys: a *scenario* is
+``(arch, dataset)``; a leaderboard *column* is ``(arch, dataset, sparsity)``; an *entry* is
+``(pruner, retrain)``.
 
-Keys: a *scenario* is ``(arch, dataset)``; a leaderboard *entry* is ``(pruner, retrain)``.
-
-Every claim quantity is computed by the ``analysis`` package, which implements
-``shared/design/claims.md`` and writes the claims table; this module only reshapes its
-outputs for display, so the report's numbers are the claims table's: recall distortion
-(``analysis.intensification``), prune potential and excess error (``analysis.potential``),
-run stability and its correlations (``analysis.generalization_stability``), recipe differences
-(``analysis.retrain_recipe``), t intervals (``analysis.stats``) and reading the store
-(``analysis.load.read_table``).
+Every mean with an interval on the page comes from :func:`mean_ci`: the mean over seeds with
+a percentile bootstrap interval (Efron & Tibshirani 1993, ch. 13), which never leaves the
+range of the values it resamples, so never the metric's range.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import functools
-import tomllib
-from collections.abc import Iterable, Sequence
+import hashlib
+import json
+import math
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from analysis import generalization_stability, intensification, potential
-from analysis.load import read_table
-from analysis.retrain_recipe import recipe_differences
-from analysis.stats import correlation_estimates, t_half_width
-from analysis.table import COLUMNS as CLAIM_COLUMNS
+from analysis.regime import COLLAPSE_MARGIN
+from core.store import MetricFilter, StoreReader
 
 SCENARIO = ["arch", "dataset"]
 ENTRY = ["pruner", "retrain"]
-CELL_KEYS = [
+CI_LEVEL = 0.95
+BOOTSTRAP_RESAMPLES = 2000
+
+CELL_COLUMNS = [
     "cell_id",
     "parent_id",
-    "study",
-    *SCENARIO,
+    "cell_type",
+    "arch",
+    "dataset",
     "pruner",
     "pruner_kind",
-    "retrain",
+    "pruner_timing",
+    "plugin",
+    "plugin_version",
     "sparsity",
     "seed",
+    "retrain",
+    "control",
+    "schedule",
+    "score",
+    "variant",
+    "epochs_dense",
+    "epochs_prune",
+    "epochs_retrain",
+    "train_flops",
+    "preset",
+    "finished_at",
+    "git_commit",
+    "torch_version",
+    "numpy_version",
+    "python_version",
+    "device",
+    "host",
 ]
-SCHEMA_PATH = Path(__file__).with_name("display_schema.toml")
+# whole-set rows the leaderboard reads (per-class rows and predictions are the analyses')
+LEADERBOARD_FILTERS = (
+    MetricFilter(
+        phases=["dense", "retrained"],
+        metrics=["accuracy", "ece"],
+        per_class=False,
+        kinds=["clean", "corruption"],
+    ),
+    MetricFilter(phases=["retrained"], metrics=["auroc_msp"], kinds=["ood"], per_class=False),
+    MetricFilter(
+        phases=["retrained"],
+        eval_sets=["model"],
+        metrics=["flops_dense", "flops_effective", "achieved_sparsity", "kept_epoch"],
+    ),
+)
 
 
-def load_schema(path: Path | str = SCHEMA_PATH) -> dict:
-    """The display schema (column names, units, directions, claim cards) from its TOML file."""
-    with open(path, "rb") as handle:
-        return tomllib.load(handle)
+def family(timing: str, kind: str) -> str:
+    """The pruner family the figures colour by: when it prunes, and what it removes."""
+    if timing == "after_training":
+        return f"after training, {kind}"
+    return timing.replace("_", " ")
 
 
-def open_notebook(
-    results_dir: Path | str,
-    archs: Sequence[str] | str | None = None,
-    datasets: Sequence[str] | str | None = None,
-    pruners: Sequence[str] | str | None = None,
-) -> tuple[dict, Results, float | None]:
-    """The first cell of every report notebook: display options, then the display schema, the
-    filtered results and the reference sparsity (the stored one nearest the schema's)."""
-    import warnings
+def mean_ci(values, low: float | None = None, high: float | None = None, key: object = 0) -> tuple:
+    """``(mean, ci_low, ci_high, n)`` of ``values`` (one per seed): the percentile bootstrap of the
+    mean at ``CI_LEVEL`` (scipy.stats.bootstrap), seeded by ``key`` so the page is reproducible.
 
-    warnings.filterwarnings("ignore", category=RuntimeWarning)
-    pd.set_option("display.max_rows", 200)
-    pd.set_option("display.precision", 4)
-    schema = load_schema()
-    res = read_cache(results_dir, archs, datasets, pruners)
-    if res is None:
-        res = load_results(results_dir, archs=archs, datasets=datasets, pruners=pruners)
-    return schema, res, reference_sparsity(res, schema["settings"]["reference_sparsity"])
-
-
-#: the site builder loads the store once and hands its notebooks the loaded results in this file
-CACHE_ENV = "PRUNEBENCH_REPORT_CACHE"
-
-
-def _cache_key(results_dir, archs, datasets, pruners) -> list:
-    return [str(Path(results_dir).resolve()), *(_key(v) for v in (archs, datasets, pruners))]
-
-
-def write_cache(res: Results, path: Path, archs=None, datasets=None, pruners=None) -> Path:
-    """Save ``res`` (loaded with these filters) for the notebooks of one build (atomic write)."""
-    import pickle
-
-    path = Path(path)
-    # notes of computing the claims table: a notebook does not compute it, so does not note it
-    notes = [n for n in res.notes if not n.startswith(("claims analysis failed", "claims table missing"))]
-    payload = {
-        "key": _cache_key(res.results_dir, archs, datasets, pruners),
-        "results": Results(res.results_dir, res.cells, res.metrics, res.claims, notes, res.metric_rows),
-    }
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(path)
-    return path
-
-
-def read_cache(results_dir, archs=None, datasets=None, pruners=None) -> Results | None:
-    """The results the site builder saved (``CACHE_ENV``) if they are of this store and filters."""
-    import os
-    import pickle
-
-    path = os.environ.get(CACHE_ENV)
-    if not path or not Path(path).is_file():
-        return None
-    try:
-        with open(path, "rb") as handle:
-            payload = pickle.load(handle)
-    except Exception:
-        return None
-    if payload.get("key") != _cache_key(results_dir, archs, datasets, pruners):
-        return None
-    return payload["results"]
+    The interval stays within the values' range, hence within ``[low, high]`` for a metric
+    bounded there (the bounds are asserted, not used to clip). One value: no interval.
+    """
+    a = np.asarray(values, dtype=float)
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return (math.nan, math.nan, math.nan, 0)
+    mean = float(a.mean())
+    if a.size == 1 or np.all(a == a[0]):
+        lo = hi = mean if a.size > 1 else math.nan
+    else:
+        seed = int.from_bytes(hashlib.sha256(repr(key).encode()).digest()[:4], "little")
+        res = stats.bootstrap(
+            (a,),
+            np.mean,
+            confidence_level=CI_LEVEL,
+            n_resamples=BOOTSTRAP_RESAMPLES,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+            vectorized=True,
+        )
+        # a resampled mean lies within [min, max]; clip the last-bit rounding of the summation
+        lo = float(np.clip(res.confidence_interval.low, a.min(), a.max()))
+        hi = float(np.clip(res.confidence_interval.high, a.min(), a.max()))
+    for bound in (lo, hi):
+        if math.isfinite(bound):
+            assert low is None or bound >= low - 1e-12, (bound, low)
+            assert high is None or bound <= high + 1e-12, (bound, high)
+    return (mean, lo, hi, int(a.size))
 
 
 @dataclass
-class Results:
-    """Cells, metric rows and the claims table of one results directory (after filters)."""
+class ReportData:
+    """One store, as the report shows it."""
 
     results_dir: Path
-    cells: pd.DataFrame
-    metrics: pd.DataFrame
-    claims: pd.DataFrame | None
+    cells: pd.DataFrame  # the leaderboard's prune cells (no mask control), one row per cell + metrics
+    corruption: pd.DataFrame  # per cell and corruption type: retrained and dense accuracy
+    grid: list[float]
+    claims: pd.DataFrame
+    primaries: list[dict]
+    labels: pd.DataFrame
+    sanity: pd.DataFrame
+    stability: pd.DataFrame  # one row per stability run (the generalization-stability study)
+    mask_controls: pd.DataFrame  # mask-sanity cells: pruner, control, seed, accuracy
+    provenance: dict
+    latency_protocol: str = ""
+    outside: list[dict] = field(default_factory=list)
+    studies: dict[str, dict] = field(default_factory=dict)  # name -> definition (from the manifests)
     notes: list[str] = field(default_factory=list)
-    #: metric rows of the successful cells in the store (``metrics`` holds only the rows the
-    #: report reads); None: counted on first use
-    stored_metric_rows: int | None = None
-    _memo: dict = field(default_factory=dict, repr=False, compare=False)
-
-    def memo(self, key: tuple, compute):
-        """``compute()`` once per ``key`` for these results (the figures ask per scenario for
-        frames computed over all of them); a copy, so callers may change what they get."""
-        if key not in self._memo:
-            self._memo[key] = compute()
-        value = self._memo[key]
-        return value.copy() if isinstance(value, pd.DataFrame) else value
 
     @property
-    def metric_rows(self) -> int:
-        """Metric rows stored for the successful cells (all of them, also those not loaded)."""
-        if self.stored_metric_rows is None:
-            ids = self.ok_cells["cell_id"]
-            self.stored_metric_rows = _count_metric_rows(self.results_dir / "metrics", ids)
-        return self.stored_metric_rows
-
-    @property
-    def ok_cells(self) -> pd.DataFrame:
-        return self.cells[self.cells["status"] == "ok"]
-
-    def prune_cells(self) -> pd.DataFrame:
-        """Successful cells of the one-shot pruning study."""
-        cells = self.ok_cells
-        return cells[cells["study"] == "prune"]
-
-    def scenarios(self, study: str = "prune") -> list[tuple[str, str]]:
-        """The (arch, dataset) pairs with successful cells of ``study``."""
-        cells = self.ok_cells[self.ok_cells["study"] == study]
-        return sorted({(a, d) for a, d in zip(cells["arch"], cells["dataset"], strict=True)})
-
-    def has_metric(self, metric: str, kind: str | None = None) -> bool:
-        m = self.metrics
-        mask = m["metric"] == metric
-        if kind is not None:
-            mask &= m["kind"] == kind
-        return bool(mask.any())
+    def scenarios(self) -> list[tuple[str, str]]:
+        return sorted(set(zip(self.cells["arch"], self.cells["dataset"], strict=True)))
 
 
-def _metric_files(directory: Path) -> list[str]:
-    return sorted(str(p) for p in directory.glob("*.parquet") if not p.name.startswith("."))
-
-
-def _report_rows():
-    """Metric rows no report view reads: per-class recall on any set but the clean one, and every
-    metric but accuracy on the corruption sets (most rows of a store; skipping them at read time
-    makes loading several times faster). Null-safe: ``isin`` never yields null."""
-    import pyarrow.dataset as ds
-
-    metric, kind = ds.field("metric"), ds.field("kind")
-    unread = (metric.isin(["recall"]) & ~kind.isin(["clean"])) | (
-        kind.isin(["corruption"]) & ~metric.isin(["accuracy"])
-    )
-    return ~unread
-
-
-def _read_metrics(directory: Path, schema, ok_ids: pd.Series) -> pd.DataFrame:
-    """The metric rows of the ``ok_ids`` cells that the report reads (``_report_rows``), in store
-    order (files sorted by name), typed as ``_read_table`` types them."""
-    import pyarrow.dataset as ds
-
-    files = _metric_files(directory)
-    try:
-        dataset = ds.dataset(files, schema=schema, format="parquet") if files else None
-        ids = ok_ids.dropna().astype(str).unique().tolist()
-        table = dataset.to_table(filter=ds.field("cell_id").isin(ids) & _report_rows()) if files else None
-    except Exception:  # files of an older or mixed schema: the general reader
-        df = _read_table(directory, schema)
-        df = df[df["cell_id"].isin(ok_ids)]
-        m = df["metric"].isin(["recall"]) & ~df["kind"].isin(["clean"])
-        m |= df["kind"].isin(["corruption"]) & ~df["metric"].isin(["accuracy"])
-        return df[~m]
-    if table is None or table.num_rows == 0:
-        return schema.empty_table().to_pandas()
-    return table.replace_schema_metadata(None).to_pandas()
-
-
-def _count_metric_rows(directory: Path, ok_ids: pd.Series) -> int:
-    """Metric rows stored for the ``ok_ids`` cells (scans only the ``cell_id`` column)."""
-    import pyarrow.dataset as ds
-
-    files = _metric_files(directory)
-    if not files:
-        return 0
-    ids = ok_ids.dropna().astype(str).unique().tolist()
-    try:
-        return int(ds.dataset(files, format="parquet").count_rows(filter=ds.field("cell_id").isin(ids)))
-    except Exception:  # files of mixed schemas: the general reader
-        return int(read_table(directory, ["cell_id"])["cell_id"].isin(ids).sum())
-
-
-def _read_table(directory: Path, schema) -> pd.DataFrame:
-    """Every column of ``schema`` (typed, also when the folder holds no file)."""
-    df = read_table(directory, schema.names)
-    return schema.empty_table().to_pandas() if df.empty else df
-
-
-def _match(values: pd.Series, patterns: Sequence[str] | str | None) -> pd.Series:
-    if patterns is None:
-        return pd.Series(True, index=values.index)
-    if isinstance(patterns, str):
-        patterns = [patterns]
-    uniq = {v: any(fnmatch.fnmatchcase(str(v), p) for p in patterns) for v in values.dropna().unique()}
-    return values.map(uniq).fillna(False).astype(bool)
-
-
-def load_results(
-    results_dir: Path | str,
-    archs: Sequence[str] | str | None = None,
-    datasets: Sequence[str] | str | None = None,
-    pruners: Sequence[str] | str | None = None,
-    compute_claims: bool = False,
-) -> Results:
-    """Read a results store; keep the cells whose arch, dataset and pruner match the glob filters.
-
-    ``compute_claims``: when the claims table is missing and ``analysis.claims`` is importable,
-    run its ``run_analysis(results_dir)`` first (it writes ``<results>/claims/claims.parquet``).
-    ``metrics`` holds the rows of the successful cells that the report reads (``_report_rows``:
-    not the per-class recall on shifted sets, nor the corruption sets' metrics but accuracy);
-    ``metric_rows`` counts all of them.
-    """
-    from harness.storage import CELL_SCHEMA, METRIC_SCHEMA
-
-    root = Path(results_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"results dir {str(root)!r} does not exist; run `python -m harness run-all` first"
-        )
-    notes: list[str] = []
-    cells = _read_table(root / "cells", CELL_SCHEMA)
-    keep = (
-        _match(cells["arch"], archs) & _match(cells["dataset"], datasets) & _match(cells["pruner"], pruners)
-    )
-    cells = cells[keep].reset_index(drop=True)
-    metrics = _read_metrics(root / "metrics", METRIC_SCHEMA, cells.loc[cells["status"] == "ok", "cell_id"])
-    metrics = metrics.astype({"class": "Int64", "step": "Int64"}).reset_index(drop=True)
-    claims = load_claims(root, compute=compute_claims, notes=notes)
-    if claims is not None:
-        claims = claims[_match(claims["arch"], archs) | claims["arch"].isna()]
-        claims = claims[_match(claims["dataset"], datasets) | claims["dataset"].isna()]
-        claims = claims[_match(claims["pruner"], pruners) | claims["pruner"].isna()].reset_index(drop=True)
-    return Results(root, cells, metrics, claims, notes)
-
-
-def load_claims(
-    results_dir: Path, compute: bool = False, notes: list[str] | None = None
-) -> pd.DataFrame | None:
-    """The claims table, or None (with a note) when it does not exist."""
-    notes = notes if notes is not None else []
-    path = Path(results_dir) / "claims" / "claims.parquet"
-    if not path.exists() and compute:
-        try:
-            from analysis.claims import run_analysis
-        except ImportError as exc:
-            notes.append(f"claims table missing and the analysis package is not importable ({exc})")
-        else:
-            try:
-                run_analysis(results_dir)
-            except Exception as exc:
-                notes.append(f"claims analysis failed: {type(exc).__name__}: {exc}")
-    if not path.exists():
-        notes.append(f"no claims table at {path}: claim cards are not shown")
-        return None
-    claims = pd.read_parquet(path)
-    for col in CLAIM_COLUMNS:
-        if col not in claims.columns:
-            claims[col] = None
-    return claims
-
-
-def _key(v):
-    if isinstance(v, list | tuple | set | frozenset):
-        return tuple(_key(x) for x in (sorted(v) if isinstance(v, set | frozenset) else v))
-    return v
-
-
-def cached(fn):
-    """Compute ``fn(res, ...)`` once per :class:`Results` and arguments (``Results.memo``)."""
-
-    @functools.wraps(fn)
-    def wrapper(res: Results, *args, **kwargs):
-        key = (fn.__name__, _key(args), tuple(sorted((k, _key(v)) for k, v in kwargs.items())))
-        return res.memo(key, lambda: fn(res, *args, **kwargs))
-
-    return wrapper
-
-
-# -- statistics -----------------------------------------------------------------------------
-
-
-def mean_ci(df: pd.DataFrame, by: list[str], value: str = "value") -> pd.DataFrame:
-    """Mean of ``value`` per group with a 95% t-interval over the group's rows (seeds)."""
-    if df.empty:
-        return pd.DataFrame(columns=[*by, "mean", "ci_low", "ci_high", "n"])
-    g = df.groupby(by, dropna=False, sort=True)[value].agg(["mean", "std", "count"]).reset_index()
-    half = t_half_width(g["std"].to_numpy(float), g["count"].to_numpy(float))
-    g["ci_low"] = g["mean"] - half
-    g["ci_high"] = g["mean"] + half
-    return g.rename(columns={"count": "n"}).drop(columns="std")
-
-
-# -- metric selection -----------------------------------------------------------------------
-
-
-@cached
-def metric_rows(
-    res: Results,
-    metric: str | Iterable[str],
-    phase: str | Iterable[str] | None = "retrained",
-    eval_set: str | Iterable[str] | None = None,
-    kind: str | Iterable[str] | None = None,
-    study: str | None = "prune",
-) -> pd.DataFrame:
-    """Metric rows joined with their cell's keys (arch, dataset, pruner, retrain, sparsity, seed)."""
-
-    def isin(col: pd.Series, v) -> pd.Series:
-        return col == v if isinstance(v, str) else col.isin(list(v))
-
-    m = res.metrics
-    mask = isin(m["metric"], metric)
-    if phase is not None:
-        mask &= isin(m["phase"], phase)
+def _scalar(metrics: pd.DataFrame, phase: str, metric: str, eval_set: str | None = "test") -> pd.Series:
+    m = (metrics["phase"] == phase) & (metrics["metric"] == metric)
     if eval_set is not None:
-        mask &= isin(m["eval_set"], eval_set)
-    if kind is not None:
-        mask &= isin(m["kind"], kind)
-    cells = res.ok_cells if study is None else res.ok_cells[res.ok_cells["study"] == study]
-    return m[mask].merge(cells[[c for c in CELL_KEYS if c in cells.columns]], on="cell_id", how="inner")
+        m &= metrics["eval_set"] == eval_set
+    return metrics[m].groupby("cell_id")["value"].mean()
 
 
-@cached
-def accuracy_by_seed(res: Results, phase: str = "retrained", with_dense: bool = True) -> pd.DataFrame:
-    """Clean test accuracy per (scenario, entry, sparsity, seed); the dense parent at sparsity 0."""
-    rows = metric_rows(res, "accuracy", phase=phase, eval_set="test", kind="clean")
-    cols = [*SCENARIO, *ENTRY, "pruner_kind", "sparsity", "seed", "value"]
-    out = rows[cols]
-    if with_dense and not rows.empty:
-        dense = metric_rows(res, "accuracy", phase="dense", eval_set="test", kind="clean")
-        dense = dense.drop_duplicates([*SCENARIO, *ENTRY, "seed"])[cols].assign(sparsity=0.0)
-        out = pd.concat([dense, out], ignore_index=True)
-    return out.sort_values([*SCENARIO, *ENTRY, "sparsity", "seed"]).reset_index(drop=True)
+def _read_json(path: Path, default):
+    return json.loads(path.read_text()) if path.exists() else default
 
 
-@cached
-def accuracy_curve(res: Results, phase: str = "retrained") -> pd.DataFrame:
-    """Mean clean test accuracy and 95% CI over seeds per (scenario, entry, sparsity)."""
-    return mean_ci(accuracy_by_seed(res, phase), [*SCENARIO, *ENTRY, "pruner_kind", "sparsity"])
+def _read_parquet(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame()
 
 
-@cached
-def auc_by_seed(res: Results, phase: str = "retrained") -> pd.DataFrame:
-    """Normalised area under the accuracy-sparsity curve per (scenario, entry, seed).
-
-    Trapezoids from sparsity 0 (the dense parent) to the largest stored sparsity, divided by
-    that range, so the value is an accuracy (a fraction).
-    """
-    acc = accuracy_by_seed(res, phase, with_dense=True)
-    if acc.empty:
-        return pd.DataFrame(columns=[*SCENARIO, *ENTRY, "seed", "value"])
-    acc = acc.groupby([*SCENARIO, *ENTRY, "seed", "sparsity"], as_index=False)["value"].mean()
-
-    def area(g: pd.DataFrame) -> float:
-        x, y = g["sparsity"].to_numpy(), g["value"].to_numpy()
-        if len(x) < 2 or x[-1] <= x[0]:
-            return float("nan")
-        return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2) / (x[-1] - x[0]))
-
-    out = acc.groupby([*SCENARIO, *ENTRY, "seed"]).apply(area, include_groups=False)
-    return out.rename("value").reset_index()
-
-
-def reference_sparsity(res: Results, target: float) -> float | None:
-    """The stored sparsity nearest to ``target`` (None without prune cells)."""
-    values = np.unique(res.prune_cells()["sparsity"].dropna().to_numpy())
-    if values.size == 0:
-        return None
-    return float(values[np.argmin(np.abs(values - target))])
-
-
-def at_sparsity(df: pd.DataFrame, sparsity: float | None) -> pd.DataFrame:
-    if sparsity is None or df.empty:
-        return df.iloc[0:0]
-    return df[np.isclose(df["sparsity"].astype(float), sparsity)]
+def cell_frame(cells: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per cell: the leaderboard's numbers; per cell and corruption type: accuracy and dense's."""
+    out = cells.copy()
+    for name, (phase, metric, eval_set) in {
+        "accuracy": ("retrained", "accuracy", "test"),
+        "dense_accuracy": ("dense", "accuracy", "test"),
+        "ece": ("retrained", "ece", "test"),
+        "flops_dense": ("retrained", "flops_dense", "model"),
+        "flops_effective": ("retrained", "flops_effective", "model"),
+        "achieved_sparsity": ("retrained", "achieved_sparsity", "model"),
+    }.items():
+        out[name] = out["cell_id"].map(_scalar(metrics, phase, metric, eval_set))
+    corr = metrics[(metrics["kind"] == "corruption") & (metrics["metric"] == "accuracy")]
+    by_type = corr.groupby(["cell_id", "phase", "eval_set"])["value"].mean().unstack("phase").reset_index()
+    out["corruption_accuracy"] = out["cell_id"].map(
+        by_type.groupby("cell_id")["retrained"].mean() if "retrained" in by_type else pd.Series(dtype=float)
+    )
+    ood = metrics[(metrics["kind"] == "ood") & (metrics["metric"] == "auroc_msp")]
+    out["ood_auroc"] = out["cell_id"].map(ood.groupby("cell_id")["value"].mean())
+    out["flops_reduction"] = out["flops_dense"] / out["flops_effective"]
+    out["epochs_total"] = out[["epochs_dense", "epochs_prune", "epochs_retrain"]].fillna(0).sum(axis=1)
+    out["family"] = [family(t, k) for t, k in zip(out["pruner_timing"], out["pruner_kind"], strict=True)]
+    out["drop_points"] = 100 * (out["dense_accuracy"] - out["accuracy"])
+    corruption = by_type.rename(columns={"eval_set": "corruption"}).merge(
+        out[["cell_id", "arch", "dataset", "pruner", "retrain", "sparsity", "seed"]], on="cell_id"
+    )
+    return out, corruption
 
 
-def per_cell_mean(rows: pd.DataFrame) -> pd.DataFrame:
-    """Average a cell's rows (e.g. over corruption types and severities, or OOD sets)."""
-    keys = [c for c in CELL_KEYS if c in rows.columns]
+def n_classes_of(dataset: str, cells: pd.DataFrame) -> int:
+    return int(cells.attrs.get("classes", {}).get(dataset, 10))
+
+
+def collapsed(accuracy_mean: float, classes: int = 10) -> bool:
+    """The regime rule of ``analysis.regime``: mean accuracy within the margin of chance."""
+    return bool(math.isfinite(accuracy_mean) and accuracy_mean < 1.0 / classes + COLLAPSE_MARGIN)
+
+
+def _classes(metrics: pd.DataFrame, cells: pd.DataFrame) -> dict[str, int]:
+    rec = metrics[metrics["metric"] == "recall"] if "metric" in metrics else pd.DataFrame()
+    out = {}
+    if len(rec):
+        joined = rec.merge(cells[["cell_id", "dataset"]], on="cell_id")
+        out = joined.groupby("dataset")["class"].nunique().astype(int).to_dict()
+    return out
+
+
+def _stability_runs(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    ids = set(cells.loc[cells["cell_type"] == "stability", "cell_id"])
+    rows = metrics[metrics["cell_id"].isin(ids) & (metrics["phase"] == "final") & metrics["class"].isna()]
     if rows.empty:
-        return pd.DataFrame(columns=[*keys, "value"])
-    return rows.groupby(keys, as_index=False, dropna=False)["value"].mean()
+        return pd.DataFrame()
+    wide = rows.pivot_table(index="cell_id", columns="metric", values="value", aggfunc="first").reset_index()
+    keep = ["cell_id", "arch", "dataset", "pruner", "seed", "variant", "schedule", "score"]
+    return wide.merge(cells[[c for c in keep if c in cells]], on="cell_id")
 
 
-def corruption_accuracy(res: Results, phase: str = "retrained") -> pd.DataFrame:
-    """Accuracy on every corruption type x severity, per cell."""
-    return metric_rows(res, "accuracy", phase=phase, kind="corruption")
+def _mask_controls(manifests: dict, cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    ids = set()
+    for m in manifests.values():
+        if m.get("definition", {}).get("analysis") == "mask_sanity":
+            ids |= set(m["cell_ids"])
+    sub = cells[cells["cell_id"].isin(ids) & (cells["cell_type"] == "prune")].copy()
+    if sub.empty:
+        return pd.DataFrame()
+    sub["accuracy"] = sub["cell_id"].map(_scalar(metrics, "retrained", "accuracy"))
+    keep = [
+        "cell_id",
+        "arch",
+        "dataset",
+        "pruner",
+        "pruner_timing",
+        "control",
+        "sparsity",
+        "seed",
+        "accuracy",
+    ]
+    return sub[keep]
 
 
-def ood_auroc(res: Results, score: str = "msp", phase: str = "retrained") -> pd.DataFrame:
-    """OOD detection AUROC (by ``score``: msp or energy), one row per cell and OOD set."""
-    return metric_rows(res, f"auroc_{score}", phase=phase, kind="ood")
+def _git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
-def calibration(res: Results, metric: str = "ece", phase: str = "retrained") -> pd.DataFrame:
-    """A calibration metric (ece, nll, brier) on the clean test set, per cell."""
-    return metric_rows(res, metric, phase=phase, eval_set="test", kind="clean")
+def provenance(results_dir: Path, every: pd.DataFrame, metric_rows: int) -> dict:
+    """Where the numbers come from: commits, environment, the failed cells and why."""
 
+    def values(col: str) -> list[str]:
+        return sorted({str(v) for v in every.get(col, pd.Series(dtype=str)).dropna()})
 
-@cached
-def flops_reduction(res: Results, phase: str = "retrained") -> pd.DataFrame:
-    """Dense FLOPs / effective FLOPs per cell (empty when FLOPs are not stored)."""
-    rows = metric_rows(res, ["flops_dense", "flops_effective"], phase=phase, eval_set="model")
-    if rows.empty:
-        return rows.assign(value=[])
-    keys = [c for c in CELL_KEYS if c in rows.columns]
-    wide = rows.pivot_table(index=keys, columns="metric", values="value", aggfunc="first").reset_index()
-    if not {"flops_dense", "flops_effective"} <= set(wide.columns):
-        return pd.DataFrame(columns=[*keys, "value"])
-    wide["value"] = wide["flops_dense"] / wide["flops_effective"].where(wide["flops_effective"] > 0)
-    return wide[[*keys, "value"]]
-
-
-def _with_cell_keys(df: pd.DataFrame, res: Results) -> pd.DataFrame:
-    """``df`` (one row per ``cell_id`` and more) with the cell's keys (``CELL_KEYS``) from ``res``."""
-    keys = [c for c in CELL_KEYS if c in res.ok_cells.columns]
-    rest = [c for c in df.columns if c not in keys]
-    return res.ok_cells[keys].merge(df[["cell_id", *rest]], on="cell_id", how="inner")
-
-
-# -- prune potential and excess error (Liebenwein et al. 2021): analysis.potential ----------
-
-
-@cached
-def _set_errors(res: Results) -> pd.DataFrame:
-    """``analysis.potential.long_errors`` on the individual test distributions (without the
-    ``corruption_mean`` aggregate, which only the claims table tests)."""
-    long = potential.long_errors(res.ok_cells, res.metrics)
-    return long[long["eval_set"] != potential.CORRUPTION_MEAN] if not long.empty else long
-
-
-@cached
-def prune_potential(res: Results, delta: float = potential.DELTA) -> pd.DataFrame:
-    """Prune potential per (scenario, entry, seed, distribution) (Liebenwein et al. 2021).
-
-    ``analysis.potential.prune_potential``: the largest sparsity whose model has
-    ``err(pruned, D') <= err(dense, D') + delta`` against the dense parent of the same seed, 0
-    when no sparsity qualifies. ``delta`` is a fraction of top-1 error (``potential.DELTA =
-    0.005``, 0.5 points, as in the claims table). ``distribution`` is the clean test set
-    (``test``) or a shifted set (corruption type, severities averaged): ``shifted``.
-    """
-    cols = [*SCENARIO, *ENTRY, "seed", "distribution", "shifted", "value"]
-    long = _set_errors(res)
-    if long.empty:
-        return pd.DataFrame(columns=cols)
-    pp = potential.potentials(long, per_recipe=True, delta=delta)
-    pp = pp.rename(columns={"eval_set": "distribution", "potential": "value"})
-    pp["shifted"] = pp["distribution"] != potential.CLEAN
-    return pp[cols]
-
-
-@cached
-def excess_error(res: Results) -> pd.DataFrame:
-    """``[err(pruned, D') - err(pruned, D)] - [err(dense, D') - err(dense, D)]`` per cell and shifted D'
-    (``analysis.potential.excess_error``; a fraction, x100 = points)."""
-    long = _set_errors(res)
-    if long.empty or not (long["eval_set"] != potential.CLEAN).any():
-        return pd.DataFrame(columns=[*CELL_KEYS, "distribution", "value"])
-    ex = potential.cell_excess(long)[["cell_id", "eval_set", "excess"]]
-    return _with_cell_keys(ex.rename(columns={"eval_set": "distribution", "excess": "value"}), res)
-
-
-# -- recall distortion (Good et al. 2022; reconstructed): analysis.intensification ----------
-
-
-@cached
-@cached
-def _class_measures(res: Results) -> pd.DataFrame:
-    return intensification.class_measures(res.ok_cells, res.metrics)
-
-
-@cached
-def recall_distortion(res: Results) -> pd.DataFrame:
-    """Per cell and class: ``rho`` = r_k/acc (dense), ``rho_pruned`` = r_k'/acc', ``d = rho_pruned - rho``.
-
-    Reconstructed definition (shared/design/claims.md section 1), computed by
-    ``analysis.intensification.class_measures``: ``d_k`` is stored with the sign
-    ``rho_k' - rho_k`` (the authors' code stores the opposite sign). Class k is intensified
-    when ``d_k * (rho_k - 1) > 0``.
-    """
-    cm = _class_measures(res)
-    if cm.empty:
-        return pd.DataFrame(columns=[*CELL_KEYS, "class", "rho", "rho_pruned", "d"])
-    cm = cm[["cell_id", "class", "rho", "rho_p", "d"]].rename(columns={"rho_p": "rho_pruned"})
-    return _with_cell_keys(cm, res).dropna(subset=["d"]).reset_index(drop=True)
-
-
-@cached
-def distortion_summary(res: Results) -> pd.DataFrame:
-    """Per cell: ``alpha`` (share of classes with rho != 1 that are intensified) and ``slope`` (b, the
-    least-squares slope of d_k on rho_k - 1 across the cell's classes), by
-    ``analysis.intensification.cell_distortion``: the values the claims table tests."""
-    keys = [c for c in CELL_KEYS if c in res.ok_cells.columns]
-    cm = _class_measures(res)
-    if cm.empty:
-        return pd.DataFrame(columns=[*keys, "alpha", "slope"])
-    return _with_cell_keys(intensification.cell_distortion(cm).rename(columns={"b": "slope"}), res)
-
-
-@cached
-def per_class_recall_change(res: Results, phase: str = "retrained") -> pd.DataFrame:
-    """Recall of the pruned model minus the dense parent's, per cell and class."""
-    rec = metric_rows(res, "recall", phase=[phase, "dense"], eval_set="test", kind="clean")
-    if rec.empty:
-        return pd.DataFrame(columns=[*CELL_KEYS, "class", "value"])
-    keys = [c for c in CELL_KEYS if c in rec.columns]
-    wide = rec.pivot_table(index=[*keys, "class"], columns="phase", values="value").reset_index()
-    if phase not in wide.columns:
-        return pd.DataFrame(columns=[*CELL_KEYS, "class", "value"])
-    wide["value"] = wide[phase] - wide["dense"]
-    return wide[[*keys, "class", "value"]]
-
-
-# -- retraining recipes ---------------------------------------------------------------------
-
-
-@cached
-def recipe_difference(res: Results, recipe: str = "lr_rewind") -> pd.DataFrame:
-    """Clean test accuracy of ``recipe`` minus fine-tuning, paired by (scenario, pruner, sparsity, seed)
-    (``analysis.retrain_recipe.recipe_differences``)."""
-    keys = [*SCENARIO, "pruner", "sparsity", "seed"]
-    d = recipe_differences(res.ok_cells, res.metrics)
-    if d.empty:
-        return pd.DataFrame(columns=[*keys, "value"])
-    return d[d["recipe"] == recipe].rename(columns={"diff": "value"})[[*keys, "value"]]
-
-
-# -- stability study (Bartoldson et al. 2020) -----------------------------------------------
-
-
-@cached
-def stability_runs(res: Results) -> pd.DataFrame:
-    """One row per stability-study run (``analysis.generalization_stability.run_table``):
-    ``stability`` (mean of 100 * (1 - I) over pruning events, 100 for a run without events),
-    ``best_acc`` (best test accuracy at or after the last event) and ``gap`` (train minus test
-    accuracy at that epoch)."""
-    scope = ["cell_id", "target", "schedule", "score", "variant", "seed"]
-    cols = [*SCENARIO, *scope, "stability", "best_acc", "gap"]
-    runs = generalization_stability.run_table(res.ok_cells, res.metrics)
-    if runs.empty:
-        return pd.DataFrame(columns=cols)
-    return runs[cols].dropna(subset=["stability", "best_acc"]).reset_index(drop=True)
-
-
-def stability_correlation(runs: pd.DataFrame) -> dict:
-    """Pearson r (Fisher-z 95% CI) and Kendall tau of run stability vs best test accuracy over the
-    permanent-pruning runs: the estimates of the claims table's ``stability_accuracy`` rows."""
-    perm = generalization_stability.permanent_runs(runs)
-    return correlation_estimates(perm["stability"], perm["best_acc"])
-
-
-# -- provenance -----------------------------------------------------------------------------
-
-
-def provenance(res: Results) -> dict:
-    """Commit, dates, environment, preset and counts of the stored cells."""
-    cells = res.cells
-
-    def uniq(col: str) -> list[str]:
-        if col not in cells.columns:
-            return []
-        return sorted({str(v) for v in cells[col].dropna().unique()})
-
-    failed = cells[cells["status"] != "ok"]
-    reasons = failed["reason"].fillna("unknown").value_counts().head(5)
-    finished = cells["finished_at"].dropna() if "finished_at" in cells.columns else pd.Series([])
+    failed = every[every["status"] != "ok"]
+    reasons = failed["reason"].fillna("unknown").astype(str).str.slice(0, 160).value_counts()
+    finished = every.get("finished_at", pd.Series(dtype=str)).dropna().astype(str)
     return {
-        "results_dir": str(res.results_dir),
-        "commits": uniq("git_commit"),
-        "presets": uniq("preset"),
-        "studies": uniq("study"),
-        "torch": uniq("torch_version"),
-        "numpy": uniq("numpy_version"),
-        "python": uniq("python_version"),
-        "devices": uniq("device"),
-        "hosts": uniq("host"),
-        "cells": len(cells),
-        "ok": int((cells["status"] == "ok").sum()),
+        "results_dir": str(results_dir),
+        "cells": len(every),
+        "ok": len(every) - len(failed),
         "failed": len(failed),
-        "failure_reasons": [{"reason": str(k), "count": int(v)} for k, v in reasons.items()],
-        "first_finished": str(finished.min()) if len(finished) else "",
-        "last_finished": str(finished.max()) if len(finished) else "",
-        "metric_rows": res.metric_rows,
+        "failure_reasons": [{"reason": r, "count": int(n)} for r, n in reasons.items()],
+        "metric_rows": metric_rows,
+        "commits": values("git_commit") or [_git_commit()],
+        "presets": values("preset"),
+        "torch": values("torch_version"),
+        "numpy": values("numpy_version"),
+        "python": values("python_version"),
+        "devices": values("device"),
+        "hosts": values("host"),
+        "first_finished": finished.min() if len(finished) else "",
+        "last_finished": finished.max() if len(finished) else "",
     }
 
 
-def claims_for(res: Results, notebook: str, schema: dict | None = None) -> pd.DataFrame:
-    """The claims-table rows of the claims a notebook covers (empty without a claims table)."""
-    if res.claims is None:
-        return pd.DataFrame(columns=CLAIM_COLUMNS)
-    schema = schema or load_schema()
-    fam = res.claims["claim"].astype(str).map(lambda c: claim_family(c, schema))
-    return res.claims[fam == notebook][CLAIM_COLUMNS].reset_index(drop=True)
+def outside_entries(root: Path) -> list[dict]:
+    """The accepted submissions under ``<results>/submissions/`` (``harness verify --accept-into``):
+    one entry per (bundle, pruner), with its verification result."""
+    out = []
+    base = root / "submissions"
+    for folder in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else ():
+        record = _read_json(folder / "verification.json", None)
+        if record is None or record.get("result") != "accepted":
+            continue
+        reader = StoreReader(folder)
+        cells = reader.cells(["cell_id", "pruner", "plugin", "plugin_version", "cell_type"])
+        acc = (
+            reader.metrics(
+                [
+                    MetricFilter(
+                        phases=["retrained"], metrics=["accuracy"], eval_sets=["test"], per_class=False
+                    )
+                ]
+            )
+            .groupby("cell_id")["value"]
+            .mean()
+        )
+        rule = record.get("rule", {})
+        verification = (
+            f"accepted {record.get('verified_at', '')[:10]}: {len(record.get('sample', {}).get('cell_ids', []))} "  # noqa: E501
+            f"cells re-run, {rule.get('mode', '?').replace('_', '-')}"
+        )
+        for pruner, g in cells[cells["cell_type"] == "prune"].groupby("pruner"):
+            plugin = g["plugin"].dropna()
+            out.append(
+                {
+                    "bundle": record.get("bundle", {}).get("file", folder.name),
+                    "pruner": pruner,
+                    "plugin": f"{plugin.iloc[0]}=={g['plugin_version'].dropna().iloc[0]}"
+                    if len(plugin)
+                    else "",
+                    "cells": len(g),
+                    "verification": verification,
+                    "accuracy": float(acc.reindex(g["cell_id"]).mean()),
+                }
+            )
+    return out
 
 
-def claim_family(claim: str, schema: dict | None = None) -> str:
-    """The notebook that covers a claim (the overview for a claim the schema does not list)."""
-    schema = schema or load_schema()
-    return schema.get("claims", {}).get(str(claim), {}).get("notebook", "overview")
+def load(results_dir: Path | str) -> ReportData:
+    """Everything the report shows, from one store (run ``harness analyze`` first for the claims)."""
+    root = Path(results_dir)
+    reader = StoreReader(root)
+    if not reader.exists():
+        raise FileNotFoundError(
+            f"no results store at {root} (expected {root}/cells): run `harness run-all` first"
+        )
+    every = reader.cells([*CELL_COLUMNS, "status", "reason"], status=None)
+    all_cells = every[every["status"] == "ok"].reset_index(drop=True)
+    board = _read_json(root / "leaderboard.json", {})
+    board_ids = set(board.get("cell_ids", all_cells["cell_id"]))
+    cells = all_cells[
+        all_cells["cell_id"].isin(board_ids)
+        & (all_cells["cell_type"] == "prune")
+        & (all_cells["control"].fillna("none") == "none")
+    ].reset_index(drop=True)
+    stability_ids = list(all_cells.loc[all_cells["cell_type"] == "stability", "cell_id"])
+    metrics = reader.metrics(
+        [
+            *LEADERBOARD_FILTERS,
+            MetricFilter(phases=["retrained"], metrics=["recall"], eval_sets=["test"]),
+            *(
+                [MetricFilter(cell_ids=stability_ids, phases=["final"], per_class=False)]
+                if stability_ids
+                else []
+            ),
+        ]
+    )
+    classes = _classes(metrics, all_cells)
+    metrics = metrics[metrics["metric"] != "recall"]
+    manifests = reader.study_manifests()
+    frame, corruption = cell_frame(cells, metrics[metrics["cell_id"].isin(set(cells["cell_id"]))])
+    frame.attrs["classes"] = classes
+    grid = sorted(float(s) for s in board.get("grid", sorted(frame["sparsity"].unique())))
+    claims_dir = root / "claims"
+    notes = []
+    if not (claims_dir / "primary.json").exists():
+        notes.append("no claims in this store (run `python -m harness analyze`): claim cards are not shown")
+    return ReportData(
+        results_dir=root,
+        cells=frame,
+        corruption=corruption,
+        grid=grid,
+        claims=_read_parquet(claims_dir / "claims.parquet"),
+        primaries=_read_json(claims_dir / "primary.json", []),
+        labels=_read_parquet(claims_dir / "labels.parquet"),
+        sanity=_read_parquet(claims_dir / "sanity.parquet"),
+        stability=_stability_runs(all_cells, metrics),
+        mask_controls=_mask_controls(manifests, all_cells, metrics),
+        provenance=provenance(root, every, reader.metric_row_count()),
+        latency_protocol=str(board.get("latency_protocol", "")),
+        outside=outside_entries(root),
+        studies={name: m.get("definition", {}) for name, m in manifests.items()},
+        notes=notes,
+    )
+
+
+__all__ = ["CI_LEVEL", "ReportData", "cell_frame", "collapsed", "family", "load", "mean_ci"]

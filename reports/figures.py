@@ -1,431 +1,442 @@
-"""The report's figures: one function per figure kind, each returning a matplotlib Figure, or a
-string saying why it was skipped (the data are absent). ``FigureSink`` saves them as PNG and
-SVG and records a manifest the site builder reads; notebooks and the builder share both.
+"""The report's figures, drawn with seaborn on matplotlib from a ``reports.data.ReportData``.
+
+Rules every figure keeps (and ``layout_problems`` checks): pruners are coloured by family (one
+seaborn palette per family, a shade and a marker per member), legends sit outside the axes,
+facets replace stacked panels, and the figure is drawn at the width the page shows it
+(at most ``PAGE_WIDTH_IN`` inches at ``DPI``). A collapsed model (within the regime margin of
+chance, ``analysis.regime``) is drawn hollow over a grey band and named in the caption.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-import sys
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 
-if "ipykernel" not in sys.modules:  # a kernel keeps its inline backend
-    matplotlib.use("Agg")
-
+matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
-from analysis.intensification import distortion_slope
-from analysis.potential import DELTA
-from analysis.retrain_recipe import REFERENCE
-from reports import data as D
+from analysis.regime import COLLAPSE_MARGIN
+from reports.data import ReportData, collapsed, mean_ci
 
-STYLE = {
-    "figure.dpi": 100,
-    "savefig.dpi": 110,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "legend.fontsize": 8,
-    "text.parse_math": False,  # names may contain $; labels use unicode instead
-    "svg.hashsalt": "prunebench",  # deterministic SVG ids
-    "svg.fonttype": "none",  # text stays text: smaller, faster SVGs
+DPI = 100
+PAGE_WIDTH_IN = 13.0  # the page is at most 1400 px wide
+FAMILY_PALETTES = {
+    "after training, unstructured": "Blues",
+    "after training, structured": "Greens",
+    "at init": "Oranges",
+    "during training": "Purples",
 }
-plt.rcParams.update(STYLE)
-
-ACC_LABEL = "clean test accuracy (%)"
-SPARSITY_LABEL = "target sparsity (fraction removed; log 1/(1 − s) axis)"
-
-
-def slug(*parts: object) -> str:
-    """A file-name-safe, collision-free stem for any (even hostile) names."""
-    text = "_".join(str(p) for p in parts)
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-.")[:80] or "figure"
-    return f"{safe}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
-
-
-def _wrap(text: str, width: int = 48) -> str:
-    import textwrap
-
-    return "\n".join(textwrap.wrap(text, width, break_long_words=True)) or text
-
-
-def _sparsity_axis(ax, sparsities) -> None:
-    """Spread high sparsities out: the x axis is linear in log10(1 / (1 - s)), ticked at the data."""
-    fwd = lambda s: -np.log10(np.clip(1 - np.asarray(s, float), 1e-6, None))
-    inv = lambda x: 1 - 10 ** (-np.asarray(x, float))
-    ax.set_xscale("function", functions=(fwd, inv))
-    ticks = sorted({float(v) for v in sparsities})
-    ax.set_xticks(ticks, [f"{v:g}" for v in ticks], rotation=45 if len(ticks) > 6 else 0)
-    ax.minorticks_off()
-    lo, hi = fwd(ticks[0]), fwd(ticks[-1])
-    pad = 0.04 * (hi - lo) if hi > lo else 0.1
-    ax.set_xlim(float(inv(lo - pad)), float(inv(hi + pad)))
-
-
-def _outer_labels_only(axes) -> None:
-    """Keep the y label of the first column only (heatmap grids share their axes' meaning)."""
-    for ax in axes:
-        if not ax.get_subplotspec().is_first_col():
-            ax.set_ylabel("")
-
-
-def _palette(names: list[str]) -> dict[str, tuple]:
-    cmap = plt.get_cmap("tab10")
-    return {n: cmap(i % 10) for i, n in enumerate(sorted(names))}
-
-
-def _scenario(df: pd.DataFrame, arch: str, dataset: str) -> pd.DataFrame:
-    if df.empty:
-        return df
-    return df[(df["arch"] == arch) & (df["dataset"] == dataset)]
-
-
-def _subplots(n: int, width: float = 4.2, height: float = 3.3, ncols: int | None = None):
-    ncols = ncols or min(n, 3)
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, layout="constrained"
-    )
-    for ax in axes.flat[n:]:
-        ax.set_visible(False)
-    return fig, list(axes.flat[:n])
-
-
-def accuracy_sparsity(res: D.Results, arch: str, dataset: str, phase: str = "retrained"):
-    """Mean clean test accuracy vs sparsity per pruner with 95% CI bands; one panel per recipe."""
-    curve = _scenario(D.accuracy_curve(res, phase), arch, dataset)
-    if curve.empty:
-        return f"no clean test accuracy for {arch} / {dataset}"
-    recipes = sorted(curve["retrain"].dropna().unique())
-    colors = _palette(list(curve["pruner"].unique()))
-    fig, axes = _subplots(len(recipes))
-    for ax, recipe in zip(axes, recipes, strict=True):
-        for pruner, g in curve[curve["retrain"] == recipe].groupby("pruner"):
-            g = g.sort_values("sparsity")
-            ax.plot(g["sparsity"], 100 * g["mean"], marker="o", ms=3, color=colors[pruner], label=pruner)
-            ax.fill_between(
-                g["sparsity"],
-                np.clip(100 * g["ci_low"], 0, 100),
-                np.clip(100 * g["ci_high"], 0, 100),
-                color=colors[pruner],
-                alpha=0.2,
-                lw=0,
-            )
-        _sparsity_axis(ax, curve["sparsity"])
-        ax.set_title(_wrap(f"{arch} / {dataset}, retrain: {recipe}"))
-        ax.set_xlabel(SPARSITY_LABEL)
-        ax.set_ylabel(ACC_LABEL)
-    axes[0].legend(title="pruner (band: 95% CI over seeds)", loc="best")
-    return fig
-
-
-def corruption_heatmaps(res: D.Results, arch: str, dataset: str, sparsity: float | None):
-    """Accuracy per corruption type x severity at one sparsity; one panel per (pruner, recipe)."""
-    rows = D.at_sparsity(_scenario(D.corruption_accuracy(res), arch, dataset), sparsity)
-    if rows.empty:
-        return f"no corruption accuracy stored for {arch} / {dataset}: heatmaps skipped"
-    grid = rows.groupby(["pruner", "retrain", "eval_set", "severity"], as_index=False)["value"].mean()
-    panels = sorted({(p, r) for p, r in zip(grid["pruner"], grid["retrain"], strict=True)})
-    types = sorted(grid["eval_set"].unique())
-    fig, axes = _subplots(len(panels), width=3.6, height=0.28 * len(types) + 1.5)
-    image = None
-    for ax, (pruner, recipe) in zip(axes, panels, strict=True):
-        g = grid[(grid["pruner"] == pruner) & (grid["retrain"] == recipe)]
-        mat = g.pivot(index="eval_set", columns="severity", values="value").reindex(types) * 100
-        values = mat.to_numpy(float)
-        image = ax.imshow(values, cmap="viridis", vmin=0, vmax=100, aspect="auto", interpolation="nearest")
-        if values.size <= 200:
-            for (r, c), v in np.ndenumerate(values):
-                if np.isfinite(v):
-                    ax.text(
-                        c,
-                        r,
-                        f"{v:.0f}",
-                        ha="center",
-                        va="center",
-                        fontsize=7,
-                        color="black" if v > 60 else "white",
-                        in_layout=False,  # inside its axes: the layout need not measure it
-                    )
-        ax.set_xticks(range(values.shape[1]), [str(v) for v in mat.columns])
-        ax.set_yticks(range(values.shape[0]), list(mat.index))
-        ax.grid(False)
-        ax.set_title(_wrap(f"{pruner} ({recipe}) @ sparsity {sparsity:g}", 40))
-        ax.set_xlabel("severity (1-5)")
-        ax.set_ylabel("corruption type")
-    _outer_labels_only(axes)
-    fig.colorbar(image, ax=axes, label="accuracy (%)", shrink=0.8)
-    return fig
-
-
-def recall_distortion(res: D.Results, arch: str, dataset: str, sparsity: float | None):
-    """d_k = rho_k' - rho_k against rho_k - 1 per class, pooled over seeds, with the fitted slope."""
-    d = D.at_sparsity(_scenario(D.recall_distortion(res), arch, dataset), sparsity)
-    if d.empty:
-        return f"no per-class recall for {arch} / {dataset}: recall distortion skipped"
-    panels = sorted({(p, r) for p, r in zip(d["pruner"], d["retrain"], strict=True)})
-    fig, axes = _subplots(len(panels), width=3.6, height=3.2)
-    for ax, (pruner, recipe) in zip(axes, panels, strict=True):
-        g = d[(d["pruner"] == pruner) & (d["retrain"] == recipe)]
-        x = g["rho"] - 1
-        ax.scatter(x, g["d"], s=10, alpha=0.6)
-        b = distortion_slope(g["d"], g["rho"])  # pooled over classes and seeds
-        if np.isfinite(b):
-            xs = np.linspace(x.min(), x.max(), 2)
-            a = g["d"].mean() - b * x.mean()
-            ax.plot(xs, a + b * xs, color="C3", label=f"slope b = {b:.3f}")
-            ax.legend(loc="best")
-        ax.axhline(0, color="0.5", lw=0.8)
-        ax.axvline(0, color="0.5", lw=0.8)
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
-        ax.set_title(_wrap(f"{pruner} ({recipe}) @ {sparsity:g}"))
-        ax.set_xlabel("ρ_k − 1 (dense normalised recall − 1, unitless)")
-        ax.set_ylabel("d_k = ρ_k' − ρ_k (unitless)")
-    fig.suptitle(_wrap(f"Recall distortion, {arch} / {dataset} (points: classes x seeds)", 90))
-    return fig
-
-
-def alpha_sparsity(res: D.Results, arch: str, dataset: str):
-    """Intensification ratio alpha vs sparsity per entry, mean and 95% CI over seeds."""
-    s = _scenario(D.distortion_summary(res), arch, dataset)
-    if s.empty:
-        return f"no per-class recall for {arch} / {dataset}"
-    ci = D.mean_ci(s.dropna(subset=["alpha"]), [*D.ENTRY, "sparsity"], "alpha")
-    fig, ax = plt.subplots(layout="constrained", figsize=(5, 3.4))
-    colors = _palette(list(ci["pruner"].unique()))
-    for (pruner, recipe), g in ci.groupby(D.ENTRY):
-        ls = "-" if recipe == sorted(ci["retrain"].unique())[0] else "--"
-        ax.errorbar(
-            g["sparsity"],
-            g["mean"],
-            yerr=[g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]],
-            color=colors[pruner],
-            ls=ls,
-            marker="o",
-            ms=3,
-            capsize=2,
-            label=f"{pruner} ({recipe})",
-        )
-    ax.axhline(0.5, color="0.4", lw=0.8, ls=":")
-    ax.set_ylim(-0.02, 1.02)  # a share; t-intervals over few seeds may overshoot
-    _sparsity_axis(ax, ci["sparsity"])
-    ax.set_xlabel(SPARSITY_LABEL)
-    ax.set_ylabel("intensification ratio α (share of classes)")
-    ax.set_title(_wrap(f"{arch} / {dataset}: α > 0.5 means intensification"))
-    ax.legend(fontsize=7)
-    return fig
-
-
-def stability_vs_accuracy(res: D.Results, arch: str, dataset: str):
-    """Run stability against best test accuracy, with Pearson r (95% CI) and Kendall tau over the
-    permanent-pruning runs (the claims table's ``stability_accuracy`` estimates)."""
-    runs = _scenario(D.stability_runs(res), arch, dataset)
-    if runs.empty:
-        return f"no stability-study runs for {arch} / {dataset}"
-    c = D.stability_correlation(runs)
-    fig, ax = plt.subplots(layout="constrained", figsize=(5, 3.6))
-    hue = runs["target"].fillna("-").astype(str)
-    colors = _palette(list(hue.unique()))
-    for name, g in runs.groupby(hue):
-        ax.scatter(g["stability"], 100 * g["best_acc"], s=16, color=colors[name], label=name)
-    ax.set_xlabel("run stability S = 100 (1 − I), mean over pruning events (%)")
-    ax.set_ylabel("best test accuracy after the last event (%)")
-    ax.set_title(
-        _wrap(
-            f"{arch} / {dataset}: r = {c['r']:.2f} [{c['r_low']:.2f}, {c['r_high']:.2f}], "
-            f"τ = {c['tau']:.2f}, n = {c['n']} permanent-pruning runs",
-            60,
-        )
-    )
-    ax.legend(title="target", fontsize=7)
-    return fig
-
-
-def prune_potential(res: D.Results, arch: str, dataset: str, delta: float = DELTA):
-    """Prune potential per test distribution (clean and each corruption) per entry, mean and 95% CI."""
-    pp = _scenario(D.prune_potential(res, delta), arch, dataset)
-    if pp.empty:
-        return f"no accuracy to compute prune potential for {arch} / {dataset}"
-    ci = D.mean_ci(pp, [*D.ENTRY, "distribution", "shifted"])
-    dists = ["test", *sorted(d for d in ci["distribution"].unique() if d != "test")]
-    entries = sorted({(p, r) for p, r in zip(ci["pruner"], ci["retrain"], strict=True)})
-    width = 0.8 / max(len(entries), 1)
-    fig, ax = plt.subplots(
-        layout="constrained", figsize=(max(5.0, 0.55 * len(dists) * max(1, len(entries)) / 2 + 3), 3.6)
-    )
-    for i, (pruner, recipe) in enumerate(entries):
-        g = ci[(ci["pruner"] == pruner) & (ci["retrain"] == recipe)].set_index("distribution").reindex(dists)
-        xs = np.arange(len(dists)) + (i - (len(entries) - 1) / 2) * width
-        err = np.nan_to_num(np.vstack([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]]).astype(float))
-        ax.bar(xs, g["mean"], width=width, yerr=err, capsize=2, label=f"{pruner} ({recipe})")
-    ax.set_xticks(
-        np.arange(len(dists)),
-        ["clean test" if d == "test" else d for d in dists],
-        rotation=45 if len(dists) > 3 else 0,
-        ha="right" if len(dists) > 3 else "center",
-    )
-    ax.set_xlabel("test distribution")
-    ax.set_ylabel(f"prune potential (sparsity, δ = {100 * delta:g} points)")
-    ax.set_ylim(0, 1)
-    ax.set_title(_wrap(f"{arch} / {dataset}: prune potential per test distribution"))
-    ax.legend(fontsize=7, ncols=2)
-    return fig
-
-
-def ood_and_calibration(res: D.Results, arch: str, dataset: str):
-    """OOD AUROC (max-softmax, mean over OOD sets) and ECE vs sparsity per entry."""
-    series = {
-        "OOD AUROC, max-softmax score (%)": D.per_cell_mean(
-            _scenario(D.ood_auroc(res, "msp"), arch, dataset)
-        ),
-        "ECE, 15 bins, clean test (%)": _scenario(D.calibration(res, "ece"), arch, dataset),
-    }
-    series = {k: v for k, v in series.items() if not v.empty}
-    if not series:
-        return f"no OOD AUROC or ECE stored for {arch} / {dataset}: skipped"
-    fig, axes = _subplots(len(series), width=4.6)
-    for ax, (label, rows) in zip(axes, series.items(), strict=True):
-        ci = D.mean_ci(rows, [*D.ENTRY, "sparsity"])
-        colors = _palette(list(ci["pruner"].unique()))
-        recipes = sorted(ci["retrain"].unique())
-        for (pruner, recipe), g in ci.groupby(D.ENTRY):
-            g = g.sort_values("sparsity")
-            ls = "-" if recipe == recipes[0] else "--"
-            ax.plot(
-                g["sparsity"],
-                100 * g["mean"],
-                ls=ls,
-                marker="o",
-                ms=3,
-                color=colors[pruner],
-                label=f"{pruner} ({recipe})",
-            )
-            ax.fill_between(
-                g["sparsity"], 100 * g["ci_low"], 100 * g["ci_high"], color=colors[pruner], alpha=0.15, lw=0
-            )
-        _sparsity_axis(ax, ci["sparsity"])
-        ax.set_xlabel(SPARSITY_LABEL)
-        ax.set_ylabel(label)
-        ax.set_title(_wrap(f"{arch} / {dataset}"))
-    axes[0].legend(fontsize=7)
-    return fig
-
-
-def recall_change_heatmap(res: D.Results, arch: str, dataset: str):
-    """Mean change of per-class recall (pruned − dense) by class and sparsity, per entry."""
-    ch = _scenario(D.per_class_recall_change(res), arch, dataset)
-    if ch.empty:
-        return f"no per-class recall for {arch} / {dataset}"
-    grid = ch.groupby([*D.ENTRY, "class", "sparsity"], as_index=False)["value"].mean()
-    entries = sorted({(p, r) for p, r in zip(grid["pruner"], grid["retrain"], strict=True)})
-    fig, axes = _subplots(len(entries), width=3.4, height=3.0)
-    lim = max(float(np.nanmax(np.abs(grid["value"]))) * 100, 1.0)
-    image = None
-    for ax, (pruner, recipe) in zip(axes, entries, strict=True):
-        g = grid[(grid["pruner"] == pruner) & (grid["retrain"] == recipe)]
-        mat = g.pivot(index="class", columns="sparsity", values="value") * 100
-        image = ax.imshow(
-            mat.to_numpy(float), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest"
-        )
-        ax.set_xticks(range(mat.shape[1]), [f"{v:g}" for v in mat.columns])
-        ax.set_yticks(range(mat.shape[0]), [str(v) for v in mat.index])
-        ax.grid(False)
-        ax.set_title(_wrap(f"{pruner} ({recipe})"))
-        ax.set_xlabel("target sparsity")
-        ax.set_ylabel("class index")
-    fig.suptitle(_wrap(f"{arch} / {dataset}: per-class recall change vs dense parent", 90))
-    _outer_labels_only(axes)
-    fig.colorbar(image, ax=axes, label="recall change (points)", shrink=0.8)
-    return fig
-
-
-def recipe_difference(res: D.Results, arch: str, dataset: str, a: str = "lr_rewind"):
-    """Accuracy of recipe a minus fine-tuning (paired by seed) vs sparsity per pruner, 95% CI."""
-    b = REFERENCE
-    diff = _scenario(D.recipe_difference(res, a), arch, dataset)
-    if diff.empty:
-        return f"{arch} / {dataset}: no pairs of {a} and {b} cells"
-    ci = D.mean_ci(diff, ["pruner", "sparsity"])
-    colors = _palette(list(ci["pruner"].unique()))
-    fig, ax = plt.subplots(layout="constrained", figsize=(5, 3.4))
-    for pruner, g in ci.groupby("pruner"):
-        ax.plot(g["sparsity"], 100 * g["mean"], marker="o", ms=3, color=colors[pruner], label=pruner)
-        ax.fill_between(
-            g["sparsity"], 100 * g["ci_low"], 100 * g["ci_high"], color=colors[pruner], alpha=0.2, lw=0
-        )
-    ax.axhline(0, color="0.4", lw=0.8)
-    _sparsity_axis(ax, ci["sparsity"])
-    ax.set_xlabel(SPARSITY_LABEL)
-    ax.set_ylabel(f"accuracy {a} − {b} (points)")
-    ax.set_title(_wrap(f"{arch} / {dataset}"))
-    ax.legend(fontsize=7)
-    return fig
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h"]
+CONTROL_COLOURS = {"shuffle_layer": "#d62728", "reinit": "#1f77b4", "invert": "#7f7f7f"}
 
 
 @dataclass
-class FigureSink:
-    """Saves figures (PNG + SVG) under ``out_dir`` and records them in a manifest.
-
-    ``out_dir=None`` (a notebook opened by hand) only shows them. Skipped figures are
-    recorded as notes, so the page says what is missing and why.
-    """
-
-    out_dir: Path | str | None
-    notebook: str
-    show: bool = True
-    records: list[dict] = field(default_factory=list)
-
-    def add(
-        self, fig_or_note, kind: str, arch: str | None = None, dataset: str | None = None, title: str = ""
-    ) -> None:
-        rec = {"notebook": self.notebook, "kind": kind, "arch": arch, "dataset": dataset, "title": title}
-        if isinstance(fig_or_note, str):
-            rec["note"] = fig_or_note
-            print(f"[skipped] {fig_or_note}")
-            self.records.append(rec)
-            return
-        fig = fig_or_note
-        if self.out_dir is not None:
-            out = Path(self.out_dir)
-            out.mkdir(parents=True, exist_ok=True)
-            stem = slug(kind, arch or "", dataset or "")
-            fig.savefig(out / f"{stem}.png")
-            # the layout is done: the SVG keeps the PNG's (a second constrained layout pass over
-            # many panels costs as much as drawing them)
-            fig.set_layout_engine("none")
-            fig.savefig(out / f"{stem}.svg", metadata={"Date": None})
-            rec.update(png=f"{stem}.png", svg=f"{stem}.svg")
-        self.records.append(rec)
-        if self.show:
-            try:
-                from IPython.display import Image, display
-            except ImportError:
-                pass
-            else:  # show the saved PNG rather than rendering the figure a second time
-                display(Image(filename=str(Path(self.out_dir) / rec["png"])) if "png" in rec else fig)
-        plt.close(fig)
-
-    def close(self) -> None:
-        """Write ``_manifest_<notebook>.json`` next to the figures."""
-        if self.out_dir is None:
-            return
-        out = Path(self.out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"_manifest_{self.notebook}.json").write_text(json.dumps(self.records, indent=1))
+class Figure:
+    name: str
+    title: str
+    caption: str
+    fig: matplotlib.figure.Figure
+    section: str = "leaderboard"
+    file: str = ""
 
 
-def read_manifests(figures_dir: Path) -> list[dict]:
-    records: list[dict] = []
-    for path in sorted(Path(figures_dir).glob("_manifest_*.json")):
-        records += json.loads(path.read_text())
-    return records
+def _theme() -> None:
+    sns.set_theme(style="whitegrid", context="notebook", font_scale=0.9)
+
+
+def pruner_styles(cells: pd.DataFrame) -> tuple[dict, dict, list[str]]:
+    """``(palette, markers, order)``: a shade of its family's palette and a marker per pruner."""
+    fam = cells.groupby("pruner")["family"].first()
+    palette, markers, order = {}, {}, []
+    for f in [*FAMILY_PALETTES, *sorted(set(fam) - set(FAMILY_PALETTES))]:
+        members = sorted(fam[fam == f].index)
+        if not members:
+            continue
+        shades = sns.color_palette(FAMILY_PALETTES.get(f, "Greys"), len(members) + 2)[2:]
+        for i, p in enumerate(members):
+            palette[p], markers[p] = shades[i], MARKERS[i % len(MARKERS)]
+            order.append(p)
+    return palette, markers, order
+
+
+def _legend_outside(g_or_ax, title: str = "") -> None:
+    ax = g_or_ax
+    handles, labels = ax.get_legend_handles_labels()
+    if ax.get_legend():
+        ax.get_legend().remove()
+    if handles:
+        ax.figure.legend(
+            handles,
+            labels,
+            loc="upper left",
+            bbox_to_anchor=(1.0, 1.0),
+            frameon=False,
+            title=title or None,
+            fontsize=8,
+        )
+
+
+def accuracy_sparsity(data: ReportData) -> Figure | None:
+    """Test accuracy after pruning and retraining against sparsity, one facet per (arch, dataset)."""
+    c = data.cells
+    if c.empty:
+        return None
+    _theme()
+    palette, markers, order = pruner_styles(c)
+    mean = c.groupby(["arch", "dataset", "pruner", "sparsity"], as_index=False)["accuracy"].mean()
+    mean["accuracy"] *= 100
+    g = sns.relplot(
+        data=mean,
+        x="sparsity",
+        y="accuracy",
+        hue="pruner",
+        style="pruner",
+        hue_order=order,
+        style_order=order,
+        palette=palette,
+        markers=markers,
+        dashes=False,
+        row="arch",
+        col="dataset",
+        kind="line",
+        height=2.6,
+        aspect=1.35,
+        facet_kws={"sharey": False, "margin_titles": True},
+    )
+    classes = c.attrs.get("classes", {})
+    for (arch, dataset), ax in g.axes_dict.items():
+        floor = 100 * (1 / classes.get(dataset, 10) + COLLAPSE_MARGIN)
+        ax.axhspan(0, floor, color="0.85", zorder=0)
+        dense = (
+            c[(c["arch"] == arch) & (c["dataset"] == dataset)].groupby("parent_id")["dense_accuracy"].first()
+        )
+        if len(dense):
+            ax.axhline(100 * dense.mean(), color="black", lw=1, ls="--", zorder=1)
+        ax.set_ylim(bottom=max(0, floor - 10))
+        ax.set_xticks(sorted(c["sparsity"].unique()))
+    g.set_axis_labels("sparsity", "test accuracy (%)")
+    g.set_titles(row_template="{row_name}", col_template="{col_name}")
+    sns.move_legend(
+        g, "upper left", bbox_to_anchor=(1.0, 0.98), frameon=False, ncol=1, title="pruner (by family)"
+    )
+    g.figure.tight_layout()
+    return Figure(
+        "accuracy_sparsity",
+        "Accuracy against sparsity",
+        "Mean test accuracy over seeds after pruning and retraining; dashed: the dense parents; grey band: "
+        "collapsed (within 10 points of chance). Colours: blue after training (unstructured), green "
+        "structured, orange at init, purple during training.",
+        g.figure,
+    )
+
+
+def corruption_heatmap(data: ReportData, sparsity: float = 0.9) -> list[Figure]:
+    """Per dataset: pruner x corruption type, mean drop in accuracy from dense (points)."""
+    cor = data.corruption
+    if cor.empty or "dense" not in cor:
+        return []
+    at = cor[np.isclose(cor["sparsity"], sparsity)]
+    out = []
+    _theme()
+    classes = data.cells.attrs.get("classes", {})
+    for dataset, g in at.groupby("dataset"):
+        drop = 100 * (g["dense"] - g["retrained"])
+        table = g.assign(drop=drop).groupby(["pruner", "corruption"])["drop"].mean().unstack("corruption")
+        acc = data.cells[(data.cells["dataset"] == dataset) & np.isclose(data.cells["sparsity"], sparsity)]
+        k = classes.get(dataset, 10)
+        coll = acc.groupby("pruner")["accuracy"].mean().map(lambda a, k=k: collapsed(a, k))
+        table.index = [f"{p} (collapsed)" if coll.get(p, False) else p for p in table.index]
+        width = min(PAGE_WIDTH_IN, 2.5 + 0.42 * table.shape[1])
+        fig, ax = plt.subplots(figsize=(width, 1.2 + 0.28 * table.shape[0]), dpi=DPI)
+        lim = float(np.nanmax(np.abs(table.to_numpy()))) if table.size else 1.0
+        sns.heatmap(
+            table,
+            ax=ax,
+            cmap="RdBu_r",
+            center=0,
+            vmin=-lim,
+            vmax=lim,
+            annot=table.shape[1] <= 20,
+            fmt=".0f",
+            annot_kws={"fontsize": 7},
+            cbar_kws={"label": "accuracy drop from dense (points)", "shrink": 0.8},
+            linewidths=0.3,
+        )
+        ax.set_xlabel("corruption (severities 1-5 averaged)")
+        ax.set_ylabel("")
+        ax.set_title(f"{dataset}: accuracy drop under corruption at sparsity {sparsity:g}", fontsize=10)
+        fig.tight_layout()
+        out.append(
+            Figure(
+                f"corruption_{dataset}",
+                f"Corruption damage on {dataset}",
+                f"Per pruner and corruption type: dense minus pruned accuracy on the corrupted test set at "
+                f"sparsity {sparsity:g} (points; mean over archs, seeds, severities). Red: the pruned model "
+                "loses more than on average; rows marked collapsed are within 10 points of chance.",
+                fig,
+                "robustness",
+            )
+        )
+    return out
+
+
+def budget_scatter(data: ReportData, sparsity: float = 0.9) -> Figure | None:
+    """Accuracy drop against the training FLOPs each cell cost, at one grid sparsity."""
+    c = data.cells[np.isclose(data.cells["sparsity"], sparsity)]
+    if c.empty:
+        return None
+    _theme()
+    palette, markers, order = pruner_styles(data.cells)
+    agg = c.groupby(["dataset", "pruner"], as_index=False).agg(
+        drop=("drop_points", "mean"), tflops=("train_flops", "mean"), epochs=("epochs_total", "mean")
+    )
+    agg["tflops"] /= 1e12
+    g = sns.relplot(
+        data=agg,
+        x="tflops",
+        y="drop",
+        hue="pruner",
+        style="pruner",
+        hue_order=[p for p in order if p in set(agg["pruner"])],
+        style_order=[p for p in order if p in set(agg["pruner"])],
+        palette=palette,
+        markers=markers,
+        col="dataset",
+        s=60,
+        height=3.0,
+        aspect=1.2,
+        facet_kws={"sharey": False},
+    )
+    for ax in g.axes.flat:
+        ax.set_xscale("log")
+        ax.axhline(0, color="black", lw=0.8)
+    g.set_axis_labels("training TFLOPs per cell (log)", "accuracy drop from dense (points)")
+    g.set_titles(col_template="{col_name}")
+    sns.move_legend(g, "upper left", bbox_to_anchor=(1.0, 0.98), frameon=False, title="pruner")
+    g.figure.tight_layout()
+    return Figure(
+        "budget",
+        "Accuracy against training budget",
+        f"At sparsity {sparsity:g}: mean accuracy drop from dense against the training FLOPs a cell cost "
+        "(dense parent, pruning procedure, retraining; 3 x mask-aware forward FLOPs per example), mean "
+        "over archs and seeds. Lower left is better.",
+        g.figure,
+    )
+
+
+def intensification_alpha(data: ReportData) -> Figure | None:
+    """alpha-hat_t with its Bonferroni CI by compression ratio t, per pruner, beside the paper's MP."""
+    t = data.claims
+    if t is None or t.empty or "hypothesis" not in t:
+        return None
+    rows = t[t["hypothesis"] == "labels"]
+    if rows.empty:
+        return None
+    _theme()
+    rows = rows.assign(
+        t=1 / (1 - rows["sparsity"]),
+        alpha=1 + rows["estimate"],
+        lo=1 + rows["ci_low"],
+        hi=1 + rows["ci_high"],
+        scope=rows["arch"] + " / " + rows["dataset"],
+    ).drop_duplicates(["scope", "pruner", "t"])
+    scopes = sorted(rows["scope"].unique())
+    fig, axes = plt.subplots(
+        1, len(scopes), figsize=(min(PAGE_WIDTH_IN, 1.5 + 3.6 * len(scopes)), 3.4), dpi=DPI, squeeze=False
+    )
+    pal = dict(zip(sorted(rows["pruner"].unique()), sns.color_palette("colorblind"), strict=False))
+    for ax, scope in zip(axes[0], scopes, strict=True):
+        for pruner, g in rows[rows["scope"] == scope].groupby("pruner"):
+            g = g.sort_values("t")
+            ax.errorbar(
+                g["t"],
+                g["alpha"],
+                yerr=[g["alpha"] - g["lo"], g["hi"] - g["alpha"]],
+                marker="o",
+                ms=4,
+                capsize=2,
+                label=pruner,
+                color=pal[pruner],
+            )
+        paper_t = [2, 4, 10, 20, 50]
+        ax.plot(
+            paper_t,
+            [0.928, 0.953, 1.057, 1.239, 1.791],
+            color="black",
+            ls=":",
+            marker="x",
+            label="paper MP (CIFAR-10 ResNet-56)",
+        )
+        ax.axhline(1, color="0.4", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xticks([2, 4, 10, 20, 50], ["2", "4", "10", "20", "50"])
+        ax.set_title(scope, fontsize=10)
+        ax.set_xlabel("compression ratio t")
+    axes[0][0].set_ylabel("alpha-hat_t (> 1: intensified)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.tight_layout()
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False, fontsize=8)
+    return Figure(
+        "intensification",
+        "Recall distortion by compression ratio",
+        "Good et al.'s alpha-hat_t (through-origin slope of the normalised recall balance after pruning on the "  # noqa: E501
+        "one before, averaged over seeds) with its 99% Bonferroni t-interval; dotted: the paper's MP values on "  # noqa: E501
+        "CIFAR-10 ResNet-56. Above 1: intensified distortion; below: de-intensified.",
+        fig,
+        "claims",
+    )
+
+
+def stability_generalization(data: ReportData) -> Figure | None:
+    s = data.stability
+    if s is None or s.empty or "stability" not in s:
+        return None
+    _theme()
+    s = s[s["pruner"] != "none"].assign(
+        target=s["pruner"].str.replace("prune_", "").str.upper(),
+        schedule=s["schedule"].fillna("").astype(str),
+    )
+    ycol = "best_test_accuracy" if "best_test_accuracy" in s else "generalization_gap"
+    fig, ax = plt.subplots(figsize=(7.5, 3.8), dpi=DPI)
+    sns.scatterplot(data=s, x="stability", y=ycol, hue="target", style="variant", size="schedule", ax=ax)
+    ax.set_xlabel("pruning stability (mean post/pre-event accuracy ratio)")
+    ax.set_ylabel(
+        "generalization: best test accuracy after the last event" if ycol == "best_test_accuracy" else ycol
+    )
+    _legend_outside(ax, "target (S/L/R), variant, schedule")
+    fig.tight_layout()
+    return Figure(
+        "stability",
+        "Generalization against pruning stability",
+        "One point per training run of the generalization-stability study (Bartoldson et al. 2020); "
+        "the claim is a negative correlation between stability and generalization.",
+        fig,
+        "claims",
+    )
+
+
+def mask_sanity(data: ReportData) -> Figure | None:
+    m = data.mask_controls
+    if m is None or m.empty:
+        return None
+    base = m[m["control"] == "none"].set_index(["pruner", "seed", "arch", "dataset", "sparsity"])["accuracy"]
+    rows = []
+    for (pruner, control), g in m[m["control"] != "none"].groupby(["pruner", "control"]):
+        key = list(zip(g["pruner"], g["seed"], g["arch"], g["dataset"], g["sparsity"], strict=True))
+        diff = 100 * (g["accuracy"].to_numpy() - base.reindex(key).to_numpy())
+        mean, lo, hi, n = mean_ci(diff, -100, 100, ("mask", pruner, control))
+        rows.append({"pruner": pruner, "control": control, "diff": mean, "lo": lo, "hi": hi, "n": n})
+    if not rows:
+        return None
+    _theme()
+    df = pd.DataFrame(rows)
+    pruners = sorted(df["pruner"].unique())
+    controls = sorted(df["control"].unique())
+    fig, ax = plt.subplots(figsize=(8.0, 0.9 + 0.55 * len(pruners)), dpi=DPI)
+    offsets = np.linspace(-0.25, 0.25, len(controls))
+    for off, control in zip(offsets, controls, strict=True):
+        d = df[df["control"] == control].set_index("pruner").reindex(pruners)
+        y = np.arange(len(pruners)) + off
+        ax.errorbar(
+            d["diff"],
+            y,
+            xerr=[d["diff"] - d["lo"], d["hi"] - d["diff"]],
+            fmt="o",
+            capsize=2,
+            color=CONTROL_COLOURS.get(control),
+            label=control,
+        )
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(range(len(pruners)), pruners)
+    ax.set_xlabel("accuracy with the control minus the unaltered mask (points)")
+    _legend_outside(ax, "control")
+    fig.tight_layout()
+    return Figure(
+        "mask_sanity",
+        "Mask sanity controls",
+        "Frankle et al. (ICLR 2021): each pruner's mask shuffled within layers, its weights re-initialised, "
+        "its scores inverted; mean difference over seeds with a 95% bootstrap interval. Near 0 under shuffling: "  # noqa: E501
+        "the mask carries no more than its layer-wise densities.",
+        fig,
+        "claims",
+    )
+
+
+def all_figures(data: ReportData) -> list[Figure]:
+    figs = [accuracy_sparsity(data), budget_scatter(data), *corruption_heatmap(data)]
+    figs += [intensification_alpha(data), stability_generalization(data), mask_sanity(data)]
+    return [f for f in figs if f is not None]
+
+
+# -- layout check ---------------------------------------------------------------------------
+
+
+def _overlap(a, b, tol: float = 1.0) -> bool:
+    return min(a.x1, b.x1) - max(a.x0, b.x0) > tol and min(a.y1, b.y1) - max(a.y0, b.y0) > tol
+
+
+def layout_problems(fig: matplotlib.figure.Figure) -> list[str]:
+    """What a reader could not read: a legend over a plotting area, two titles on each other, or a
+    figure wider than the page. From matplotlib's bounding boxes after a draw."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    problems = []
+    axes = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+    legends = [*fig.legends, *[ax.get_legend() for ax in fig.axes if ax.get_legend()]]
+    for leg in legends:
+        lb = leg.get_window_extent(renderer)
+        for ax in axes:
+            if _overlap(lb, ax.get_window_extent(renderer)):
+                problems.append(f"legend overlaps the axes titled {ax.get_title()!r}")
+    titles = [t for ax in axes for t in (ax.title, ax._left_title, ax._right_title) if t.get_text()]
+    titles += [t for t in fig.texts if t.get_text()]
+    if fig._suptitle is not None and fig._suptitle.get_text():
+        titles.append(fig._suptitle)
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in titles]
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            if _overlap(boxes[i][1], boxes[j][1]):
+                problems.append(f"titles overlap: {boxes[i][0]!r} and {boxes[j][0]!r}")
+    width_in = fig.get_size_inches()[0] * fig.dpi / DPI
+    if width_in > PAGE_WIDTH_IN + 6:  # legends outside add their width; the page scales down beyond
+        problems.append(f"figure {width_in:.1f} in wide: wider than the page")
+    return problems
+
+
+def save(figure: Figure, directory: Path) -> Figure:
+    """Write ``<name>.png`` (and keep the file name); the legend outside is kept in the image."""
+    directory.mkdir(parents=True, exist_ok=True)
+    figure.file = f"{figure.name}.png"
+    figure.fig.savefig(directory / figure.file, dpi=DPI, bbox_inches="tight")
+    plt.close(figure.fig)
+    return figure
+
+
+def finite(v) -> bool:
+    return v is not None and isinstance(v, float | int) and math.isfinite(v)
+
+
+__all__ = [
+    "Figure",
+    "accuracy_sparsity",
+    "all_figures",
+    "budget_scatter",
+    "corruption_heatmap",
+    "intensification_alpha",
+    "layout_problems",
+    "mask_sanity",
+    "pruner_styles",
+    "save",
+    "stability_generalization",
+]

@@ -1,411 +1,543 @@
-"""Leaderboard tables (one per (arch, dataset) and an overall one) and claim cards.
+"""The leaderboard: one grid, the budget beside accuracy, collapsed models marked and never ranked.
 
-Columns, units, directions, formats and the ranking rule come from ``display_schema.toml``;
-numbers come from ``reports.data`` (claim quantities from ``analysis``: prune potential with
-``analysis.potential.DELTA``, alpha and b from ``analysis.intensification``) and the tie tests
-from ``analysis.stats``. The output is plain dicts the Jinja template renders.
+- **One grid** (Blalock et al. 2020, ShrinkBench: compare at the same sparsities, budgets and
+  baselines). A *column* is ``(arch, dataset, sparsity)`` at a grid sparsity. An entry
+  ``(pruner, retrain)`` is ranked only when it has every column of the grid; one measured on
+  fewer columns is shown apart, unranked.
+- **Collapsed** (``analysis.regime``): an entry's column whose mean test accuracy is within
+  ``COLLAPSE_MARGIN`` of chance. It is marked wherever shown, never compared by accuracy: it loses
+  to every entry that did not collapse there and ties with the others that did. A column where
+  most ranked entries collapsed is left out of the ranking (and named).
+- **Mean win rate** (HELM, Liang et al. 2022): per column, the share of the other ranked entries
+  an entry beats on mean test accuracy over seeds (ties one half), averaged over the columns.
+- **Budget**: training epochs per cell (dense parent + pruning procedure + retraining) and
+  training FLOPs (3 x mask-aware forward FLOPs per example seen, ``benchmarks.budget``). The
+  budget-matched view ranks, at each grid sparsity, only entries with equal total epochs.
+
+Every mean and interval is ``reports.data.mean_ci`` (percentile bootstrap over seeds).
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from analysis.stats import paired_t, wilcoxon_signed_rank
-from reports import data as D
+from reports.data import ReportData, collapsed, mean_ci
 
-NA = "–"
+COLLAPSED_TEXT = "collapsed"
 
 
 @dataclass
 class Column:
     id: str
-    name: str
-    kind: str = "number"
-    unit: str = ""
-    direction: str = "neutral"
-    definition: str = ""
-    fmt: str = ".3g"
-    scale: float = 1.0
-
-    @property
-    def tooltip(self) -> str:
-        arrow = {"higher": "higher is better", "lower": "lower is better"}.get(self.direction, "")
-        parts = [self.definition, f"unit: {self.unit}" if self.unit else "", arrow]
-        return "; ".join(p for p in parts if p)
-
-    @property
-    def header(self) -> str:
-        return f"{self.name} ({self.unit})" if self.unit and self.kind == "number" else self.name
-
-    def format(self, value) -> str:
-        if value is None or (isinstance(value, float) and not math.isfinite(value)):
-            return NA
-        return format(float(value) * self.scale, self.fmt)
-
-
-def column(schema: dict, cid: str, **overrides) -> Column:
-    spec = {**schema["columns"][cid], **overrides}
-    return Column(id=overrides.pop("id", cid), **{k: v for k, v in spec.items() if k != "id"})
+    header: str
+    kind: str = "number"  # number | text
+    direction: str = "neutral"  # higher | lower | neutral
+    tooltip: str = ""
 
 
 @dataclass
 class Table:
+    anchor: str
     title: str
     columns: list[Column]
-    rows: list[dict]
-    arch: str | None = None
-    dataset: str | None = None
-    tie_test: str = ""
+    rows: list[list[dict]] = field(default_factory=list)
+    row_marks: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    intro: str = ""
 
-    @property
-    def anchor(self) -> str:
-        from reports.figures import slug
-
-        return "t-" + slug(self.arch or "overall", self.dataset or "")
-
-
-def _num(v) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+    def add(self, cells: list[dict], mark: str = "") -> None:
+        self.rows.append(cells)
+        self.row_marks.append(mark)
 
 
-def _cell(col: Column, stats: dict | None) -> dict:
-    """A rendered table cell: text, CI text, numeric sort key and a tooltip."""
-    if col.kind == "text":
-        text = "" if stats is None else str(stats)
-        return {"text": text, "ci": "", "sort": text.lower(), "title": ""}
-    if not stats or _num(stats.get("mean")) is None:
-        return {"text": NA, "ci": "", "sort": "", "title": "no data"}
-    mean, lo, hi = _num(stats.get("mean")), _num(stats.get("ci_low")), _num(stats.get("ci_high"))
-    ci = f"[{col.format(lo)}, {col.format(hi)}]" if lo is not None and hi is not None else ""
-    n = stats.get("n")
-    title = f"n = {int(n)} seeds" if n is not None and not pd.isna(n) else ""
-    return {"text": col.format(mean), "ci": ci, "sort": repr(mean), "title": title}
+def text(v) -> dict:
+    return {"text": "" if v is None else str(v), "sort": "" if v is None else str(v)}
 
 
-def _entry_stats(ci: pd.DataFrame) -> dict[tuple, dict]:
-    return {
-        (r["pruner"], r["retrain"]): {k: r[k] for k in ("mean", "ci_low", "ci_high", "n")}
-        for _, r in ci.iterrows()
-    }
+def number(v: float, fmt: str = ".1f", scale: float = 1.0, ci: tuple | None = None, mark: str = "") -> dict:
+    if v is None or not math.isfinite(v):
+        return {"text": "–", "sort": "", "ci": "", "mark": mark}
+    out = {"text": format(v * scale, fmt), "sort": f"{v * scale:.6g}", "ci": "", "mark": mark}
+    if ci is not None and all(c is not None and math.isfinite(c) for c in ci):
+        out["ci"] = f"[{format(ci[0] * scale, fmt)}, {format(ci[1] * scale, fmt)}]"
+        out["ci_low"], out["ci_high"] = ci[0] * scale, ci[1] * scale
+    return out
 
 
-def _metric_tables(res: D.Results, schema: dict, ref: float | None) -> dict[str, pd.DataFrame]:
-    """Per-cell (or per-seed) values of every single-sparsity column, keyed by column id."""
-    pp = D.prune_potential(res)  # analysis.potential.DELTA: 0.5 points, as the claims table
-    pp_shift = pp[pp["shifted"].astype(bool)] if not pp.empty else pp
-    if not pp_shift.empty:
-        pp_shift = pp_shift.groupby([*D.SCENARIO, *D.ENTRY, "seed"], as_index=False)["value"].mean()
-    summary = D.at_sparsity(D.distortion_summary(res), ref)
-    return {
-        "auc": D.auc_by_seed(res),
-        "corruption_acc": D.per_cell_mean(D.at_sparsity(D.corruption_accuracy(res), ref)),
-        "ood_auroc": D.per_cell_mean(D.at_sparsity(D.ood_auroc(res, "msp"), ref)),
-        "ece": D.at_sparsity(D.calibration(res, "ece"), ref),
-        "pp_clean": pp[pp["distribution"] == "test"] if not pp.empty else pp,
-        "pp_shift": pp_shift,
-        "alpha": summary.rename(columns={"alpha": "value"})
-        if not summary.empty
-        else summary.assign(value=[]),
-        "slope": summary.rename(columns={"slope": "value"})
-        if not summary.empty
-        else summary.assign(value=[]),
-        "flops_reduction": D.at_sparsity(D.flops_reduction(res), ref),
-    }
+def _ci_cell(values, fmt, scale, low, high, key, mark="") -> dict:
+    m, lo, hi, n = mean_ci(values, low, high, key)
+    cell = number(m, fmt, scale, (lo, hi), mark)
+    cell["title"] = f"mean over {n} seeds, 95% percentile-bootstrap interval"
+    cell["bounds"] = [None if low is None else low * scale, None if high is None else high * scale]
+    return cell
 
 
-MISSING_WHY = {
-    "auc": "clean test accuracy",
-    "corruption_acc": "corruption accuracy (kind = corruption)",
-    "ood_auroc": "OOD AUROC (metric auroc_msp, kind = ood)",
-    "ece": "ECE (metric ece on the clean test set)",
-    "pp_clean": "clean test accuracy",
-    "pp_shift": "accuracy on shifted sets (kind = corruption)",
-    "alpha": "per-class recall",
-    "slope": "per-class recall",
-    "flops_reduction": "FLOPs (metrics flops_dense, flops_effective)",
-}
+def _flops(v: float) -> str:
+    return "–" if not math.isfinite(v) else f"{v / 1e12:.2f}"
 
 
-def _paired_p(a: pd.Series, b: pd.Series, test: str) -> float:
-    """p-value of a paired test of a vs b (aligned on their index); NaN when it cannot be run.
-
-    ``test``: ``"t"`` (``analysis.stats.paired_t``) or Wilcoxon signed-rank
-    (``analysis.stats.wilcoxon_signed_rank``); identical entries (all differences 0) are tied.
-    """
-    both = pd.concat([a.rename("a"), b.rename("b")], axis=1).dropna()
-    diff = (both["a"] - both["b"]).to_numpy(float)
-    if len(diff) == 0:
-        return float("nan")
-    if np.allclose(diff, 0):
-        return 1.0
-    return (paired_t(both["a"], both["b"]) if test == "t" else wilcoxon_signed_rank(diff)).p
+def _epochs_text(g: pd.DataFrame) -> str:
+    parts = []
+    for col in ("epochs_dense", "epochs_prune", "epochs_retrain"):
+        lo, hi = g[col].min(), g[col].max()
+        parts.append(f"{lo:g}" if lo == hi else f"{lo:g}–{hi:g}")
+    return " + ".join(parts)
 
 
-def build_tables(res: D.Results, schema: dict) -> tuple[list[Table], Table | None, list[str], float | None]:
-    """Scenario tables, the overall table, notes about skipped columns, and the reference sparsity."""
-    settings = schema.get("settings", {})
-    ranking = schema.get("ranking", {})
-    ref = D.reference_sparsity(res, float(settings.get("reference_sparsity", 0.9)))
-    notes: list[str] = []
-    cells = res.prune_cells()
+@dataclass
+class Grid:
+    """Per entry and column: mean accuracy over seeds, and whether the models collapsed."""
+
+    columns: list[tuple]  # (arch, dataset, sparsity)
+    means: pd.DataFrame  # entry x column: mean test accuracy
+    collapsed: pd.DataFrame  # entry x column: bool
+    ranked: list[tuple]  # entries on every column
+    apart: list[tuple]
+    ranking_columns: list[tuple]
+    dropped_columns: list[tuple]
+
+
+def grid_of(data: ReportData) -> Grid:
+    cells = data.cells[data.cells["sparsity"].round(6).isin([round(s, 6) for s in data.grid])]
     if cells.empty:
-        return [], None, ["no successful prune cells in the store: no leaderboard"], ref
+        empty = pd.DataFrame()
+        return Grid([], empty, empty, [], [], [], [])
+    keys = ["arch", "dataset", "sparsity"]
+    means = cells.groupby([*["pruner", "retrain"], *keys])["accuracy"].mean().unstack(keys)
+    columns = sorted(means.columns)
+    means = means.reindex(columns=columns)
+    classes = data.cells.attrs.get("classes", {})
+    coll = pd.DataFrame(
+        {c: [collapsed(v, classes.get(c[1], 10)) for v in means[c]] for c in columns}, index=means.index
+    )
+    full = means.notna().all(axis=1)
+    ranked = [e for e in means.index if full[e]]
+    apart = [e for e in means.index if not full[e]]
+    if ranked:
+        share = coll.loc[ranked].mean(axis=0)
+        dropped = [c for c in columns if share[c] > 0.5]
+    else:
+        dropped = []
+    return Grid(columns, means, coll, ranked, apart, [c for c in columns if c not in dropped], dropped)
 
-    curve = D.accuracy_curve(res)
-    curve = curve[curve["sparsity"] > 0]
-    sparsities = sorted(curve["sparsity"].unique())
-    per_col = _metric_tables(res, schema, ref)
-    shown = [cid for cid, df in per_col.items() if not df.empty and df["value"].notna().any()]
-    for cid, _df in per_col.items():
-        if cid not in shown:
-            notes.append(
-                f"column '{schema['columns'][cid]['name']}' not shown: the store has no {MISSING_WHY[cid]}"
+
+def win_rates(grid: Grid) -> pd.Series:
+    """HELM mean win rate of each ranked entry over the ranking columns (collapsed loses)."""
+    if len(grid.ranked) < 2 or not grid.ranking_columns:
+        return pd.Series(np.nan, index=pd.Index(grid.ranked, tupleize_cols=False), dtype=float)
+    out = {}
+    for e in grid.ranked:
+        shares = []
+        for c in grid.ranking_columns:
+            mine, me_c = grid.means.at[e, c], grid.collapsed.at[e, c]
+            score = 0.0
+            others = [o for o in grid.ranked if o != e]
+            for o in others:
+                theirs, o_c = grid.means.at[o, c], grid.collapsed.at[o, c]
+                if me_c and o_c:
+                    score += 0.5
+                elif me_c:
+                    score += 0.0
+                elif o_c:
+                    score += 1.0
+                else:
+                    score += 1.0 if mine > theirs else 0.5 if mine == theirs else 0.0
+            shares.append(score / len(others))
+        out[e] = float(np.mean(shares))
+    return pd.Series(out)
+
+
+def _entry_name(e: tuple) -> str:
+    pruner, retrain = e
+    return pruner if retrain in ("finetune", None) else f"{pruner} ({retrain})"
+
+
+def _entry_meta(data: ReportData, e: tuple) -> pd.DataFrame:
+    c = data.cells
+    return c[(c["pruner"] == e[0]) & (c["retrain"] == e[1])]
+
+
+def _plugin(g: pd.DataFrame) -> str:
+    p = g["plugin"].dropna()
+    return f"{p.iloc[0]}=={g['plugin_version'].dropna().iloc[0]}" if len(p) else ""
+
+
+def overall_table(data: ReportData, mask_column: dict[str, str]) -> tuple[Table, Grid]:
+    grid = grid_of(data)
+    wr = win_rates(grid)
+    ref = (
+        0.9
+        if any(math.isclose(s, 0.9) for s in data.grid)
+        else (data.grid[len(data.grid) // 2] if data.grid else None)
+    )
+    cols = [
+        Column(
+            "pruner", "Pruner", "text", tooltip="registered pruner (and retraining recipe when not finetune)"
+        ),
+        Column("family", "Family", "text", tooltip="when it prunes and what it removes"),
+        Column("win_rate", "Mean win rate", direction="higher", tooltip=win_rate_definition(grid)),
+        *[
+            Column(
+                f"drop_{s:g}",
+                f"Drop @ {s:g} (points)",
+                direction="lower",
+                tooltip=f"dense minus pruned-and-retrained test accuracy at sparsity {s:g}, percentage points: mean over every (arch, dataset, seed) cell that did not collapse [95% bootstrap]",  # noqa: E501
             )
-    stats = {cid: D.mean_ci(per_col[cid], [*D.SCENARIO, *D.ENTRY]) for cid in shown}
-    acc_col = schema["columns"]["acc_at"]
-    acc_cols = [
-        column(schema, "acc_at", id=f"acc_{s:g}", name=acc_col["name"].format(sparsity=f"{s:g}"))
-        for s in sparsities
-    ]
-    ref_note = f" (single-sparsity columns at sparsity {ref:g})" if ref is not None else ""
-    text_cols = [column(schema, c) for c in ("pruner", "retrain", "kind")]
-    num_cols = [*acc_cols, *(column(schema, cid) for cid in shown)]
-
-    kinds = cells.drop_duplicates("pruner").set_index("pruner")["pruner_kind"].to_dict()
-    auc = per_col.get("auc", pd.DataFrame())
-    alpha = float(ranking.get("tie_alpha", 0.05))
-    tables: list[Table] = []
-    win_parts: list[pd.DataFrame] = []
-    for arch, dataset in res.scenarios():
-        sc = cells[(cells["arch"] == arch) & (cells["dataset"] == dataset)]
-        entries = sorted({(p, r) for p, r in zip(sc["pruner"], sc["retrain"], strict=True)})
-        values: dict[str, dict[tuple, dict]] = {}
-        sc_curve = curve[(curve["arch"] == arch) & (curve["dataset"] == dataset)]
-        for s, col in zip(sparsities, acc_cols, strict=True):
-            values[col.id] = _entry_stats(sc_curve[np.isclose(sc_curve["sparsity"], s)])
-        for cid in shown:
-            st = stats[cid]
-            values[cid] = _entry_stats(st[(st["arch"] == arch) & (st["dataset"] == dataset)])
-
-        # ties with the best entry by the tie metric (paired over seeds)
-        sc_auc = auc[(auc["arch"] == arch) & (auc["dataset"] == dataset)] if not auc.empty else auc
-        best = max(entries, key=lambda e: _num(values.get("auc", {}).get(e, {}).get("mean")) or -1.0)
-        status = {}
-        for e in entries:
-            if e == best:
-                status[e] = ("best", float("nan"))
-                continue
-            a = sc_auc[(sc_auc["pruner"] == e[0]) & (sc_auc["retrain"] == e[1])].set_index("seed")["value"]
-            b = sc_auc[(sc_auc["pruner"] == best[0]) & (sc_auc["retrain"] == best[1])].set_index("seed")[
-                "value"
-            ]
-            p = _paired_p(a, b, "t")
-            status[e] = ("tied" if not (p < alpha) else "", p)
-
-        rows = []
-        for e in entries:
-            row_cells = [
-                _cell(text_cols[0], e[0]),
-                _cell(text_cols[1], e[1]),
-                _cell(text_cols[2], kinds.get(e[0], "")),
-            ]
-            row_cells += [_cell(c, values.get(c.id, {}).get(e)) for c in num_cols]
-            mark, p = status[e]
-            rows.append(
-                {
-                    "cells": row_cells,
-                    "mark": mark,
-                    "p": p,
-                    "key": e,
-                    "auc": _num(values.get("auc", {}).get(e, {}).get("mean")),
-                }
-            )
-        rows.sort(key=lambda r: -(r["auc"] if r["auc"] is not None else -1))
-        tables.append(
-            Table(
-                title=f"{arch} / {dataset}",
-                arch=arch,
-                dataset=dataset,
-                columns=[*text_cols, *num_cols],
-                rows=rows,
-                tie_test=str(ranking.get("scenario_tie_test", "")) + ref_note,
-            )
-        )
-
-        # win rates of this scenario, one HELM "scenario" per ranked column
-        for cid in ranking.get("win_rate_columns", []):
-            if cid not in shown:
-                continue
-            direction = schema["columns"][cid].get("direction", "higher")
-            vals = pd.Series(
-                {e: _num(values[cid].get(e, {}).get("mean")) for e in entries}, dtype=float
-            ).dropna()
-            if len(vals) < 2:
-                continue
-            signed = vals if direction == "higher" else -vals
-            ranks = signed.rank(method="average")  # 1 = worst; ties share the mean rank
-            win = (ranks - 1) / (len(signed) - 1)
-            win_parts.append(
-                pd.DataFrame(
-                    {"entry": list(win.index), "win": win.to_numpy(), "scenario": f"{arch}/{dataset}/{cid}"}
-                )
-            )
-
-    overall = _overall(res, schema, tables, win_parts, auc, kinds, num_cols, text_cols, alpha)
-    return tables, overall, notes, ref
-
-
-def _overall(res, schema, tables, win_parts, auc, kinds, num_cols, text_cols, alpha) -> Table | None:
-    ranking = schema.get("ranking", {})
-    if not tables:
-        return None
-    wins = pd.concat(win_parts, ignore_index=True) if win_parts else pd.DataFrame(columns=["entry", "win"])
-    win_rate = wins.groupby("entry")["win"].mean() if not wins.empty else pd.Series(dtype=float)
-    entries = sorted({r["key"] for t in tables for r in t.rows})
-    appear = Counter(r["key"] for t in tables for r in t.rows)
-    # mean over tables of each numeric column's mean
-    means: dict[str, dict[tuple, float]] = {c.id: {} for c in num_cols}
-    for t in tables:
-        for r in t.rows:
-            for c, cell in zip(t.columns[3:], r["cells"][3:], strict=True):
-                if cell["sort"] != "":
-                    means[c.id].setdefault(r["key"], []).append(float(cell["sort"]))
-    ordered = sorted(entries, key=lambda e: (-(win_rate.get(e, float("nan")) if e in win_rate else -1), e))
-    top = ordered[0]
-    status = {}
-    for e in entries:
-        if e == top:
-            status[e] = ("best", float("nan"))
-            continue
-        if auc.empty:
-            status[e] = ("tied", float("nan"))
-            continue
-        key = [*D.SCENARIO, "seed"]
-        a = auc[(auc["pruner"] == e[0]) & (auc["retrain"] == e[1])].set_index(key)["value"]
-        b = auc[(auc["pruner"] == top[0]) & (auc["retrain"] == top[1])].set_index(key)["value"]
-        p = _paired_p(a, b, "wilcoxon")
-        status[e] = ("tied" if not (p < alpha) else "", p)
-    wr_col, n_col = column(schema, "win_rate"), column(schema, "scenarios")
-    rows = []
-    for rank, e in enumerate(ordered, start=1):
-        cells = [
-            _cell(text_cols[0], e[0]),
-            _cell(text_cols[1], e[1]),
-            _cell(text_cols[2], kinds.get(e[0], "")),
-        ]
-        cells.append(_cell(wr_col, {"mean": win_rate.get(e, float("nan"))}))
-        cells.append(_cell(n_col, {"mean": appear[e]}))
-        for c in num_cols:
-            vals = means[c.id].get(e, [])
-            cells.append(_cell(c, {"mean": float(np.mean(vals)) if vals else None}))
-        mark, p = status[e]
-        rows.append({"cells": cells, "mark": mark, "p": p, "key": e, "rank": rank})
-    cols = [*text_cols, wr_col, n_col, *num_cols]
-    return Table(
-        title="Overall",
-        columns=cols,
-        rows=rows,
-        tie_test=str(ranking.get("overall_tie_test", "")),
-        notes=[
-            str(ranking.get("win_rate_definition", "")),
-            "other columns: mean over the (arch, dataset) tables of the per-table means",
+            for s in data.grid
         ],
+        Column(
+            "corruption",
+            f"Corruption acc @ {ref:g} (%)" if ref else "Corruption acc",
+            direction="higher",
+            tooltip="test accuracy on the corrupted sets, mean over types and severities 1-5",
+        ),
+        Column(
+            "ood",
+            f"OOD AUROC @ {ref:g} (%)" if ref else "OOD AUROC",
+            direction="higher",
+            tooltip="max-softmax AUROC separating the test set from the OOD sets, mean over sets",
+        ),
+        Column(
+            "ece",
+            f"ECE @ {ref:g} (%)" if ref else "ECE",
+            direction="lower",
+            tooltip="expected calibration error (15 bins) on the clean test set",
+        ),
+        Column(
+            "flops",
+            f"FLOPs reduction @ {ref:g} (x)" if ref else "FLOPs reduction",
+            direction="higher",
+            tooltip="dense / effective (mask-aware) forward FLOPs",
+        ),
+        Column(
+            "epochs",
+            "Epochs: dense + prune + retrain",
+            "text",
+            tooltip="training epochs charged to each cell: the dense parent, the pruning procedure (rounds, from-scratch training), the retraining (range over the grid)",  # noqa: E501
+        ),
+        Column(
+            "train_flops",
+            "Training TFLOPs / cell",
+            direction="lower",
+            tooltip="forward+backward FLOPs of all training a cell cost (3 x mask-aware forward FLOPs per example), mean over the grid's cells",  # noqa: E501
+        ),
+        Column(
+            "mask",
+            "Mask sanity",
+            "text",
+            tooltip="mask > densities: shuffling its mask within each layer costs accuracy (the mask carries more than its layer-wise densities); = densities: shuffling is equivalent (TOST); from the mask-sanity study",  # noqa: E501
+        ),
+        Column(
+            "collapsed",
+            "Collapsed columns",
+            "text",
+            tooltip="grid columns (arch, dataset, sparsity) where this entry's models are within 10 points of chance",  # noqa: E501
+        ),
+    ]
+    table = Table(
+        "overall",
+        "Leaderboard (common grid)",
+        cols,
+        intro=(
+            f"Ranked on {len(grid.ranking_columns)} columns (arch x dataset x sparsity in "
+            f"{', '.join(f'{s:g}' for s in data.grid)}); every ranked entry has every column."
+        ),
+    )
+    if grid.dropped_columns:
+        table.notes.append(
+            "left out of the ranking (most entries collapsed): "
+            + ", ".join(f"{a}/{d}@{s:g}" for a, d, s in grid.dropped_columns)
+        )
+    order = sorted(
+        grid.ranked,
+        key=lambda e: (-(wr.get(e, 0) if math.isfinite(wr.get(e, np.nan)) else -1), _entry_name(e)),
+    )
+    for e in order:
+        table.add(_overall_row(data, grid, e, wr.get(e, np.nan), ref, mask_column))
+    return table, grid
+
+
+def win_rate_definition(grid: Grid) -> str:
+    return (
+        "HELM mean win rate: per ranked column (arch, dataset, sparsity), the share of the other ranked "
+        "entries this entry beats on mean test accuracy over seeds (ties 1/2; a collapsed model loses to "
+        "every model that did not collapse and ties with the others), averaged over the columns"
     )
 
 
-def table_frame(table: Table) -> pd.DataFrame:
-    """A rendered table as a DataFrame of display strings (for notebooks)."""
-    records = []
-    for r in table.rows:
-        rec = {
-            c.header: (f"{cell['text']} {cell['ci']}".strip())
-            for c, cell in zip(table.columns, r["cells"], strict=True)
-        }
-        rec["tie"] = r["mark"]
-        records.append(rec)
-    return pd.DataFrame.from_records(records)
-
-
-# -- claim cards ------------------------------------------------------------------------------
-
-
-def claim_cards(claims: pd.DataFrame | None, schema: dict, max_rows: int = 8) -> list[dict]:
-    """One card per claim id: verdict (majority of its tests), tally, and its most significant rows."""
-    if claims is None or claims.empty:
-        return []
-    meta = schema.get("claims", {})
-    order = {c: i for i, c in enumerate(meta)}
-    cards = []
-    for claim, g in sorted(
-        claims.groupby("claim", sort=False), key=lambda kv: (order.get(kv[0], 999), kv[0])
-    ):
-        tally = Counter(str(v) for v in g["verdict"].fillna("inconclusive"))
-        top = tally.most_common()
-        verdict = top[0][0] if len(top) == 1 or top[0][1] > top[1][1] else "inconclusive"
-        info = meta.get(str(claim), {})
-        g = g.assign(_q=pd.to_numeric(g["q"], errors="coerce"), _p=pd.to_numeric(g["p"], errors="coerce"))
-        rows = []
-        for _, r in g.sort_values(["_q", "_p"], na_position="last").head(max_rows).iterrows():
-            scope = (
-                " / ".join(
-                    f"sparsity {v:g}" if isinstance(v, float) else str(v)
-                    for v in (r["arch"], r["dataset"], r["pruner"], r["eval_set"], r["sparsity"])
-                    if not _missing(v)
-                )
-                or "pooled"
-            )
-            rows.append(
-                {
-                    "test": _s(r["test"]),
-                    "scope": scope,
-                    "statistic": _f(r["statistic"], ".3g"),
-                    "estimate": _f(r["estimate"]),
-                    "ci": f"[{_f(r['ci_low'])}, {_f(r['ci_high'])}]",
-                    "p": _f(r["p"], ".3g"),
-                    "q": _f(r["q"], ".3g"),
-                    "n": _f(r["n"], ".0f"),
-                    "verdict": _s(r["verdict"]),
-                }
-            )
-        descriptions = [d for d in g["description"].dropna().astype(str) if d]
-        cards.append(
-            {
-                "claim": str(claim),
-                "title": info.get("title", str(claim)),
-                "source": info.get("source", ""),
-                "reconstructed": bool(info.get("reconstructed", False)),
-                "notebook": info.get("notebook", "overview"),
-                "verdict": verdict,
-                "tally": dict(sorted(tally.items())),
-                "tests": len(g),
-                "rows": rows,
-                "description": descriptions[0] if descriptions else "",
-            }
+def _overall_row(data, grid, e, wr, ref, mask_column) -> list[dict]:
+    g = _entry_meta(data, e)
+    g_grid = g[g["sparsity"].round(6).isin([round(s, 6) for s in data.grid])]
+    row = [text(_entry_name(e)), text(g["family"].iloc[0] if len(g) else ""), number(wr, ".0f", 100)]
+    coll = grid.collapsed.loc[[e]] if e in grid.collapsed.index else pd.DataFrame()
+    for s in data.grid:
+        at = g_grid[np.isclose(g_grid["sparsity"], s)]
+        ok_cols = [c for c in grid.columns if math.isclose(c[2], s) and not (len(coll) and coll.iloc[0][c])]
+        keep = (
+            at[[(a, d, s) in ok_cols for a, d in zip(at["arch"], at["dataset"], strict=True)]]
+            if len(at)
+            else at
         )
-    return cards
+        row.append(_ci_cell(keep["drop_points"], ".2f", 1.0, -100, 100, ("drop", e, s)))
+    at_ref = g[np.isclose(g["sparsity"], ref)] if ref is not None else g.iloc[0:0]
+    row.append(_ci_cell(at_ref["corruption_accuracy"], ".1f", 100, 0, 1, ("corr", e)))
+    row.append(_ci_cell(at_ref["ood_auroc"], ".1f", 100, 0, 1, ("ood", e)))
+    row.append(_ci_cell(at_ref["ece"], ".2f", 100, 0, 1, ("ece", e)))
+    row.append(number(at_ref["flops_reduction"].mean() if len(at_ref) else math.nan, ".2f"))
+    row.append(text(_epochs_text(g_grid) if len(g_grid) else ""))
+    tf = g_grid["train_flops"].mean() if len(g_grid) else math.nan
+    row.append({"text": _flops(tf), "sort": f"{tf:.6g}" if math.isfinite(tf) else ""})
+    row.append(text(mask_column.get(e[0], "not tested")))
+    n_coll = int(coll.iloc[0].sum()) if len(coll) else 0
+    row.append(text(f"{n_coll} of {len(grid.columns)}"))
+    return row
 
 
-def _missing(v) -> bool:
-    try:
-        return v is None or bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False
+def apart_table(data: ReportData, grid: Grid) -> Table | None:
+    if not grid.apart:
+        return None
+    table = Table(
+        "apart",
+        "Shown apart: entries measured on fewer columns (not ranked)",
+        [
+            Column("pruner", "Pruner", "text"),
+            Column("family", "Family", "text"),
+            Column("columns", "Grid columns measured", "text"),
+            Column("sparsities", "Sparsities", "text"),
+            Column("epochs", "Epochs: dense + prune + retrain", "text"),
+            Column("plugin", "Plugin", "text"),
+        ],
+        intro="These entries lack columns that the ranked entries have; their numbers are in the per-scenario tables.",  # noqa: E501
+    )
+    for e in grid.apart:
+        g = _entry_meta(data, e)
+        n = int(grid.means.loc[e].notna().sum()) if e in grid.means.index else 0
+        table.add(
+            [
+                text(_entry_name(e)),
+                text(g["family"].iloc[0]),
+                text(f"{n} of {len(grid.columns)}"),
+                text(", ".join(f"{s:g}" for s in sorted(g["sparsity"].unique()))),
+                text(_epochs_text(g)),
+                text(_plugin(g)),
+            ]
+        )
+    return table
 
 
-def _s(v) -> str:
-    return "" if _missing(v) else str(v)
+def scenario_table(data: ReportData, arch: str, dataset: str, grid: Grid, mask_column: dict) -> Table:
+    c = data.cells[(data.cells["arch"] == arch) & (data.cells["dataset"] == dataset)]
+    sparsities = sorted(c["sparsity"].unique())
+    classes = data.cells.attrs.get("classes", {}).get(dataset, 10)
+    dense = c.groupby("parent_id")["dense_accuracy"].first()
+    ref = 0.9 if any(math.isclose(s, 0.9) for s in sparsities) else sparsities[-1]
+    cols = [
+        Column("pruner", "Pruner", "text"),
+        Column("family", "Family", "text"),
+        *[
+            Column(
+                f"acc_{s:g}",
+                f"Acc @ {s:g} (%)",
+                direction="higher",
+                tooltip=f"test accuracy after pruning to {s:g} and retraining: mean over seeds [95% bootstrap]; collapsed: within 10 points of chance",  # noqa: E501
+            )
+            for s in sparsities
+        ],
+        Column("corruption", f"Corruption acc @ {ref:g} (%)", direction="higher"),
+        Column("ood", f"OOD AUROC @ {ref:g} (%)", direction="higher"),
+        Column("ece", f"ECE @ {ref:g} (%)", direction="lower"),
+        Column("epochs", "Epochs: dense + prune + retrain", "text"),
+        Column("train_flops", "Training TFLOPs / cell", direction="lower"),
+        Column("mask", "Mask sanity", "text"),
+        Column("status", "Ranking", "text", tooltip="ranked: on every grid column; apart: fewer columns"),
+    ]
+    dm, dlo, dhi, dn = mean_ci(dense, 0, 1, ("dense", arch, dataset))
+    table = Table(
+        f"s-{arch}-{dataset}",
+        f"{arch} on {dataset}",
+        cols,
+        intro=f"Dense parents: {100 * dm:.1f}% test accuracy [{100 * dlo:.1f}, {100 * dhi:.1f}] over {dn} seeds; chance {100 / classes:.0f}%.",  # noqa: E501
+    )
+    entries = sorted(set(zip(c["pruner"], c["retrain"], strict=True)), key=_entry_name)
+    for e in entries:
+        g = c[(c["pruner"] == e[0]) & (c["retrain"] == e[1])]
+        row = [text(_entry_name(e)), text(g["family"].iloc[0])]
+        for s in sparsities:
+            at = g[np.isclose(g["sparsity"], s)]
+            is_coll = len(at) and collapsed(at["accuracy"].mean(), classes)
+            cell = _ci_cell(
+                at["accuracy"],
+                ".1f",
+                100,
+                0,
+                1,
+                ("acc", arch, dataset, e, s),
+                COLLAPSED_TEXT if is_coll else "",
+            )
+            row.append(cell)
+        at_ref = g[np.isclose(g["sparsity"], ref)]
+        row.append(_ci_cell(at_ref["corruption_accuracy"], ".1f", 100, 0, 1, ("corr", arch, dataset, e)))
+        row.append(_ci_cell(at_ref["ood_auroc"], ".1f", 100, 0, 1, ("ood", arch, dataset, e)))
+        row.append(_ci_cell(at_ref["ece"], ".2f", 100, 0, 1, ("ece", arch, dataset, e)))
+        row.append(text(_epochs_text(g)))
+        tf = g["train_flops"].mean()
+        row.append({"text": _flops(tf), "sort": f"{tf:.6g}" if math.isfinite(tf) else ""})
+        row.append(text(mask_column.get(e[0], "not tested")))
+        row.append(text("ranked" if e in grid.ranked else "apart"))
+        table.add(row, "apart" if e not in grid.ranked else "")
+    return table
 
 
-def _f(v, fmt: str = ".3f") -> str:
-    f = _num(v)
-    return NA if f is None else format(f, fmt)
+def budget_table(data: ReportData, grid: Grid) -> Table:
+    """At each grid sparsity, entries grouped by equal total training epochs per cell."""
+    cols = [
+        Column("sparsity", "Sparsity", "number"),
+        Column("epochs", "Total epochs / cell", "number"),
+        Column("pruner", "Pruner", "text"),
+        Column(
+            "drop",
+            "Drop (points)",
+            direction="lower",
+            tooltip="dense minus retrained test accuracy, mean over (arch, dataset, seed) cells [95% bootstrap]",  # noqa: E501
+        ),
+        Column("tflops", "Training TFLOPs / cell", direction="lower"),
+        Column("rank", "Rank in budget group", "number", direction="lower"),
+        Column("group", "Group size", "number"),
+    ]
+    table = Table(
+        "budget",
+        "Budget-matched view: pruners at equal total training epochs",
+        cols,
+        intro=(
+            "Within each group every entry trained for the same total number of epochs (dense parent + "
+            "pruning procedure + retraining); ranks compare like with like. Collapsed columns are left out."
+        ),
+    )
+    c = data.cells[data.cells["pruner"].isin([e[0] for e in grid.ranked])]
+    for s in data.grid:
+        at = c[np.isclose(c["sparsity"], s)]
+        keep = [
+            not (
+                (p, r) in grid.collapsed.index
+                and (a, d, s) in grid.collapsed.columns
+                and grid.collapsed.at[(p, r), (a, d, s)]
+            )
+            for p, r, a, d in zip(at["pruner"], at["retrain"], at["arch"], at["dataset"], strict=True)
+        ]
+        at = at[keep]
+        for epochs, g in sorted(at.groupby("epochs_total"), key=lambda kv: kv[0]):
+            stats = []
+            for e, ge in g.groupby(["pruner", "retrain"]):
+                stats.append(
+                    (e, *mean_ci(ge["drop_points"], -100, 100, ("budget", e, s)), ge["train_flops"].mean())
+                )
+            stats.sort(key=lambda t: t[1])
+            for rank, (e, m, lo, hi, _n, tf) in enumerate(stats, 1):
+                table.add(
+                    [
+                        number(s, "g"),
+                        number(epochs, "g"),
+                        text(_entry_name(e)),
+                        number(m, ".2f", 1.0, (lo, hi)) | {"bounds": [-100, 100]},
+                        {"text": _flops(tf), "sort": f"{tf:.6g}"},
+                        {"text": str(rank), "sort": str(rank)},
+                        {"text": str(len(stats)), "sort": str(len(stats))},
+                    ]
+                )
+    return table
+
+
+def sanity_table(data: ReportData) -> Table | None:
+    s = data.sanity
+    if s is None or s.empty or "dense" not in s:
+        return None
+    table = Table(
+        "sanity",
+        "Sanity check: the standard recovery",
+        [
+            Column("arch", "Arch", "text"),
+            Column("dataset", "Dataset", "text"),
+            Column("dense", "Dense (%)"),
+            Column("gm", "global_magnitude @ 0.9 (%)"),
+            Column("drop", "Drop (points)", direction="lower"),
+            Column("ok", "Within 1.5 points", "text"),
+            Column("seeds", "Seeds"),
+        ],
+        intro="global_magnitude at sparsity 0.9, after its retraining, against its dense parents (mean over seeds).",  # noqa: E501
+    )
+    for r in s.to_dict("records"):
+        table.add(
+            [
+                text(r["arch"]),
+                text(r["dataset"]),
+                number(r["dense"], ".1f", 100),
+                number(r["global_magnitude_0.9"], ".1f", 100),
+                number(r["drop_points"], "+.2f"),
+                text("yes" if r["recovers"] else "NO"),
+                {"text": str(r["seeds"]), "sort": str(r["seeds"])},
+            ]
+        )
+    return table
+
+
+def outside_table(entries: list[dict]) -> Table | None:
+    """Verified outside entries (``harness verify --accept-into``), marked with their verification."""
+    if not entries:
+        return None
+    table = Table(
+        "outside",
+        "Verified outside entries",
+        [
+            Column("bundle", "Bundle", "text"),
+            Column("pruner", "Pruner", "text"),
+            Column("plugin", "Plugin", "text"),
+            Column("cells", "Cells", "number"),
+            Column("verified", "Verification", "text"),
+            Column("acc", "Mean test acc (%)", direction="higher"),
+        ],
+        intro="Submitted bundles accepted by `harness verify`: a seeded sample of their cells re-run here agreed with the reported numbers.",  # noqa: E501
+    )
+    for e in entries:
+        table.add(
+            [
+                text(e["bundle"]),
+                text(e["pruner"]),
+                text(e["plugin"]),
+                {"text": str(e["cells"]), "sort": str(e["cells"])},
+                text(e["verification"]),
+                number(e["accuracy"], ".1f", 100),
+            ]
+        )
+    return table
+
+
+__all__ = [
+    "Column",
+    "Grid",
+    "Table",
+    "apart_table",
+    "budget_table",
+    "grid_of",
+    "mask_column_of",
+    "outside_table",
+    "overall_table",
+    "sanity_table",
+    "scenario_table",
+    "win_rates",
+]
+
+
+def mask_column_of(data: ReportData) -> dict[str, str]:
+    """The "mask sanity" column per pruner, from the mask-sanity study's rows of the claims table."""
+    from analysis.mask_sanity import mask_column
+    from analysis.verdict import Row
+
+    t = data.claims
+    if t is None or t.empty or "claim" not in t:
+        return {}
+    fields = Row.__dataclass_fields__
+    return mask_column([Row(**{k: v for k, v in r.items() if k in fields}) for r in t.to_dict("records")])

@@ -158,6 +158,7 @@ def stability(
             ("val_selected_test_accuracy", g - 0.002),
             ("generalization_gap", 0.1),
             ("train_accuracy_before_last_event", fit),
+            ("stability", s / 100.0),
         ):
             rows.append(m(cid, "final", "test", metric, value))
 
@@ -257,29 +258,57 @@ def mask_controls(
     return pd.DataFrame(cells), pd.DataFrame(rows)
 
 
-def write_store(root: Path, studies: dict[str, tuple[dict, pd.DataFrame, pd.DataFrame]]) -> Path:
-    """Write frames as a store (cells, metrics, study manifests) the analysis reads from disk."""
+def write_store(
+    root: Path, studies: dict[str, tuple[dict, pd.DataFrame, pd.DataFrame]], per_cell: bool = True
+) -> Path:
+    """Write frames as a store (cells, metrics, study manifests) the analysis reads from disk;
+    ``per_cell=False`` writes one Parquet file per study (the reader takes any part file)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from core.schema import CELL_SCHEMA, METRIC_SCHEMA
 
+    def cell_row(rec: dict) -> dict:
+        row = {c: rec.get(c) for c in CELL_SCHEMA.names}
+        row["status"] = "ok"
+        for c in CELL_SCHEMA.names:  # pandas reads a missing string as NaN
+            if (
+                isinstance(row[c], float)
+                and np.isnan(row[c])
+                and pa.types.is_string(CELL_SCHEMA.field(c).type)
+            ):
+                row[c] = None
+        return row
+
+    def metric_rows(g: pd.DataFrame) -> list[dict]:
+        recs = [{c: r.get(c) for c in METRIC_SCHEMA.names} for r in g.to_dict("records")]
+        for r in recs:
+            for c in ("class", "step", "severity"):
+                r[c] = None if r[c] is None or (isinstance(r[c], float) and np.isnan(r[c])) else int(r[c])
+        return recs
+
     for d in ("cells", "metrics", "studies"):
         (root / d).mkdir(parents=True, exist_ok=True)
     for name, (definition, cells, metrics) in studies.items():
-        for rec in cells.to_dict("records"):
-            row = {c: rec.get(c) for c in CELL_SCHEMA.names}
-            row["status"] = "ok"
+        if per_cell:
+            for rec in cells.to_dict("records"):
+                pq.write_table(
+                    pa.Table.from_pylist([cell_row(rec)], schema=CELL_SCHEMA),
+                    root / "cells" / f"{rec['cell_id']}.parquet",
+                )
+            for cid, g in metrics.groupby("cell_id"):
+                pq.write_table(
+                    pa.Table.from_pylist(metric_rows(g), schema=METRIC_SCHEMA),
+                    root / "metrics" / f"{cid}.parquet",
+                )
+        else:
+            rows = [cell_row(r) for r in cells.to_dict("records")]
             pq.write_table(
-                pa.Table.from_pylist([row], schema=CELL_SCHEMA), root / "cells" / f"{rec['cell_id']}.parquet"
+                pa.Table.from_pylist(rows, schema=CELL_SCHEMA), root / "cells" / f"part-{name}.parquet"
             )
-        for cid, g in metrics.groupby("cell_id"):
-            recs = [{c: r.get(c) for c in METRIC_SCHEMA.names} for r in g.to_dict("records")]
-            for r in recs:
-                for c in ("class", "step", "severity"):
-                    r[c] = None if r[c] is None or (isinstance(r[c], float) and np.isnan(r[c])) else int(r[c])
             pq.write_table(
-                pa.Table.from_pylist(recs, schema=METRIC_SCHEMA), root / "metrics" / f"{cid}.parquet"
+                pa.Table.from_pylist(metric_rows(metrics), schema=METRIC_SCHEMA),
+                root / "metrics" / f"part-{name}.parquet",
             )
         manifest = {
             "manifest_version": 1,

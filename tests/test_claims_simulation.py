@@ -35,7 +35,10 @@ def _no_bootstrap(monkeypatch):
 def definition(name: str) -> dict:
     """A study file's definition with each claim's primary hypothesis only (the ones simulated)."""
     d = S.study_definition(name)
-    return {**d, "claim": [{**c, "hypothesis": [h for h in c["hypothesis"] if h.get("primary")]} for c in d["claim"]]}
+    return {
+        **d,
+        "claim": [{**c, "hypothesis": [h for h in c["hypothesis"] if h.get("primary")]} for c in d["claim"]],
+    }
 
 
 def _primary(rows, claim):

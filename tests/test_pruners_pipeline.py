@@ -81,7 +81,9 @@ def test_default_preset_budgets():
         assert {c.retrain_config.selection for c in mine} == {"best_val_loss"}
     intensification = load_study("intensification").cells
     seeds = Counter((c.dataset, c.arch, c.pruner) for c in intensification if c.sparsity == 0.98)
-    assert seeds["mnist1d", "mlp_256x2", "global_magnitude"] == seeds["mnist1d", "mlp_256x2", "undecayed"] == 40
+    assert (
+        seeds["mnist1d", "mlp_256x2", "global_magnitude"] == seeds["mnist1d", "mlp_256x2", "undecayed"] == 40
+    )
     stability = load_study("stability").cells
     per_config = Counter((s.target, s.variant, s.every) for s in stability)
     assert min(per_config.values()) >= 10  # the paper: 10 runs per configuration
@@ -109,13 +111,14 @@ def test_mask_controls_keep_densities_or_weights(parent):
     shuffled, _ = pruned()
     shuffle_within_layers(shuffled, ctx.generator(salt=1))
     inverted, _ = pruned("invert")
-    for (name, m0), m1, m2 in zip(
-        prunable_modules(base).items(), prunable_modules(shuffled).values(), prunable_modules(inverted).values(),
-        strict=True,
+    for (name, m0), m1 in zip(
+        prunable_modules(base).items(), prunable_modules(shuffled).values(), strict=True
     ):
         assert current_mask(m1).sum() == current_mask(m0).sum(), name  # densities kept
         assert not torch.equal(current_mask(m1), current_mask(m0)), name
-    kept = torch.cat([m.weight_orig[m.weight_mask.bool()].abs().flatten() for m in prunable_modules(base).values()])
+    kept = torch.cat(
+        [m.weight_orig[m.weight_mask.bool()].abs().flatten() for m in prunable_modules(base).values()]
+    )
     kept_inv = torch.cat(
         [m.weight_orig[m.weight_mask.bool()].abs().flatten() for m in prunable_modules(inverted).values()]
     )
@@ -147,7 +150,10 @@ def test_imp_cells_share_their_rounds_and_equal_unshared_ones(parent):
     """IMP at 0.9 after IMP at 0.8 resumes from the shared rounds; its numbers and its budget equal
     an IMP run that computed every round itself."""
     cache = DictCache()
-    at = {s: CellSpec("mlp_256x2", "digits", "imp", s, 0, train=TRAIN, retrain_config=RETRAIN) for s in (0.8, 0.9)}
+    at = {
+        s: CellSpec("mlp_256x2", "digits", "imp", s, 0, train=TRAIN, retrain_config=RETRAIN)
+        for s in (0.8, 0.9)
+    }
     run_cell(at[0.8], parent.state, parent.rewind_state, state_cache=cache)
     assert len(cache.states) == 7  # the full rounds below 0.8 (8 rounds, the last clipped)
     shared = run_cell(at[0.9], parent.state, parent.rewind_state, state_cache=cache)

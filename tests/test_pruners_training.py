@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
+from benchmarks.pipeline import tensor_training
 from benchmarks.retrain import retrain
 from benchmarks.training import TrainConfig, train
 from core.spec import RetrainConfig
-from benchmarks.pipeline import tensor_training
 from pruners import PRUNERS, PruneContext, get_pruner
 from pruners.gmp import cubic_sparsity, event_steps
 from pruners.imp import round_targets
@@ -33,7 +33,9 @@ def sparse_run(pruner, arch, sparsity, seed=0):
     parent = make(arch, SHAPE, seed)
     rewind = {k: v.clone() for k, v in parent.state_dict().items()}
     train(parent, x, y, CONFIG, seed)
-    run = tensor_training(x, y, CONFIG, seed, rewind_epoch=0, rewind_state=rewind, parent_state=parent.state_dict())
+    run = tensor_training(
+        x, y, CONFIG, seed, rewind_epoch=0, rewind_state=rewind, parent_state=parent.state_dict()
+    )
     model = make(arch, SHAPE, seed)
     ctx = PruneContext(seed, [(x[:64], y[:64])], 1e-4, input_shape=SHAPE)
     get_pruner(pruner).train_sparse(model, sparsity, ctx, run)

@@ -1,8 +1,9 @@
-"""The report: data shaping, the built site, and the page in a real browser (headless Chromium).
+"""The report: the leaderboard's rules, the intervals, the figures' layout, the built page.
 
-The site is built once per module from a small synthetic results store written with the
-real Parquet schemas; one pruner and one dataset carry hostile names (``<script>``, an
-``onerror`` attribute) that must show escaped and never run.
+The site is built once per module from a synthetic store shaped like the default preset's
+(``tests.report_synth``: 17 pruners x 6 scenarios x the grid x 3 seeds, the studies with planted
+effects, analysed by ``harness analyze``'s code). One entry carries a hostile name
+(``<script>``) that must show escaped and never run.
 """
 
 from __future__ import annotations
@@ -12,293 +13,263 @@ import math
 import os
 import re
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from harness.storage import CELL_SCHEMA, METRIC_SCHEMA
+from reports import cards as C
 from reports import data as D
 from reports import figures as F
 from reports import leaderboard as L
 from reports.build import build_report
-from reports.synthetic import write_synthetic_store
+from tests import claims_synth as S
+from tests.report_synth import APART, COLLAPSING, GRID, PRUNERS, write_default_shaped_store
 
-EVIL_PRUNER = "<script>window.__pwned=1</script>"
-EVIL_DATASET = "d<img src=x onerror=window.__pwned2=1>"
 CHROMIUM = os.environ.get("PRUNEBENCH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 HAVE_CHROMIUM = Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)
 needs_chromium = pytest.mark.skipif(
-    not HAVE_CHROMIUM,
-    reason=f"no Chromium at {CHROMIUM}: apt-get install -y chromium (or set PRUNEBENCH_CHROMIUM)",
+    not HAVE_CHROMIUM, reason=f"no Chromium at {CHROMIUM}: apt-get install -y chromium"
 )
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-# -- a hand-made store for exact numbers -----------------------------------------------------
-
-
-def _write_store(root: Path, cells: list[dict], metrics: list[dict]) -> Path:
-    (root / "cells").mkdir(parents=True)
-    (root / "metrics").mkdir()
-    base = {
-        "study": "prune",
-        "pruner_kind": "unstructured",
-        "status": "ok",
-        "preset": "t",
-        "git_commit": "abc",
-    }
-    for c in cells:
-        row = {**base, **c}
-        pq.write_table(
-            pa.Table.from_pylist([row], schema=CELL_SCHEMA), root / "cells" / f"{c['cell_id']}.parquet"
-        )
-        rows = [
-            {"cell_id": c["cell_id"], "class": None, "step": None, "severity": 0, "kind": "clean", **m}
-            for m in metrics
-            if m.get("cell_id", c["cell_id"]) == c["cell_id"]
-        ]
-        pq.write_table(
-            pa.Table.from_pylist(rows, schema=METRIC_SCHEMA), root / "metrics" / f"{c['cell_id']}.parquet"
-        )
-    return root
-
-
-def _acc(phase, value, eval_set="test", kind="clean", severity=0, **kw):
-    return {
-        "phase": phase,
-        "eval_set": eval_set,
-        "kind": kind,
-        "severity": severity,
-        "metric": "accuracy",
-        "value": value,
-        **kw,
-    }
-
-
-@pytest.fixture
-def exact_store(tmp_path):
-    """One seed of pruner p at sparsities 0.5/0.8/0.9; dense test accuracy 0.90, fog 0.60."""
-    cells, metrics = [], []
-    for s, acc, fog in ((0.5, 0.898, 0.58), (0.8, 0.893, 0.50), (0.9, 0.897, 0.40)):
-        cid = f"c{int(s * 10)}"
-        cells.append(
-            {
-                "cell_id": cid,
-                "parent_id": "p0",
-                "arch": "a",
-                "dataset": "d",
-                "pruner": "p",
-                "sparsity": s,
-                "seed": 0,
-                "retrain": "finetune",
-            }
-        )
-        metrics += [
-            _acc("dense", 0.90, cell_id=cid),
-            _acc("retrained", acc, cell_id=cid),
-            _acc("dense", 0.60, "fog", "corruption", 1, cell_id=cid),
-            _acc("retrained", fog, "fog", "corruption", 1, cell_id=cid),
-        ]
-    return _write_store(tmp_path / "store", cells, metrics)
-
-
-def test_prune_potential_is_the_largest_qualifying_sparsity(exact_store):
-    res = D.load_results(exact_store)
-    pp = D.prune_potential(res, delta=0.005).set_index("distribution")["value"]
-    # 0.9 qualifies (0.3 points worse), although 0.8 does not (0.7 points worse)
-    assert pp["test"] == pytest.approx(0.9)
-    assert pp["fog"] == 0.0  # every sparsity loses more than 0.5 points on fog
-    ex = D.excess_error(res).set_index("sparsity")["value"]
-    # [err(p,fog) - err(p,clean)] - [err(d,fog) - err(d,clean)] at 0.5: (0.42-0.102) - (0.40-0.10)
-    assert ex[0.5] == pytest.approx((0.42 - 0.102) - (0.40 - 0.10))
-
-
-def test_auc_accuracy_curve_includes_the_dense_parent(exact_store):
-    res = D.load_results(exact_store)
-    auc = D.auc_by_seed(res)["value"].iloc[0]
-    xs, ys = [0, 0.5, 0.8, 0.9], [0.90, 0.898, 0.893, 0.897]
-    area = sum((xs[i + 1] - xs[i]) * (ys[i] + ys[i + 1]) / 2 for i in range(3)) / 0.9
-    assert auc == pytest.approx(area)
-    curve = D.accuracy_curve(res)
-    assert list(curve["sparsity"]) == [0.0, 0.5, 0.8, 0.9]
-    assert curve["n"].tolist() == [1, 1, 1, 1] and curve["ci_low"].isna().all()  # one seed: no interval
-
-
-def test_recall_distortion_alpha_and_slope(tmp_path):
-    cell = {
-        "cell_id": "c1",
-        "parent_id": "p",
-        "arch": "a",
-        "dataset": "d",
-        "pruner": "p",
-        "sparsity": 0.9,
-        "seed": 0,
-        "retrain": "finetune",
-    }
-    rec = lambda phase, k, v: {"phase": phase, "eval_set": "test", "metric": "recall", "class": k, "value": v}
-    metrics = [
-        _acc("dense", 0.8),
-        _acc("retrained", 0.7),
-        rec("dense", 0, 0.6),
-        rec("dense", 1, 1.0),
-        rec("retrained", 0, 0.4),
-        rec("retrained", 1, 1.0),
-    ]
-    res = D.load_results(_write_store(tmp_path / "s", [cell], metrics))
-    d = D.recall_distortion(res).set_index("class")
-    assert d.loc[0, "rho"] == pytest.approx(0.75) and d.loc[1, "rho_pruned"] == pytest.approx(1 / 0.7)
-    assert d.loc[0, "d"] == pytest.approx(0.4 / 0.7 - 0.75)  # stored as rho' - rho
-    s = D.distortion_summary(res).iloc[0]
-    assert s["alpha"] == 1.0  # both classes moved further from 1
-    assert s["slope"] == pytest.approx((1 / 0.7 - 1.25 - (0.4 / 0.7 - 0.75)) / 0.5)
-
-
-def test_mean_ci_is_a_t_interval():
-    df = pd.DataFrame({"g": ["a"] * 3, "value": [1.0, 2.0, 3.0]})
-    row = D.mean_ci(df, ["g"]).iloc[0]
-    assert row["mean"] == 2.0 and row["n"] == 3
-    assert row["ci_high"] - 2.0 == pytest.approx(4.302653 * 1.0 / math.sqrt(3), rel=1e-5)
-
-
-def test_missing_metrics_are_skipped_with_notes(exact_store):
-    res = D.load_results(exact_store)
-    assert res.claims is None and any("no claims table" in n for n in res.notes)
-    tables, overall, notes, ref = L.build_tables(res, D.load_schema())
-    assert ref == 0.9 and len(tables) == 1 and overall is not None
-    assert any("OOD AUROC" in n for n in notes) and any("FLOPs" in n for n in notes)
-    headers = [c.header for c in tables[0].columns]
-    assert not any("OOD" in h for h in headers) and any("Corruption" in h for h in headers)
-    assert isinstance(F.ood_and_calibration(res, "a", "d"), str)
-    assert isinstance(F.stability_vs_accuracy(res, "a", "d"), str)
-
-
-def test_figure_file_names_are_safe_for_hostile_names():
-    stem = F.slug("accuracy", EVIL_PRUNER, "../../etc")
-    assert re.fullmatch(r"[A-Za-z0-9_.-]+", stem) and "/" not in stem
-    assert F.slug("x", "a/b") != F.slug("x", "a-b")
-
-
-def test_display_schema_covers_every_column_and_claim():
-    schema = D.load_schema()
-    for cid in [*L.MISSING_WHY, "pruner", "retrain", "kind", "acc_at", "win_rate"]:
-        col = schema["columns"][cid]
-        assert col["name"] and col["definition"], cid
-        if col["kind"] == "number":
-            assert col["direction"] in {"higher", "lower", "neutral"} and "fmt" in col, cid
-    assert set(schema["ranking"]["win_rate_columns"]) <= set(schema["columns"])
-    templates = {p.stem for p in (Path(D.__file__).parent / "notebooks").glob("*.py")}
-    assert {c["notebook"] for c in schema["claims"].values()} <= templates
-    assert set(schema["notebooks"]) == templates
-
-
-# -- the built site ---------------------------------------------------------------------------
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    root = tmp_path_factory.mktemp("report")
-    store = write_synthetic_store(
-        root / "results",
-        pruners=("magnitude", EVIL_PRUNER),
-        datasets=("data_x", EVIL_DATASET),
-        sparsities=(0.5, 0.8, 0.9),
-    )
-    (store / "bench").mkdir()
-    pd.DataFrame(
-        {
-            "measure": ["cell_vs_minimal", "training_vs_dataloader[x, num_workers=0]", "throughput"],
-            "harness_s": [4.0, 1.0, 2.0],
-            "baseline_s": [4.2, 2.5, 3.0],
-            "ratio": [0.95, 2.5, 1.5],
-            "target": ["harness / minimal <= 1.10", "none: best case", "2 workers / 1 worker >= 1.6"],
-            "ok": [True, None, False],
-            "host": ["bench-host"] * 3,
-        }
-    ).to_parquet(store / "bench" / "bench.parquet")
-    index = build_report(store, root / "site", strict=True)
-    return index
+def store(tmp_path_factory) -> Path:
+    return write_default_shaped_store(tmp_path_factory.mktemp("store") / "results")
 
 
-def test_page_shows_the_bench_figures(site):
-    html = site.read_text()
-    start = html.index('<section id="performance">')
-    section = html[start : html.index("</section>", start)]
-    rows = re.findall(
-        r"<tr><td class=\"text\">(.*?)</td>.*?<td>([\d.]+)</td><td class=\"text\">.*?</td>"
-        r"<td class=\"text\">(.*?)</td></tr>",
-        section,
+@pytest.fixture(scope="module")
+def data(store) -> D.ReportData:
+    return D.load(store)
+
+
+@pytest.fixture(scope="module")
+def site(store, tmp_path_factory) -> Path:
+    return build_report(store, tmp_path_factory.mktemp("site") / "site", strict=True)
+
+
+# -- intervals ---------------------------------------------------------------------------------
+
+
+def test_mean_ci_is_the_percentile_bootstrap_and_stays_in_range():
+    from scipy import stats
+
+    values = [0.99, 1.0, 1.0]
+    mean, lo, hi, n = D.mean_ci(values, 0, 1, key="k")
+    assert (mean, n) == (pytest.approx(np.mean(values)), 3)
+    assert 0.99 <= lo <= mean <= hi <= 1.0  # a t-interval would pass 1.0 here
+    ref = stats.bootstrap(
+        (np.array(values),), np.mean, method="percentile", n_resamples=D.BOOTSTRAP_RESAMPLES, confidence_level=0.95,  # noqa: E501
+        random_state=np.random.default_rng(int.from_bytes(__import__("hashlib").sha256(b"'k'").digest()[:4], "little")),  # noqa: E501
+    )  # fmt: skip
+    assert (lo, hi) == (
+        pytest.approx(ref.confidence_interval.low),
+        pytest.approx(ref.confidence_interval.high),
     )
-    assert [(m, r, v) for m, r, v in rows] == [
-        ("cell_vs_minimal", "0.95", "met"),
-        ("training_vs_dataloader[x, num_workers=0]", "2.50", "informational"),
-        ("throughput", "1.50", "not met"),
+    assert D.mean_ci(values, 0, 1, key="k") == (mean, lo, hi, n)  # seeded: the same page every build
+    assert math.isnan(D.mean_ci([0.5], 0, 1)[1])  # one seed: no interval
+    assert D.mean_ci([], 0, 1)[3] == 0
+
+
+# -- the leaderboard's rules -------------------------------------------------------------------
+
+
+def test_ranked_entries_have_every_grid_column_and_the_rest_are_shown_apart(data):
+    grid = L.grid_of(data)
+    assert len(grid.columns) == 6 * len(GRID)
+    assert grid.means.loc[grid.ranked].notna().all().all()
+    assert [e[0] for e in grid.apart] == [APART]
+    overall, _ = L.overall_table(data, {})
+    names = [r[0]["text"] for r in overall.rows]
+    assert APART not in names and sorted(names) == sorted(PRUNERS)
+    assert "imp" in names  # imp on every grid point
+    apart = L.apart_table(data, grid)
+    assert apart.rows[0][0]["text"] == APART and apart.rows[0][2]["text"] == f"6 of {len(grid.columns)}"
+
+
+def test_collapsed_models_are_marked_and_lose_without_being_compared(data):
+    grid = L.grid_of(data)
+    coll = grid.collapsed.loc[(COLLAPSING, "finetune")]
+    assert coll[[c for c in grid.columns if c[2] == 0.95]].all()
+    assert not coll[[c for c in grid.columns if c[2] < 0.95]].any()
+    assert grid.dropped_columns == []  # one entry of 17 collapsed: the columns stay ranked
+    table = L.scenario_table(data, "mlp_512x2", "digits", grid, {})
+    header = [c.header for c in table.columns].index("Acc @ 0.95 (%)")
+    row = next(r for r in table.rows if r[0]["text"] == COLLAPSING)
+    assert row[header]["mark"] == L.COLLAPSED_TEXT
+    # a hand-made grid: the collapsed entry has the highest raw accuracy and still loses
+    cols = [("a", "d", 0.9)]
+    idx = pd.MultiIndex.from_tuples([("x", "f"), ("y", "f"), ("z", "f")])
+    means = pd.DataFrame({cols[0]: [0.15, 0.5, 0.6]}, index=idx)
+    colls = pd.DataFrame({cols[0]: [True, False, False]}, index=idx)
+    g = L.Grid(cols, means, colls, list(idx), [], cols, [])
+    wr = L.win_rates(g)
+    assert (wr[("x", "f")], wr[("y", "f")], wr[("z", "f")]) == (0.0, 0.5, 1.0)
+
+
+def test_every_table_shows_training_epochs_and_the_budget_view_groups_equal_epochs(data):
+    grid = L.grid_of(data)
+    overall, _ = L.overall_table(data, {})
+    tables = [overall, L.apart_table(data, grid)] + [
+        L.scenario_table(data, a, d, grid, {}) for a, d in data.scenarios
     ]
-    assert "bench-host" in section and 'href="#performance"' in html
+    for t in tables:
+        assert any("Epochs" in c.header for c in t.columns), t.title
+    row = next(r for r in overall.rows if r[0]["text"] == "imp")
+    epochs = row[[c.id for c in overall.columns].index("epochs")]["text"]
+    assert epochs == "30 + 40–70 + 8"  # 8 to 14 rounds of 5 epochs to reach each grid point, charged
+    budget = L.budget_table(data, grid)
+    head = [c.id for c in budget.columns]
+    groups = {}
+    for r in budget.rows:
+        groups.setdefault((r[0]["text"], r[1]["text"]), []).append(int(r[head.index("rank")]["text"]))
+    assert all(sorted(v) == list(range(1, len(v) + 1)) for v in groups.values())
+    at_init = {r[2]["text"] for r in budget.rows if r[1]["text"] == "14"}
+    assert at_init == {"snip", "grasp", "synflow", "random_erk"}  # 6 + 0 + 8 epochs: together
+    assert not any(r[2]["text"] == COLLAPSING and r[0]["text"] == "0.95" for r in budget.rows)
 
 
-def test_site_has_index_notebooks_and_figures(site):
-    out = site.parent
-    schema = D.load_schema()
-    for name in schema["notebooks"]:
-        assert (out / "notebooks" / f"{name}.ipynb").is_file() and (
-            out / "notebooks" / f"{name}.html"
-        ).is_file()
-    pngs = sorted((out / "figures").glob("*.png"))
-    assert pngs and all(p.with_suffix(".svg").is_file() for p in pngs)
-    kinds = {r["kind"] for r in F.read_manifests(out / "figures") if "png" in r}
-    # the synthetic store holds every metric: every figure kind is drawn
-    assert kinds == set(schema["figures"])
+def test_mask_sanity_column_says_whose_mask_carries_more_than_its_densities(data):
+    masks = L.mask_column_of(data)
+    assert masks["global_magnitude"] == "mask > densities"
+    assert masks["snip"] == "= densities" and masks["synflow"] == "= densities"
+    overall, _ = L.overall_table(data, masks)
+    col = [c.id for c in overall.columns].index("mask")
+    assert {r[0]["text"]: r[col]["text"] for r in overall.rows}["lamp"] == "not tested"
 
 
-def test_notebooks_are_executed_with_parameters_and_exported_without_inputs(site):
-    import nbformat
+def test_claim_cards_lead_with_the_primary_verdict_and_show_labels_beside_the_paper(data):
+    cards = C.claim_cards(data)
+    assert {c["claim"] for c in cards} >= {
+        "deintensification_low_ratio",
+        "mask_sanity",
+        "generalization_stability",
+    }
+    for c in cards:
+        assert c["sentence"].startswith(c["title"]) and c["verdict"] in c["sentence"]
+        assert [k for k, _ in c["stats"]][:2] == ["n", "estimate"]
+    deint = next(c for c in cards if c["claim"] == "deintensification_low_ratio")
+    assert deint["labels_ours"] and any(
+        "CIFAR-10, ResNet-56, MP" in r["setting"] for r in deint["labels_paper"]
+    )
+    assert all(re.fullmatch(r"[<>?]( [<>?])*", r["labels"]) for r in deint["labels_ours"])
 
-    out = site.parent
-    for path in (out / "notebooks").glob("*.ipynb"):
-        nb = nbformat.read(path, as_version=4)
-        assert nb.metadata["papermill"]["parameters"]["results_dir"].endswith("results")
-        assert nb.metadata["kernelspec"]["name"] == "python3"
-        outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-        assert outputs and not [o for o in outputs if o.get("output_type") == "error"], path.name
-        html = path.with_suffix(".html").read_text()
-        assert "load_results(" not in html  # inputs hidden
-        assert not re.search(r"<script[^>]+src=\"https?://", html)  # no CDN script
+
+def test_outside_entries_are_listed_with_their_verification(store, tmp_path):
+    root = tmp_path / "results"
+    shutil.copytree(store, root)
+    entry = root / "submissions" / "mine"
+    cells, metrics = S.mask_controls(np.random.default_rng(1), {"sq_magnitude": -0.01}, seeds=2)
+    cells = cells.assign(plugin="pb-example", plugin_version="1.0")
+    S.write_store(entry, {"sub": ({"analysis": "none"}, cells, metrics)}, per_cell=False)
+    (entry / "verification.json").write_text(
+        json.dumps({"result": "accepted", "bundle": {"file": "mine.tar.gz"}, "sample": {"cell_ids": ["a", "b"]},  # noqa: E501
+                    "rule": {"mode": "bit_identical"}, "verified_at": "2026-12-02T10:00:00"})
+    )  # fmt: skip
+    rejected = root / "submissions" / "bad"
+    S.write_store(rejected, {"sub": ({"analysis": "none"}, cells, metrics)}, per_cell=False)
+    (rejected / "verification.json").write_text(json.dumps({"result": "refused"}))
+    entries = D.load(root).outside
+    assert [(e["bundle"], e["pruner"], e["plugin"]) for e in entries] == [
+        ("mine.tar.gz", "sq_magnitude", "pb-example==1.0")
+    ]
+    assert "2 cells re-run, bit-identical" in entries[0]["verification"]
+    assert L.outside_table(entries).rows[0][4]["text"] == entries[0]["verification"]
 
 
-def test_page_is_self_contained_and_escaped(site):
+# -- figures -------------------------------------------------------------------------------
+
+
+def test_every_figure_of_the_default_report_passes_the_layout_check(data):
+    figures = F.all_figures(data)
+    names = {f.name for f in figures}
+    assert names == {
+        "accuracy_sparsity", "budget", "corruption_digits", "corruption_mnist1d", "corruption_mnist1d_hard",
+        "intensification", "stability", "mask_sanity",
+    }  # fmt: skip
+    for f in figures:
+        assert F.layout_problems(f.fig) == [], f.name
+        plt.close(f.fig)
+
+
+def test_figures_colour_pruners_by_family_with_distinct_shades(data):
+    palette, markers, order = F.pruner_styles(data.cells)
+    assert len(set(palette.values())) == len(palette) == len(PRUNERS) + 1
+    fam = data.cells.groupby("pruner")["family"].first()
+    for family in set(fam):
+        members = [p for p in order if fam[p] == family]
+        assert len({markers[p] for p in members}) == len(members)  # told apart within a family
+
+
+def test_layout_check_catches_a_legend_over_the_data_and_overlapping_titles():
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [0, 1], label="a line")
+    ax.legend(loc="center")
+    assert any("legend overlaps" in p for p in F.layout_problems(fig))
+    plt.close(fig)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(3, 2))
+    a.set_title("a rather long title that runs over")
+    b.set_title("the neighbour's long title too")
+    assert any("titles overlap" in p for p in F.layout_problems(fig))
+    plt.close(fig)
+
+
+# -- the built page ------------------------------------------------------------------------
+
+
+class _Cells(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.cis, self.imgs, self.urls = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "data-ci-low" in a:
+            self.cis.append(a)
+        if tag == "img":
+            self.imgs.append(a["src"])
+        for k in ("src", "href"):
+            if a.get(k):
+                self.urls.append(a[k])
+
+
+def test_page_has_no_interval_outside_its_metric_range(site):
+    parser = _Cells()
+    parser.feed(site.read_text())
+    bounded = [c for c in parser.cis if "data-min" in c]
+    assert len(bounded) > 500
+    for c in bounded:
+        lo, hi = float(c["data-ci-low"]), float(c["data-ci-high"])
+        assert float(c["data-min"]) <= lo <= hi <= float(c["data-max"]), c
+    # the same on the shown text of every percentage interval
+    for low, high in re.findall(r'<span class="ci">\[(-?[\d.]+), (-?[\d.]+)\]</span>', site.read_text()):
+        assert -100 <= float(low) <= float(high) <= 100
+
+
+def test_site_is_self_contained_with_figures_notebooks_and_escaped_names(site):
     html = site.read_text()
-    assert not re.search(r"(src|href)=\"(https?:)?//", html)
-    assert "fetch(" not in html and "XMLHttpRequest" not in html
-    assert EVIL_PRUNER not in html and "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html
-    assert "<img src=x" not in html
-    blob = re.search(
-        r'<script type="application/json" id="prunebench-data">(.*?)</script>', html, re.S
-    ).group(1)
-    assert "<" not in blob  # '<' is written as \u003c inside the embedded JSON
-    data = json.loads(blob)
-    assert EVIL_PRUNER in {row["entry"][0] for t in data["tables"] for row in t["rows"]}
-    assert data["provenance"]["failed"] == 1 and "0123456789abcdef" in html and "synthetic" in html
+    parser = _Cells()
+    parser.feed(html)
+    assert not [u for u in parser.urls if re.match(r"(https?:)?//", u)]
+    for src in parser.imgs:
+        assert (site.parent / src).is_file(), src
+    for name in ("leaderboard", "claims", "robustness"):
+        nb = (site.parent / "notebooks" / f"{name}.html").read_text()
+        assert "Traceback" not in nb and "<img" in nb, name
+    assert APART not in html and "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html
+    assert "Content-Security-Policy" in html and "Mask sanity" in html and "Budget-matched" in html
+    assert "test protocol" not in html or "Latency" in html
 
 
-def test_overall_ranking_marks_best_and_states_the_tie_test(site):
-    html = site.read_text()
-    overall = html.split('id="overall"')[1].split("</table>")[0]
-    first = overall.split("<tbody>")[1].split("</tr>")[0]
-    assert 'class="best"' in first and ">magnitude<" in first  # the synthetic store's strongest pruner
-    assert "Wilcoxon signed-rank" in html and "paired t-test" in html
-
-
-# -- in a real browser ---------------------------------------------------------------------
+def test_a_failed_build_leaves_the_previous_site(site, tmp_path):
+    before = site.read_text()
+    with pytest.raises(FileNotFoundError):
+        build_report(tmp_path / "no-store", site.parent)
+    assert site.read_text() == before
 
 
 @pytest.fixture(scope="module")
@@ -313,103 +284,25 @@ def browser():
         b.close()
 
 
-def _open(browser, url):
+@needs_chromium
+def test_browser_page_loads_offline_sorts_and_never_runs_hostile_names(browser, site):
     context = browser.new_context(offline=True, viewport={"width": 1400, "height": 900})
     page = context.new_page()
     problems, requests = [], []
-    page.on(
-        "console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None
-    )
-    page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
     page.on("request", lambda r: requests.append(r.url))
-    page.goto(url, wait_until="load")
-    return context, page, problems, requests
-
-
-@needs_chromium
-def test_browser_page_loads_offline_without_errors_and_all_images_load(browser, site):
-    context, page, problems, requests = _open(browser, site.as_uri())
     try:
-        assert problems == []
-        assert all(u.startswith("file://") for u in requests), [
-            u for u in requests if not u.startswith("file")
-        ]
-        widths = page.evaluate(
-            "Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])"
-        )
-        assert len(widths) == len(list((site.parent / "figures").glob("*.png")))
-        assert all(w > 0 for _, w in widths), [s for s, w in widths if w == 0]
-        assert page.evaluate("typeof window.prunebench.tables") == "object"  # embedded data parsed
-    finally:
-        context.close()
-
-
-@needs_chromium
-def test_browser_clicking_a_header_sorts_the_rows(browser, site):
-    context, page, problems, _ = _open(browser, site.as_uri())
-    try:
-        table = page.locator("#overall table.leaderboard")
-        pruners = lambda: table.locator("tbody tr td:nth-child(2)").all_inner_texts()
-        before = pruners()
-        table.locator("th", has_text="Pruner").click()
-        asc = pruners()
-        assert asc == sorted(before, key=str.lower) and asc != before
-        table.locator("th", has_text="Pruner").click()
-        assert pruners() == asc[::-1]
-        header = table.locator("th", has_text="AUC acc-sparsity")
-        index = header.evaluate("h => Array.prototype.indexOf.call(h.parentNode.children, h)")
-        header.click()  # numbers: descending first for higher-is-better
-        keys = table.locator(f"tbody tr td:nth-child({index + 1})").evaluate_all(
-            "tds => tds.map(td => parseFloat(td.dataset.sort))"
-        )
-        assert keys == sorted(keys, reverse=True)
-        assert header.get_attribute("aria-sort") == "descending"
-        assert problems == []
-    finally:
-        context.close()
-
-
-@needs_chromium
-def test_browser_every_claim_card_links_to_an_existing_notebook_page(browser, site):
-    context, page, problems, _ = _open(browser, site.as_uri())
-    try:
-        cards = page.locator("article.card")
-        assert cards.count() == 12  # one per synthetic claim id
-        hrefs = page.locator("article.card a.notebook-link").evaluate_all("as => as.map(a => a.href)")
-        assert len(hrefs) == cards.count()
-        for href in sorted(set(hrefs)):
-            assert href.startswith("file://") and Path(href[len("file://") :]).is_file(), href
-            nb = context.new_page()
-            nb.goto(href, wait_until="load")
-            assert "Traceback" not in nb.inner_text("body")
-            assert nb.evaluate("typeof window.__pwned") == "undefined"
-            nb.close()
-        assert problems == []
-    finally:
-        context.close()
-
-
-@needs_chromium
-def test_browser_hostile_names_are_shown_escaped_and_never_run(browser, site):
-    context, page, problems, _ = _open(browser, site.as_uri())
-    try:
+        page.goto(site.as_uri(), wait_until="load")
+        assert problems == [] and all(u.startswith("file://") for u in requests)
+        widths = page.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
+        assert widths and all(w > 0 for w in widths)
         assert page.evaluate("typeof window.__pwned") == "undefined"
-        assert page.evaluate("typeof window.__pwned2") == "undefined"
-        cells = page.locator("table.leaderboard td").all_inner_texts()
-        assert EVIL_PRUNER in cells
-        assert page.get_by_role("heading", name=f"mlp_a / {EVIL_DATASET}").count() == 1
-        assert problems == []
+        table = page.locator("#overall table.leaderboard")
+        names = lambda: table.locator("tbody tr td:nth-child(1)").all_inner_texts()
+        before = names()
+        table.locator("th", has_text="Pruner").click()
+        assert names() == sorted(before, key=str.lower)
+        assert page.evaluate("typeof window.prunebench.tables") == "object"
     finally:
         context.close()
-
-
-def test_build_refuses_to_overwrite_a_folder_that_is_not_a_report(exact_store, tmp_path):
-    from reports.build import ReportError
-
-    out = tmp_path / "mine"
-    (out / "figures").mkdir(parents=True)
-    (out / "figures" / "keep.txt").write_text("mine")
-    (out / "thesis.tex").write_text("mine")
-    with pytest.raises(ReportError, match=r"thesis\.tex"):
-        build_report(exact_store, out)
-    assert (out / "figures" / "keep.txt").read_text() == "mine"
