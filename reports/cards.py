@@ -69,6 +69,18 @@ def _labels(data: ReportData, study: str) -> tuple[list[dict], list[dict]]:
     return ours, paper
 
 
+def _fit(data: ReportData) -> str:
+    """The regime check of the stability study: the no-pruning baseline's training accuracy before
+    the last pruning event (mean and minimum over seeds; the study needs >= 99%)."""
+    s = data.stability
+    if s is None or s.empty or "train_accuracy_before_last_event" not in s:
+        return "not stored"
+    base = s.loc[s["pruner"] == "none", "train_accuracy_before_last_event"]
+    if base.empty:
+        return "no baseline run"
+    return f"{100 * base.mean():.2f}% (min {100 * base.min():.2f}%, {len(base)} seeds; needs >= 99%)"
+
+
 def claim_cards(data: ReportData) -> list[dict]:
     cards = []
     for p in data.primaries:
@@ -99,6 +111,8 @@ def claim_cards(data: ReportData) -> list[dict]:
             ("bootstrap stability", _f(p.get("stability"), ".2f")),
             ("collapsed scopes left out", str(p.get("collapsed_scopes", 0))),
         ]
+        if analysis == "generalization_stability":
+            stats.append(("dense baseline train acc before last event", _fit(data)))
         cards.append(
             {
                 "claim": p["claim"],

@@ -179,6 +179,7 @@ def overall_table(data: ReportData, mask_column: dict[str, str]) -> tuple[Table,
             "pruner", "Pruner", "text", tooltip="registered pruner (and retraining recipe when not finetune)"
         ),
         Column("family", "Family", "text", tooltip="when it prunes and what it removes"),
+        Column("source", "Source", "text", tooltip="built-in, or the plugin distribution and version it came from"),
         Column("win_rate", "Mean win rate", direction="higher", tooltip=win_rate_definition(grid)),
         *[
             Column(
@@ -272,7 +273,12 @@ def win_rate_definition(grid: Grid) -> str:
 def _overall_row(data, grid, e, wr, ref, mask_column) -> list[dict]:
     g = _entry_meta(data, e)
     g_grid = g[g["sparsity"].round(6).isin([round(s, 6) for s in data.grid])]
-    row = [text(_entry_name(e)), text(g["family"].iloc[0] if len(g) else ""), number(wr, ".0f", 100)]
+    row = [
+        text(_entry_name(e)),
+        text(g["family"].iloc[0] if len(g) else ""),
+        text(_plugin(g) or "built-in"),
+        number(wr, ".0f", 100),
+    ]
     coll = grid.collapsed.loc[[e]] if e in grid.collapsed.index else pd.DataFrame()
     for s in data.grid:
         at = g_grid[np.isclose(g_grid["sparsity"], s)]

@@ -165,6 +165,12 @@ def test_the_leaderboard_summary_lists_the_plugin_pruner(local_run):
     stored = StoreReader(results).metrics([test_acc])
     assert entry.accuracy == pytest.approx(stored[stored.cell_id.isin(ids)].value.mean())
     assert 0.5 < entry.accuracy <= 1.0  # digits at 80% sparsity after fine-tuning: a trained model
+    from reports import data as D
+    from reports import leaderboard as L
+
+    overall, _ = L.overall_table(D.load(results), {})
+    source = {r[0]["text"]: r[2]["text"] for r in overall.rows}
+    assert source == {PRUNER: f"{DIST}=={VERSION}", "global_magnitude": "built-in"}  # ranked, named
 
 
 @pytest.mark.slow

@@ -157,6 +157,8 @@ def test_claim_cards_lead_with_the_primary_verdict_and_show_labels_beside_the_pa
         "CIFAR-10, ResNet-56, MP" in r["setting"] for r in deint["labels_paper"]
     )
     assert all(re.fullmatch(r"[<>?]( [<>?])*", r["labels"]) for r in deint["labels_ours"])
+    stab = dict(next(c for c in cards if c["claim"] == "generalization_stability")["stats"])
+    assert stab["dense baseline train acc before last event"].startswith("99.50% (min 99.50%, 10 seeds")
 
 
 def test_outside_entries_are_listed_with_their_verification(store, tmp_path):
