@@ -22,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import generalization_stability, intensification, mask_sanity, per_class, potential, sanity
+from analysis.evidence import bh
 from analysis.load import load_studies
-from analysis.stats import bh
 from analysis.verdict import Row
 from core.atomic import atomic_write_bytes, atomic_write_parquet
 

@@ -137,3 +137,13 @@ def tost_paired(a, b, h: Hypothesis) -> Evidence:
 
 
 TESTS = {"t_one_sample", "t_paired", "welch", "pearson", "tost_paired"}
+
+
+def bh(p) -> np.ndarray:
+    """Benjamini-Hochberg q-values (``scipy.stats.false_discovery_control``), NaN kept as NaN."""
+    p = np.asarray(p, dtype=float)
+    q = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        q[ok] = stats.false_discovery_control(p[ok], method="bh")
+    return q

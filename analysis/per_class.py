@@ -25,9 +25,9 @@ import pandas as pd
 from scipy import stats
 
 from analysis import power as P
+from analysis.evidence import bh
 from analysis.load import StudyData, predictions, prune_cells, recalls, scalar
 from analysis.regime import is_collapsed
-from analysis.stats import bh
 from analysis.verdict import Evidence, Row, bootstrap_stability, decide, make_row
 from core.studies import Hypothesis
 
