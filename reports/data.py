@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis.load import CELL_COLUMNS as ANALYSIS_CELL_COLUMNS
 from analysis.regime import COLLAPSE_MARGIN
 from core.store import MetricFilter, StoreReader
 
@@ -31,37 +32,16 @@ ENTRY = ["pruner", "retrain"]
 CI_LEVEL = 0.95
 BOOTSTRAP_RESAMPLES = 2000
 
+# the analyses' cell columns, and what the page adds (plugin, provenance)
 CELL_COLUMNS = [
-    "cell_id",
-    "parent_id",
-    "cell_type",
-    "arch",
-    "dataset",
-    "pruner",
-    "pruner_kind",
-    "pruner_timing",
-    "plugin",
-    "plugin_version",
-    "sparsity",
-    "seed",
-    "retrain",
-    "control",
-    "schedule",
-    "score",
-    "variant",
-    "epochs_dense",
-    "epochs_prune",
-    "epochs_retrain",
-    "train_flops",
-    "preset",
-    "finished_at",
-    "git_commit",
-    "torch_version",
-    "numpy_version",
-    "python_version",
-    "device",
-    "host",
-]
+    *ANALYSIS_CELL_COLUMNS,
+    *[
+        c
+        for c in ("plugin", "plugin_version", "preset", "finished_at", "git_commit", "torch_version",
+                  "numpy_version", "python_version", "device", "host")
+        if c not in ANALYSIS_CELL_COLUMNS
+    ],
+]  # fmt: skip
 # whole-set rows the leaderboard reads (per-class rows and predictions are the analyses')
 LEADERBOARD_FILTERS = (
     MetricFilter(

@@ -179,7 +179,7 @@ def overall_table(data: ReportData, mask_column: dict[str, str]) -> tuple[Table,
             "pruner", "Pruner", "text", tooltip="registered pruner (and retraining recipe when not finetune)"
         ),
         Column("family", "Family", "text", tooltip="when it prunes and what it removes"),
-        Column("source", "Source", "text", tooltip="built-in, or the plugin distribution and version it came from"),
+        Column("source", "Source", "text", tooltip="built-in, or the plugin distribution and version"),
         Column("win_rate", "Mean win rate", direction="higher", tooltip=win_rate_definition(grid)),
         *[
             Column(
