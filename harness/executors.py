@@ -71,11 +71,10 @@ def pin_threads(threads: int = CELL_THREADS) -> None:
 
 def init_worker(threads: int = CELL_THREADS) -> None:
     """A pool worker's start: die with the server that forked it, one torch thread."""
-    from harness.lifeline import tie_to_parent
+    from harness.lifeline import server_pid, tie_to_parent
 
-    tie_to_parent()
+    tie_to_parent(parent=server_pid())
     pin_threads(threads)
-
 
 
 class Executor(Protocol):

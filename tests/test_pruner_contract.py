@@ -6,6 +6,7 @@ data are used, the same seed gives the same masks, and it declares kind, timing,
 """
 
 import dataclasses
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -15,19 +16,28 @@ import torch
 
 from benchmarks.archs import ARCHS, build_arch, unit_groups
 from benchmarks.datasets import load_dataset
+from benchmarks.pipeline import tensor_training
 from benchmarks.training import TrainConfig, train
 from core.spec import CellSpec
-from benchmarks.pipeline import tensor_training
 from pruners import PRUNERS, PruneContext, get_pruner
 from pruners.masks import current_mask, effective_weight, prunable_modules, sparsity_stats
 from pruners.structured import alive_units, unit_sparsity
 
 SHAPES = {"1d": (1, 40), "2d": (1, 8, 8)}
 HEAVY = 300_000  # archs with more parameters at the test shape run only with -m slow
+# Cheaper configs on heavy archs: synflow's 100 rounds (its paper's) take minutes there; 5 rounds
+# still run the iterative schedule (re-scoring the masked network), so the contract is the same.
+HEAVY_CONFIG = {"synflow": {"rounds": 5}}
 
 
+@functools.cache
 def _arch_params(name):
     return sum(p.numel() for p in build_arch(name, SHAPES["1d"], 10).parameters())
+
+
+def pruner_for(name, arch):
+    """Pruner ``name`` for a test on ``arch``: its defaults, or ``HEAVY_CONFIG`` on a heavy arch."""
+    return get_pruner(name, HEAVY_CONFIG.get(name) if _arch_params(arch) > HEAVY else None)
 
 
 ARCH_PARAMS = [
@@ -74,7 +84,7 @@ def all_masks(model):
 def test_unstructured_sparsity_matches_target(pruner, arch, sparsity):
     shape = SHAPES["1d"]
     model = make(arch, shape)
-    get_pruner(pruner).prune(model, sparsity, context(shape))
+    pruner_for(pruner, arch).prune(model, sparsity, context(shape))
     modules = prunable_modules(model)
     total = sum(m.weight_orig.numel() for m in modules.values())
     zeros = sum((current_mask(m) == 0).sum().item() for m in modules.values())
@@ -124,7 +134,7 @@ def test_masked_tensors_stay_zero_through_training(pruner, arch):
     shape = SHAPES["2d"]
     model = make(arch, shape)
     unmasked = {n: p.detach().clone() for n, p in model.named_parameters()}
-    get_pruner(pruner).prune(model, 0.8, context(shape))
+    pruner_for(pruner, arch).prune(model, 0.8, context(shape))
     masks = all_masks(model)
     assert masks, "pruning masked nothing"
     for n, p in model.named_parameters():  # tensors without a mask are untouched by pruning
@@ -231,7 +241,7 @@ def test_same_inputs_and_seed_give_same_masks(pruner, arch):
     masks = []
     for _ in range(2):
         model = make(arch, shape)
-        get_pruner(pruner).prune(model, 0.7, context(shape))
+        pruner_for(pruner, arch).prune(model, 0.7, context(shape))
         masks.append(all_masks(model))
     assert masks[0].keys() == masks[1].keys()
     assert all(torch.equal(masks[0][k], masks[1][k]) for k in masks[0])

@@ -14,82 +14,193 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from benchmarks.matrix import load_preset
 from harness.cli import main
+from harness.runner import build_plan
 from harness.storage import SCHEMA_VERSION, ResultsStore
 from harness.tasks import spec_id
 from pruners.base import PRUNERS, Pruner
 from tests.stored import METRIC_KEY, comparable_tables
 
 ROOT = Path(__file__).resolve().parent.parent
-SMOKE_CELLS = len(load_preset("smoke").expand())
+# A small preset for the end-to-end runs here: two dense parents (so parents, too, train in a
+# pool of workers), every pruner timing, both kinds, the smoke study: 15 cells, about 20 s.
+RELIABILITY_PRESET = """description = "reliability: kills, resumes, concurrent runs"
+datasets = ["digits", "mnist1d"]
+archs = ["mlp_256x2"]
+pruners = ["global_magnitude", "l1_filter", "synflow", "gmp"]
+sparsities = [0.5, 0.9]
+seeds = [0]
+retrain = ["finetune"]
+studies = ["smoke_stability"]
+
+[train]
+epochs = 4
+batch_size = 128
+lr = 0.01
+weight_decay = 1e-4
+optimizer = "adam"
+schedule = "cosine"
+
+[retrain_config]
+epochs = 1
+finetune_lr = 0.003
+rewind_epoch = 1
+
+[pruner_config]
+synflow = { rounds = 10 }
+
+[[override]]
+timing = "at_init"
+sparsities = [0.5]
+
+[[override]]
+timing = "during_training"
+sparsities = [0.5]
+"""
 
 
-def start_run(results: Path, *extra: str) -> subprocess.Popen:
+@pytest.fixture
+def preset(tmp_path) -> Path:
+    path = tmp_path / "reliability.toml"
+    path.write_text(RELIABILITY_PRESET)
+    return path
+
+
+def plan_ids(preset: Path) -> set[str]:
+    """The ids of every cell a run of ``preset`` stores: its leaderboard and its studies'."""
+    return {spec_id(c) for c in build_plan(str(preset)).cells}
+
+
+def start_run(preset: Path, results: Path, *extra: str) -> subprocess.Popen:
+    """``run-all`` of ``preset`` into ``results``, without the report (no part of the store)."""
+    args = ["run-all", "--preset", str(preset), "--results", str(results), "--no-report", *extra]
     return subprocess.Popen(
-        [sys.executable, "-m", "harness", "run-all", "--preset", "smoke", "--results", str(results), *extra],
+        [sys.executable, "-m", "harness", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,  # its own process group, so a kill takes its workers too
+        start_new_session=True,  # its own session and process group, so a kill takes its workers too
     )
 
 
-def assert_store_complete(results: Path) -> None:
+def assert_store_complete(preset: Path, results: Path) -> None:
     for table in ("cells", "metrics"):
         for path in (results / table).glob("*.parquet"):
             pq.read_table(path)  # every file readable
     cells = pd.read_parquet(results / "cells")
-    expected = {spec_id(c) for c in load_preset("smoke").expand()}
+    expected = plan_ids(preset)
     assert set(cells.cell_id) == expected and cells.cell_id.is_unique
     assert (cells.status == "ok").all()
     metrics = pd.read_parquet(results / "metrics")
     assert set(metrics.cell_id) == expected
     assert not metrics.duplicated(METRIC_KEY).any()
-    # a half-written cell would miss rows: cells of one kind on one (arch, dataset) (and,
-    # in the stability study, one target) store exactly as many rows as each other
+    # a half-written cell would miss rows: cells of one kind and timing on one (arch, dataset)
+    # (and, in the stability study, one target) store exactly as many rows as each other
     rows = cells.join(metrics.groupby("cell_id").size().rename("rows"), on="cell_id")
-    rows["target"] = rows.pruner.where(rows.study == "stability", "")
-    per_group = rows.groupby(["study", "pruner_kind", "arch", "dataset", "target"]).rows.nunique()
+    rows["target"] = rows.pruner.where(rows.cell_type == "stability", "")
+    keys = ["cell_type", "pruner_kind", "pruner_timing", "arch", "dataset", "target"]
+    per_group = rows.groupby(keys).rows.nunique()
     assert (per_group == 1).all(), per_group[per_group > 1]
 
 
+def assert_same_results(store: Path, reference: Path) -> None:
+    (c1, m1), (c2, m2) = comparable_tables(store), comparable_tables(reference)
+    pd.testing.assert_frame_equal(c1, c2)
+    pd.testing.assert_frame_equal(m1, m2, check_exact=True)
+
+
 @pytest.mark.slow
-def test_sigkill_at_random_moments_then_resume(tmp_path):
+def test_sigkill_at_random_moments_then_resume(preset, tmp_path):
     rng = random.Random(20261121)
     results = tmp_path / "store"
     kills = 0
     while kills < 5:
-        proc = start_run(results, "--workers", "2")
-        time.sleep(rng.uniform(1.0, 9.0))
+        proc = start_run(preset, results, "--workers", "2")
+        # start-up (imports, the plan), dense parents, cells: a run of this preset is about 20 s
+        time.sleep(rng.uniform(1.0, 15.0))
         if proc.poll() is not None:
             break  # finished before this kill: nothing left to interrupt
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         kills += 1
     assert kills >= 5 or (results / "cells").exists()
-    final = start_run(results, "--workers", "2")
+    final = start_run(preset, results, "--workers", "2")
     out, err = final.communicate(timeout=600)
     assert final.returncode == 0, err
-    assert_store_complete(results)
-    again = start_run(results, "--workers", "1")
+    assert_store_complete(preset, results)
+    again = start_run(preset, results, "--workers", "1")
     out, _ = again.communicate(timeout=120)
     assert "0 cells run" in out
 
 
+def session_processes(sid: int) -> dict[int, tuple[int, str]]:
+    """The live processes of session ``sid`` (zombies have exited: left out): pid -> (ppid, command)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            if os.getsid(pid) != sid:
+                continue
+            state, ppid = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[:2]
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile
+            continue
+        if state != "Z":
+            found[pid] = (int(ppid), command)
+    return found
+
+
 @pytest.mark.slow
-def test_two_concurrent_runs_never_run_a_cell_twice(tmp_path):
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux's")
+def test_sigkill_of_the_harness_alone_leaves_no_process_of_the_run(preset, tmp_path):
+    """``kill -9`` of the harness process only (the OOM killer's way, not the process group's):
+    its forkserver, resource tracker and workers exit too, and a resumed run stores what an
+    undisturbed run stores."""
     results = tmp_path / "store"
-    procs = [start_run(results, "--workers", "1") for _ in range(2)]
+    proc = start_run(preset, results, "--workers", "2")
+    deadline = time.monotonic() + 300
+    while True:  # until a cell is stored and two workers run the next ones
+        assert proc.poll() is None, f"the run ended before its workers were seen: {proc.communicate()}"
+        assert time.monotonic() < deadline, "no workers after 300 s"
+        procs = session_processes(proc.pid)
+        server = {pid for pid, (ppid, cmd) in procs.items() if ppid == proc.pid and "forkserver" in cmd}
+        workers = [pid for pid, (ppid, _) in procs.items() if ppid in server]
+        if len(workers) >= 2 and any((results / "cells").glob("*.parquet")):
+            break
+        time.sleep(0.05)
+    assert any("resource_tracker" in cmd for _, cmd in procs.values()), procs
+    os.kill(proc.pid, signal.SIGKILL)  # the harness alone
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while (left := session_processes(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, f"still running 10 s after the harness died: {left}"
+
+    final = start_run(preset, results, "--workers", "2")
+    _, err = final.communicate(timeout=600)
+    assert final.returncode == 0, err[-2000:]
+    assert_store_complete(preset, results)
+    reference = tmp_path / "reference"
+    args = ["run-all", "--preset", str(preset), "--results", str(reference), "--no-report"]
+    assert main([*args, "--workers", "1"]) == 0  # undisturbed, in this process
+    assert_same_results(results, reference)
+
+
+@pytest.mark.slow
+def test_two_concurrent_runs_never_run_a_cell_twice(preset, tmp_path):
+    results = tmp_path / "store"
+    procs = [start_run(preset, results, "--workers", "1") for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     ran = 0
     for out, _ in outs:
         line = next((ln for ln in out.splitlines() if ln.startswith("done:")), "done: 0 cells")
         ran += int(line.split()[1])
-    assert ran == SMOKE_CELLS, [o[0] for o in outs]
-    assert_store_complete(results)
+    assert ran == len(plan_ids(preset)), [o[0] for o in outs]
+    assert_store_complete(preset, results)
 
 
 def _worker_facts() -> tuple[int, int, bool]:
@@ -109,17 +220,24 @@ def test_pool_workers_fork_from_a_preloaded_server_and_run_one_thread():
 
 
 @pytest.mark.slow
-def test_numbers_do_not_depend_on_the_number_of_workers(tmp_path):
+def test_numbers_do_not_depend_on_the_number_of_workers(preset, tmp_path):
     """Same spec and seed, same numbers: one worker and two workers store identical values."""
     stores = {}
     for workers in ("1", "2"):
         stores[workers] = tmp_path / f"w{workers}"
-        proc = start_run(stores[workers], "--workers", workers, "--no-report")
+        proc = start_run(preset, stores[workers], "--workers", workers)
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-2000:]
-    (c1, m1), (c2, m2) = comparable_tables(stores["1"]), comparable_tables(stores["2"])
-    pd.testing.assert_frame_equal(c1, c2)
-    pd.testing.assert_frame_equal(m1, m2, check_exact=True)
+    assert_same_results(stores["2"], stores["1"])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_process_orphaned_before_its_tie_takes_effect_exits():
+    """A worker whose server died before the worker asked for ``PR_SET_PDEATHSIG`` would idle
+    forever on the pool's queue: ``tie_to_parent`` with a parent that is not the parent exits."""
+    code = "from harness.lifeline import tie_to_parent; tie_to_parent(parent=-1); print('alive')"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1 and "alive" not in proc.stdout
 
 
 # -- failure isolation -------------------------------------------------------------------
@@ -202,7 +320,7 @@ def test_failing_cells_are_stored_as_failed_and_the_run_goes_on(tmp_path, failin
         ["run-all", "--preset", str(preset), "--results", str(results), "--workers", "1", "--retry-failed"]
     )
     out = capsys.readouterr().out
-    assert code == 0 and "3 cells, 1 already stored, 2 to run" in out
+    assert code == 0 and "3 cells (3 leaderboard, 0 studies), 1 already stored, 2 to run" in out
     assert (pd.read_parquet(results / "cells").status == "ok").all()
 
 
