@@ -32,7 +32,7 @@ def test_mnist1d_generation_is_deterministic_and_hard_variant_differs():
 
 
 def test_generated_mnist1d_is_cached_on_disk_bit_for_bit(tmp_path, monkeypatch):
-    import benchmarks.datasets as datasets_module
+    import benchmarks.mnist1d as datasets_module
 
     monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path))
     x_gen, y_gen = generate_mnist1d(shear_scale=1.0)
