@@ -136,7 +136,32 @@ def tost_paired(a, b, h: Hypothesis) -> Evidence:
     )
 
 
-TESTS = {"t_one_sample", "t_paired", "welch", "pearson", "tost_paired"}
+def noninferiority_paired(a, b, h: Hypothesis) -> Evidence:
+    """Non-inferiority of ``a`` to ``b`` by ``h.margin`` (the lower one-sided test of a TOST):
+    H0 ``mean(a - b) <= -m`` against ``> -m`` at ``h.alpha``; the interval is the TOST's
+    ``1 - 2 alpha`` one, whose lower bound above ``-m`` rejects H0."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    keep = np.isfinite(a) & np.isfinite(b)
+    d = a[keep] - b[keep]
+    n, m = d.size, float(h.margin)
+    if _constant(d):
+        return Evidence.missing("noninferiority_paired", n)
+    lower = stats.ttest_1samp(d, -m, alternative="greater")
+    ci = stats.ttest_1samp(d, 0.0).confidence_interval(1 - 2 * h.alpha)
+    sd = float(d.std(ddof=1))
+    return Evidence(
+        "noninferiority_paired",
+        n,
+        float(d.mean()),
+        float(ci.low),
+        float(ci.high),
+        float(lower.pvalue),
+        P.noninferiority_margin_mde(sd, n, h.alpha),
+        P.noninferiority_power(m, sd, n, h.alpha),
+    )
+
+
+TESTS = {"t_one_sample", "t_paired", "welch", "pearson", "tost_paired", "noninferiority_paired"}
 
 
 def bh(p) -> np.ndarray:

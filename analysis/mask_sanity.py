@@ -6,9 +6,10 @@ Each pruner's cell is re-run with its mask shuffled within every layer (``shuffl
 layer-wise densities kept, the choice of weights lost), with the kept weights re-initialised
 (``reinit``) and with inverted scores (``invert``: the weights it ranks lowest are kept)
 (``benchmarks.pipeline``). The finding under test: at-init pruners' masks keep their accuracy
-under layer-wise shuffling (so they carry no more than their layer-wise densities), shown as
-equivalence (TOST, margin stated in the study), while magnitude pruning after training (the
-positive control) loses accuracy when shuffled. Unit: the (pruner, seed) pair, retrained test
+under layer-wise shuffling (so they carry no more than their layer-wise densities): keeps or
+improves, i.e. non-inferiority by the study's margin (the lower one-sided test of a TOST; the
+two-sided TOST is a secondary row), while magnitude pruning after training (the positive
+control) loses accuracy when shuffled. Unit: the (pruner, seed) pair, retrained test
 accuracy of the control minus that of the unaltered mask.
 """
 
@@ -47,6 +48,8 @@ def _pairs(table: pd.DataFrame, pruners: list[str], control: str) -> tuple[np.nd
 
 
 def _test(h: Hypothesis, a, b):
+    if h.direction == "noninferiority":
+        return E.noninferiority_paired(a, b, h)
     return E.tost_paired(a, b, h) if h.direction == "equivalence" else E.t_paired(a, b, h)
 
 
@@ -83,8 +86,8 @@ def analyze(study: StudyData) -> list[Row]:
                     f"retrained accuracy with the mask {control} minus the unaltered mask, {name}, "
                     f"{a.size} (pruner, seed) pairs; mean {b.mean():.3f} -> {a.mean():.3f}"
                 )
-                if h.direction == "equivalence":
-                    desc += f"; TOST margin {h.margin:g}"
+                if h.direction in ("equivalence", "noninferiority"):
+                    desc += f"; {'TOST' if h.direction == 'equivalence' else 'non-inferiority'} margin {h.margin:g}"
                 row = make_row(
                     h,
                     ev,
@@ -104,14 +107,16 @@ def analyze(study: StudyData) -> list[Row]:
 def mask_column(rows: list[Row]) -> dict[str, str]:
     """The leaderboard's "mask sanity" entry per pruner, from the per-pruner shuffle rows:
     ``"mask > densities"`` when shuffling within layers costs accuracy significantly,
-    ``"= densities"`` when the two are shown equivalent, else ``"undecided"``."""
+    ``"shuffle helps"`` when it raises accuracy significantly, ``"= densities"`` when the two
+    are shown equivalent (TOST), else ``"undecided"``."""
     out: dict[str, str] = {}
     for r in rows:
         if r.claim != "mask_sanity" or r.eval_set != "shuffle_layer" or "+" in (r.pruner or ""):
             continue
+        out.setdefault(r.pruner, "undecided")
         if r.test == "tost_paired":
-            if r.verdict == "reproduced":
-                out.setdefault(r.pruner, "= densities")
-        elif r.verdict in ("reproduced", "contradicted") and r.ci_high < 0:
-            out[r.pruner] = "mask > densities"
+            if r.verdict == "reproduced" and out[r.pruner] == "undecided":
+                out[r.pruner] = "= densities"
+        elif r.test == "t_paired" and r.verdict in ("reproduced", "contradicted"):
+            out[r.pruner] = "mask > densities" if r.ci_high < 0 else "shuffle helps"
     return out

@@ -116,6 +116,23 @@ def tost_margin_mde(sd: float, n: int, alpha: float, power: float = POWER) -> fl
     return float((stats.t.ppf(1 - alpha, df) + stats.t.ppf(1 - (1 - power) / 2, df)) * sd / math.sqrt(n))
 
 
+def noninferiority_margin_mde(sd: float, n: int, alpha: float, power: float = POWER) -> float:
+    """Smallest margin m a one-sided test of ``d > -m`` at ``alpha`` shows with ``power`` when the
+    truth is 0 (the lower test of a TOST): ``(t_{1-alpha} + t_{power}) sd / sqrt(n)``."""
+    if n < 2 or not np.isfinite(sd) or sd <= 0:
+        return float("nan")
+    df = n - 1
+    return float((stats.t.ppf(1 - alpha, df) + stats.t.ppf(power, df)) * sd / math.sqrt(n))
+
+
+def noninferiority_power(margin: float, sd: float, n: int, alpha: float) -> float:
+    """Power of the one-sided test of ``d > -margin`` at ``alpha`` when the truth is 0."""
+    if n < 2 or not np.isfinite(sd) or sd <= 0:
+        return float("nan")
+    df = n - 1
+    return float(stats.nct.sf(stats.t.ppf(1 - alpha, df), df, margin * math.sqrt(n) / sd))
+
+
 def tost_power(margin: float, sd: float, n: int, alpha: float) -> float:
     if n < 2 or not np.isfinite(sd) or sd <= 0:
         return float("nan")

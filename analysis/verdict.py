@@ -80,6 +80,13 @@ def decide(h: Hypothesis, ev: Evidence) -> str:
         if ev.ci_low >= m or ev.ci_high <= -m:
             return "contradicted"
         return "not detected" if _finite(ev.mde) and ev.mde <= m else "underpowered"
+    if h.direction == "noninferiority":  # keeps (or improves): the lower bound clears -margin
+        m = float(h.margin)
+        if ev.ci_low > -m:
+            return "reproduced"
+        if ev.ci_high < -m:
+            return "contradicted"
+        return "not detected" if _finite(ev.mde) and ev.mde <= m else "underpowered"
     if ev.ci_low > 0 or ev.ci_high < 0:
         sign = paper_sign(h)
         if sign == 0 or np.sign(ev.estimate) == sign:
@@ -178,7 +185,7 @@ def make_row(
         ci_high=ev.ci_high,
         ci_level=ci_level
         if ci_level is not None
-        else (1 - 2 * h.alpha if h.direction == "equivalence" else 1 - h.alpha),
+        else (1 - 2 * h.alpha if h.direction in ("equivalence", "noninferiority") else 1 - h.alpha),
         p=ev.p,
         alpha=h.alpha,
         null=h.null,

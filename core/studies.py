@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-DIRECTIONS = ("less", "greater", "two-sided", "any", "equivalence")
+DIRECTIONS = ("less", "greater", "two-sided", "any", "equivalence", "noninferiority")
 VERDICTS = ("reproduced", "contradicted", "not detected", "underpowered")
 MANIFEST_VERSION = 1
 # The tests each analysis implements (``analysis/<module>.py``): a hypothesis must name one.
@@ -22,7 +22,7 @@ TESTS_BY_ANALYSIS = {
     "per_class": ("welch_classes",),
     "generalization_stability": ("pearson", "t_paired", "t_paired_targets"),
     "potential": ("t_one_sample", "excess_t"),
-    "mask_sanity": ("t_paired", "tost_paired"),
+    "mask_sanity": ("t_paired", "tost_paired", "noninferiority_paired"),
 }
 
 
@@ -69,8 +69,8 @@ class Hypothesis:
         alpha = table["alpha"]
         if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 0.5:
             raise StudyError(f"{where}.alpha: {alpha!r} is not a number in (0, 0.5)")
-        if table["direction"] == "equivalence" and not table.get("margin"):
-            raise StudyError(f"{where}.margin: an equivalence test needs a positive margin")
+        if table["direction"] in ("equivalence", "noninferiority") and not table.get("margin"):
+            raise StudyError(f"{where}.margin: an {table['direction']} test needs a positive margin")
         if table.get("effect_source", "stated") not in ("paper", "stated"):
             raise StudyError(f"{where}.effect_source: must be 'paper' or 'stated'")
         return cls(**{**table, "alpha": float(alpha)})

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -275,6 +276,7 @@ def intensification_alpha(data: ReportData) -> Figure | None:
         )
         ax.axhline(1, color="0.4", lw=0.8)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_xticks([2, 4, 10, 20, 50], ["2", "4", "10", "20", "50"])
         ax.set_title(scope, fontsize=10)
         ax.set_xlabel("compression ratio t")

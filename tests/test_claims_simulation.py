@@ -124,7 +124,7 @@ def test_noise_injection_null_and_power():
     assert _rate([once(0.01).verdict for _ in range(POWER_REPS)], ("reproduced",)) >= 0.8
 
 
-def test_mask_sanity_tost_power_and_size():
+def test_mask_sanity_noninferiority_power_and_size():
     rng = np.random.default_rng(105)
 
     def once(effect):
