@@ -87,7 +87,8 @@ def analyze(study: StudyData) -> list[Row]:
                     f"{a.size} (pruner, seed) pairs; mean {b.mean():.3f} -> {a.mean():.3f}"
                 )
                 if h.direction in ("equivalence", "noninferiority"):
-                    desc += f"; {'TOST' if h.direction == 'equivalence' else 'non-inferiority'} margin {h.margin:g}"
+                    kind = "TOST" if h.direction == "equivalence" else "non-inferiority"
+                    desc += f"; {kind} margin {h.margin:g}"
                 row = make_row(
                     h,
                     ev,
