@@ -53,7 +53,11 @@ def power_t(effect: float, sd: float, n: int, alpha: float, direction: str = "tw
     d = effect / sd
     if alt == "smaller":
         d, alt = -d, "larger"
-    return float(TTestPower().power(effect_size=d, nobs=n, alpha=alpha, alternative=alt))
+    power = float(TTestPower().power(effect_size=d, nobs=n, alpha=alpha, alternative=alt))
+    if not np.isfinite(power):  # the noncentral t underflows for very large d: its normal limit
+        z = stats.norm.ppf(1 - alpha / (2 if alt == "two-sided" else 1))
+        power = float(stats.norm.cdf(abs(d) * math.sqrt(n) - z))
+    return power
 
 
 def mde_welch(
