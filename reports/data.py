@@ -268,7 +268,18 @@ def outside_entries(root: Path) -> list[dict]:
         if record is None or record.get("result") != "accepted":
             continue
         reader = StoreReader(folder)
-        cells = reader.cells(["cell_id", "pruner", "plugin", "plugin_version", "cell_type"])
+        cells = reader.cells(
+            [
+                "cell_id",
+                "pruner",
+                "plugin",
+                "plugin_version",
+                "cell_type",
+                "epochs_dense",
+                "epochs_prune",
+                "epochs_retrain",
+            ]
+        )
         acc = (
             reader.metrics(
                 [
@@ -295,6 +306,10 @@ def outside_entries(root: Path) -> list[dict]:
                     if len(plugin)
                     else "",
                     "cells": len(g),
+                    "epochs": " + ".join(
+                        f"{g[c].min():g}" if g[c].min() == g[c].max() else f"{g[c].min():g}–{g[c].max():g}"
+                        for c in ("epochs_dense", "epochs_prune", "epochs_retrain")
+                    ),
                     "verification": verification,
                     "accuracy": float(acc.reindex(g["cell_id"]).mean()),
                 }

@@ -472,9 +472,12 @@ def sanity_table(data: ReportData) -> Table | None:
             Column("drop", "Drop (points)", direction="lower"),
             Column("ok", "Within 1.5 points", "text"),
             Column("seeds", "Seeds"),
+            Column("epochs", "Epochs: dense + prune + retrain", "text"),
         ],
         intro="global_magnitude at sparsity 0.9, after its retraining, against its dense parents (mean over seeds).",  # noqa: E501
     )
+    c = data.cells
+    gm = c[(c["pruner"] == "global_magnitude") & np.isclose(c["sparsity"], 0.9)]
     for r in s.to_dict("records"):
         table.add(
             [
@@ -485,6 +488,11 @@ def sanity_table(data: ReportData) -> Table | None:
                 number(r["drop_points"], "+.2f"),
                 text("yes" if r["recovers"] else "NO"),
                 {"text": str(r["seeds"]), "sort": str(r["seeds"])},
+                text(
+                    _epochs_text(gm[(gm["arch"] == r["arch"]) & (gm["dataset"] == r["dataset"])])
+                    if len(gm)
+                    else ""
+                ),
             ]
         )
     return table
@@ -502,6 +510,7 @@ def outside_table(entries: list[dict]) -> Table | None:
             Column("pruner", "Pruner", "text"),
             Column("plugin", "Plugin", "text"),
             Column("cells", "Cells", "number"),
+            Column("epochs", "Epochs: dense + prune + retrain", "text"),
             Column("verified", "Verification", "text"),
             Column("acc", "Mean test acc (%)", direction="higher"),
         ],
@@ -514,6 +523,7 @@ def outside_table(entries: list[dict]) -> Table | None:
                 text(e["pruner"]),
                 text(e["plugin"]),
                 {"text": str(e["cells"]), "sort": str(e["cells"])},
+                text(e["epochs"]),
                 text(e["verification"]),
                 number(e["accuracy"], ".1f", 100),
             ]

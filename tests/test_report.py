@@ -114,11 +114,11 @@ def test_collapsed_models_are_marked_and_lose_without_being_compared(data):
 def test_every_table_shows_training_epochs_and_the_budget_view_groups_equal_epochs(data):
     grid = L.grid_of(data)
     overall, _ = L.overall_table(data, {})
-    tables = [overall, L.apart_table(data, grid)] + [
+    tables = [overall, L.apart_table(data, grid), L.sanity_table(data), L.budget_table(data, grid)] + [
         L.scenario_table(data, a, d, grid, {}) for a, d in data.scenarios
     ]
     for t in tables:
-        assert any("Epochs" in c.header for c in t.columns), t.title
+        assert any("epochs" in c.header.lower() for c in t.columns), t.title
     row = next(r for r in overall.rows if r[0]["text"] == "imp")
     epochs = row[[c.id for c in overall.columns].index("epochs")]["text"]
     assert epochs == "30 + 40–70 + 8"  # 8 to 14 rounds of 5 epochs to reach each grid point, charged
@@ -180,7 +180,8 @@ def test_outside_entries_are_listed_with_their_verification(store, tmp_path):
         ("mine.tar.gz", "sq_magnitude", "pb-example==1.0")
     ]
     assert "2 cells re-run, bit-identical" in entries[0]["verification"]
-    assert L.outside_table(entries).rows[0][4]["text"] == entries[0]["verification"]
+    assert L.outside_table(entries).rows[0][5]["text"] == entries[0]["verification"]
+    assert entries[0]["epochs"] == "30 + 0 + 8"
 
 
 # -- figures -------------------------------------------------------------------------------
