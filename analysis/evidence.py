@@ -113,52 +113,44 @@ def pearson(x, y, h: Hypothesis) -> Evidence:
     )
 
 
-def tost_paired(a, b, h: Hypothesis) -> Evidence:
+def _margin_test(a, b, h: Hypothesis, test: str) -> Evidence:
+    """A paired test against the margin ``m = h.margin`` with the TOST's ``1 - 2 alpha`` interval:
+    ``tost_paired`` rejects both ``d <= -m`` and ``d >= m`` (Schuirmann 1987; p the larger of the
+    two one-sided p-values); ``noninferiority_paired`` only ``d <= -m`` (keeps or improves)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     keep = np.isfinite(a) & np.isfinite(b)
     d = a[keep] - b[keep]
     n, m = d.size, float(h.margin)
     if _constant(d):
-        return Evidence.missing("tost_paired", n)
-    lower = stats.ttest_1samp(d, -m, alternative="greater")
-    upper = stats.ttest_1samp(d, m, alternative="less")
+        return Evidence.missing(test, n)
+    p = stats.ttest_1samp(d, -m, alternative="greater").pvalue
+    if test == "tost_paired":
+        p = max(p, stats.ttest_1samp(d, m, alternative="less").pvalue)
+        mde, power = P.tost_margin_mde, P.tost_power
+    else:
+        mde, power = P.noninferiority_margin_mde, P.noninferiority_power
     ci = stats.ttest_1samp(d, 0.0).confidence_interval(1 - 2 * h.alpha)
     sd = float(d.std(ddof=1))
     return Evidence(
-        "tost_paired",
+        test,
         n,
         float(d.mean()),
         float(ci.low),
         float(ci.high),
-        float(max(lower.pvalue, upper.pvalue)),
-        P.tost_margin_mde(sd, n, h.alpha),
-        P.tost_power(m, sd, n, h.alpha),
+        float(p),
+        mde(sd, n, h.alpha),
+        power(m, sd, n, h.alpha),
     )
+
+
+def tost_paired(a, b, h: Hypothesis) -> Evidence:
+    """Equivalence within ``h.margin`` (TOST)."""
+    return _margin_test(a, b, h, "tost_paired")
 
 
 def noninferiority_paired(a, b, h: Hypothesis) -> Evidence:
-    """Non-inferiority of ``a`` to ``b`` by ``h.margin`` (the lower one-sided test of a TOST):
-    H0 ``mean(a - b) <= -m`` against ``> -m`` at ``h.alpha``; the interval is the TOST's
-    ``1 - 2 alpha`` one, whose lower bound above ``-m`` rejects H0."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    keep = np.isfinite(a) & np.isfinite(b)
-    d = a[keep] - b[keep]
-    n, m = d.size, float(h.margin)
-    if _constant(d):
-        return Evidence.missing("noninferiority_paired", n)
-    lower = stats.ttest_1samp(d, -m, alternative="greater")
-    ci = stats.ttest_1samp(d, 0.0).confidence_interval(1 - 2 * h.alpha)
-    sd = float(d.std(ddof=1))
-    return Evidence(
-        "noninferiority_paired",
-        n,
-        float(d.mean()),
-        float(ci.low),
-        float(ci.high),
-        float(lower.pvalue),
-        P.noninferiority_margin_mde(sd, n, h.alpha),
-        P.noninferiority_power(m, sd, n, h.alpha),
-    )
+    """Non-inferiority by ``h.margin``: the lower one-sided test of the TOST."""
+    return _margin_test(a, b, h, "noninferiority_paired")
 
 
 TESTS = {"t_one_sample", "t_paired", "welch", "pearson", "tost_paired", "noninferiority_paired"}

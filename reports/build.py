@@ -241,9 +241,8 @@ def _page_parts(data: D.ReportData, figures_dir: Path) -> dict:
     masks = L.mask_column_of(data)
     overall, grid = L.overall_table(data, masks)
     scenario = [L.scenario_table(data, a, d, grid, masks) for a, d in data.scenarios]
-    tables = [
-        t for t in (overall, L.budget_table(data, grid), L.apart_table(data, grid), L.sanity_table(data)) if t
-    ]
+    budget, apart, sanity = L.budget_table(data, grid), L.apart_table(data, grid), L.sanity_table(data)
+    tables = [t for t in (overall, budget, apart, sanity) if t]
     figures, problems = {}, []
     for fig in F.all_figures(data):
         problems += [f"{fig.name}: {p}" for p in F.layout_problems(fig.fig)]
@@ -255,9 +254,9 @@ def _page_parts(data: D.ReportData, figures_dir: Path) -> dict:
         card["figure"] = fig_by_name.get(card["figure"]) if card["figure"] else None
     return {
         "overall": overall,
-        "budget": tables[1],
-        "apart": L.apart_table(data, grid),
-        "sanity": L.sanity_table(data),
+        "budget": budget,
+        "apart": apart,
+        "sanity": sanity,
         "outside": L.outside_table(data.outside),
         "scenario_tables": scenario,
         "tables": [*tables, *scenario],
