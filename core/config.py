@@ -20,9 +20,51 @@ class ConfigError(ValueError):
     """A hyperparameter key or value that a config does not accept; the message names both."""
 
 
-def param(default: Any, doc: str) -> Any:
-    """A config field with its default and a one-line description (``describe_config``)."""
-    return dataclasses.field(default=default, metadata={"doc": doc})
+def param(
+    default: Any,
+    doc: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: tuple | None = None,
+) -> Any:
+    """A config field with its default, a one-line description (``describe_config``) and its
+    valid values: bounds ``ge`` (>=), ``gt`` (>), ``le`` (<=), ``lt`` (<) and/or ``choices``.
+    ``make_config`` refuses a value outside them, naming the key and the valid range."""
+    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
+    return dataclasses.field(default=default, metadata={"doc": doc, "bounds": bounds, "choices": choices})
+
+
+_BOUND_TEXT = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+_BOUND_OK = {
+    "ge": lambda v, b: v >= b,
+    "gt": lambda v, b: v > b,
+    "le": lambda v, b: v <= b,
+    "lt": lambda v, b: v < b,
+}
+
+
+def valid_range(f: dataclasses.Field) -> str:
+    """The field's valid values in words (``>= 1``, ``> 0 and < 1``, ``one of: a, b``), or ''."""
+    parts = [f"{_BOUND_TEXT[k]} {b:g}" for k, b in f.metadata.get("bounds", {}).items()]
+    if f.metadata.get("choices"):
+        parts.append("one of: " + ", ".join(map(str, f.metadata["choices"])))
+    return " and ".join(parts)
+
+
+def check_value(f: dataclasses.Field, value: Any, where: str) -> None:
+    """Refuse a non-finite number or a value outside the field's declared range (``ConfigError``)."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}.{f.name}: {value!r} is not a finite number")
+    choices = f.metadata.get("choices")
+    bounds = f.metadata.get("bounds", {})
+    in_range = all(_BOUND_OK[k](value, b) for k, b in bounds.items()) if bounds else True
+    if (choices and value not in choices) or not in_range:
+        raise ConfigError(f"{where}.{f.name}: {value!r} is outside its valid range; valid: {valid_range(f)}")
 
 
 def config_dict(config: object) -> dict:
@@ -57,6 +99,7 @@ def make_config(cls: type, values: Mapping[str, Any] | None, where: str = "confi
         bad_bool = isinstance(value, bool) and bool not in expected
         if bad_bool or not isinstance(value, expected):
             raise ConfigError(f"{where}.{key}: {value!r} is not of type {fields[key].type}")
+        check_value(fields[key], value, where)
     try:
         config = cls(**values)
     except (TypeError, ValueError) as exc:
@@ -70,10 +113,13 @@ def make_config(cls: type, values: Mapping[str, Any] | None, where: str = "confi
 
 
 def describe_config(cls: type) -> list[tuple[str, str, Any, str]]:
-    """``(name, type, default, description)`` of every field of a config class."""
+    """``(name, type, default, description)`` of every field of a config class; the description
+    ends with the valid range where the field declares one."""
     out = []
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-        out.append((f.name, kind, default, f.metadata.get("doc", "")))
+        doc = f.metadata.get("doc", "")
+        rng = valid_range(f)
+        out.append((f.name, kind, default, f"{doc} ({rng})" if rng else doc))
     return out

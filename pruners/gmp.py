@@ -25,9 +25,13 @@ from pruners.masks import apply_masks, ensure_masks, masks_from_scores
 
 @dataclass(frozen=True)
 class GmpConfig:
-    start: float = param(0.1, "fraction of the run's steps before the first pruning event (t_0)")
-    end: float = param(0.7, "fraction of the run's steps at the last pruning event (t_0 + n dt)")
-    events: int = param(10, "number of pruning events n")
+    start: float = param(
+        0.1, "fraction of the run's steps before the first pruning event (t_0)", ge=0.0, lt=1.0
+    )
+    end: float = param(
+        0.7, "fraction of the run's steps at the last pruning event (t_0 + n dt)", gt=0.0, le=1.0
+    )
+    events: int = param(10, "number of pruning events n", ge=1)
 
 
 def cubic_sparsity(step: int, total: int, final: float, config: GmpConfig = GmpConfig()) -> float:

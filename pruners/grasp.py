@@ -60,7 +60,7 @@ class Grasp(ScorePruner):
 
     @dataclass(frozen=True)
     class Config:
-        temperature: float = param(200.0, "softmax temperature T of the Hessian-gradient product")
+        temperature: float = param(200.0, "softmax temperature T of the Hessian-gradient product", gt=0.0)
 
     def scores(self, model, ctx: PruneContext) -> dict[str, torch.Tensor]:
         hg = hessian_gradient_product(model, ctx, self.config.temperature)

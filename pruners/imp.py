@@ -41,7 +41,7 @@ class Imp(DuringTrainingPruner):
 
     @dataclass(frozen=True)
     class Config:
-        rate: float = param(0.2, "fraction of the remaining weights removed per round")
+        rate: float = param(0.2, "fraction of the remaining weights removed per round", gt=0.0, lt=1.0)
 
     def prune(self, model, sparsity: float, ctx: PruneContext) -> None:
         scores = {n: ctx.score_sign * w.abs() for n, w in weights(model).items()}

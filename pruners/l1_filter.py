@@ -32,7 +32,7 @@ class L1Filter(StructuredPruner):
 
     @dataclass(frozen=True)
     class Config:
-        p: int = param(1, "order of the filter norm (1: Li et al. 2017; 2: the L2 norm)")
+        p: int = param(1, "order of the filter norm (1: Li et al. 2017; 2: the L2 norm)", ge=1)
 
     def unit_scores(self, model, ctx: PruneContext) -> dict[str, torch.Tensor]:
         out = {}

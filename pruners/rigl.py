@@ -76,9 +76,11 @@ class Rigl(DuringTrainingPruner):
 
     @dataclass(frozen=True)
     class Config:
-        alpha: float = param(0.3, "initial drop fraction of the cosine schedule")
-        end: float = param(0.75, "fraction of the run's steps after which masks stop changing (T_end)")
-        updates: int = param(10, "mask updates until T_end (dt = T_end / updates)")
+        alpha: float = param(0.3, "initial drop fraction of the cosine schedule", gt=0.0, lt=1.0)
+        end: float = param(
+            0.75, "fraction of the run's steps after which masks stop changing (T_end)", gt=0.0, le=1.0
+        )
+        updates: int = param(10, "mask updates until T_end (dt = T_end / updates)", ge=1)
 
     def prune(self, model, sparsity: float, ctx: PruneContext) -> None:
         shapes = {n: tuple(m.weight.shape) for n, m in prunable_modules(model).items()}

@@ -54,7 +54,7 @@ class Slimming(DuringTrainingPruner, StructuredPruner):
 
     @dataclass(frozen=True)
     class Config:
-        penalty: float = param(1e-4, "lambda of the L1 penalty on BN scales (group lasso without BN)")
+        penalty: float = param(1e-4, "lambda of the L1 penalty on BN scales (group lasso without BN)", ge=0.0)
 
     def unit_scores(self, model, ctx: PruneContext) -> dict[str, torch.Tensor]:
         return unit_scales(model)

@@ -46,7 +46,7 @@ class SynFlow(Pruner):
 
     @dataclass(frozen=True)
     class Config:
-        rounds: int = param(100, "pruning rounds, sparsity 1 - (1 - s)^(k / rounds) after round k")
+        rounds: int = param(100, "pruning rounds, sparsity 1 - (1 - s)^(k / rounds) after round k", ge=1)
 
     def prune(self, model, sparsity: float, ctx: PruneContext) -> None:
         shape = ctx.example_shape()
