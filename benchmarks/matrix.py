@@ -220,12 +220,20 @@ def _names(values, key: str, registry: Registry, at: Located) -> tuple[str, ...]
     return tuple(out)
 
 
-def _sparsities(values, key: str, at: Located, **where) -> tuple[float, ...]:
+def _sparsities(values, key: str, at: Located, unpruned: bool = False, **where) -> tuple[float, ...]:
+    """Sparsities in (0, 1); a study design may also name 0 (``unpruned``: the t = 1 control,
+    the same pipeline without pruning)."""
+    low = 0.0 if unpruned else None
+    interval = "[0, 1)" if unpruned else "the open interval (0, 1)"
     if not isinstance(values, list) or not values:
-        raise at.error(key, "must be a non-empty list of numbers in the open interval (0, 1)", **where)
+        raise at.error(key, f"must be a non-empty list of numbers in {interval}", **where)
     for s in values:
-        if isinstance(s, bool) or not isinstance(s, int | float) or not 0.0 < s < 1.0:
-            raise at.error(key, f"{s!r} is not a number in the open interval (0, 1)", **where)
+        if (
+            isinstance(s, bool)
+            or not isinstance(s, int | float)
+            or not (0.0 < s < 1.0 or (low is not None and s == low))
+        ):
+            raise at.error(key, f"{s!r} is not a number in {interval}", **where)
     return tuple(float(s) for s in values)
 
 
@@ -302,8 +310,9 @@ def _controls(values, pruners: tuple[str, ...], at: Located, **where) -> tuple[s
     return controls
 
 
-def parse_design(raw: dict, at: Located, allowed: set[str] = DESIGN_KEYS) -> Design:
-    """Validate a design table (a preset's top level, or a study's ``[design]``)."""
+def parse_design(raw: dict, at: Located, allowed: set[str] = DESIGN_KEYS, study: bool = False) -> Design:
+    """Validate a design table (a preset's top level, or a study's ``[design]``: ``study`` allows
+    sparsity 0, the unpruned control)."""
     from pruners import PRUNERS
     from pruners.base import TIMINGS
 
@@ -318,7 +327,7 @@ def parse_design(raw: dict, at: Located, allowed: set[str] = DESIGN_KEYS) -> Des
     retrain_config = _config(RetrainConfig, None, raw.get("retrain_config", {}), "retrain_config", at)
     evaluation = _config(EvalConfig, None, raw.get("eval", {}), "eval", at)
     base = Axes(
-        sparsities=_sparsities(raw["sparsities"], "sparsities", at),
+        sparsities=_sparsities(raw["sparsities"], "sparsities", at, unpruned=study),
         seeds=seed_list(raw["seeds"], "seeds", at),
         retrain=_choices(raw["retrain"], "retrain", RETRAIN_RECIPES, at),
         train=train,
@@ -354,7 +363,7 @@ def parse_design(raw: dict, at: Located, allowed: set[str] = DESIGN_KEYS) -> Des
         else:
             selected = _names(table["pruners"], "pruners", PRUNERS, Located(at.path, at.text, section))
         axes = Axes(
-            sparsities=_sparsities(table["sparsities"], "sparsities", at, **where)
+            sparsities=_sparsities(table["sparsities"], "sparsities", at, unpruned=study, **where)
             if "sparsities" in table
             else base.sparsities,
             seeds=seed_list(table["seeds"], "seeds", at, **where) if "seeds" in table else base.seeds,

@@ -9,7 +9,10 @@
   protocol with rewinding; Frankle et al., ICML 2020).
 
 Model selection (``RetrainConfig.selection``): ``best_val_loss`` keeps the epoch of lowest
-loss on the validation split (never the test split), ``last`` the last epoch.
+loss on the validation split (never the test split), ``last`` the last epoch. With
+``patience = p > 0`` (and ``best_val_loss``) retraining stops early once ``p`` epochs in a row
+have not lowered the validation loss (early stopping, Prechelt 1998): the recipe's ``epochs``
+is then a budget, and the cell is charged the epochs it ran.
 """
 
 from __future__ import annotations
@@ -65,7 +68,9 @@ def retrain(
     (1-based), or None when the last epoch is kept by design.
     """
     keeper = (
-        BestEpoch(model, *val) if val is not None and retrain_config.selection == "best_val_loss" else None
+        BestEpoch(model, *val, patience=retrain_config.patience)
+        if val is not None and retrain_config.selection == "best_val_loss"
+        else None
     )
     hook = keeper.after_epoch if keeper is not None else None
     if recipe == "finetune":
@@ -101,13 +106,15 @@ def retrain_epochs(recipe: str, train_config: TrainConfig, retrain_config: Retra
 
 
 class BestEpoch:
-    """Keeps the state of the epoch with the lowest validation loss (ties: the earlier epoch)."""
+    """Keeps the state of the epoch with the lowest validation loss (ties: the earlier epoch);
+    with ``patience > 0``, ``after_epoch`` returns True (stop) once that many epochs in a row
+    have not lowered it."""
 
-    def __init__(self, model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor) -> None:
-        self.model, self.x, self.y = model, x_val, y_val
+    def __init__(self, model: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, patience: int = 0) -> None:
+        self.model, self.x, self.y, self.patience = model, x_val, y_val, patience
         self.best_loss, self.best_epoch, self.best_state, self.seen = float("inf"), None, None, 0
 
-    def after_epoch(self, _epoch: int) -> None:
+    def after_epoch(self, _epoch: int) -> bool:
         from benchmarks.evaluation import predict_logits
 
         self.seen += 1
@@ -116,6 +123,7 @@ class BestEpoch:
         if loss < self.best_loss:
             self.best_loss, self.best_epoch = loss, self.seen
             self.best_state = copy.deepcopy(self.model.state_dict())
+        return self.patience > 0 and self.seen - (self.best_epoch or 0) >= self.patience
 
     def restore(self) -> int | None:
         if self.best_state is not None:

@@ -105,7 +105,7 @@ def load_study(name: str, _seen: tuple[str, ...] = ()) -> Study:
         seen: dict = {}
         for i, table in enumerate(designs):
             prefix = f"design[{i}]" if isinstance(raw["design"], list) else "design"
-            for cell in parse_design(table, Located(path, text, prefix)).expand():
+            for cell in parse_design(table, Located(path, text, prefix), study=True).expand():
                 seen.setdefault(cell, None)
         cells = tuple(seen)
     elif raw.get("uses") == LEADERBOARD:

@@ -99,7 +99,8 @@ def train(
 
     ``regularizer(model)``, if given, is added to every minibatch loss (network slimming's
     L1 penalty on BatchNorm scales); ``step_hook`` runs after every optimizer step
-    (gradual and dynamic pruning), ``epoch_hook(epoch)`` after every epoch, and
+    (gradual and dynamic pruning), ``epoch_hook(epoch)`` after every epoch (returning True
+    ends training after that epoch: early stopping), and
     ``meter(model, examples)`` before every epoch (``benchmarks.budget``: what training costs).
 
     ``epoch_range=(a, b)`` replays epochs a..b-1 of the recipe (learning-rate rewinding,
@@ -136,8 +137,8 @@ def train(
             step += 1
             if step_hook is not None:
                 step_hook(global_step, total)
-        if epoch_hook is not None:
-            epoch_hook(epoch)
+        if epoch_hook is not None and epoch_hook(epoch) is True:
+            break
     model.eval()
     return step
 

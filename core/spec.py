@@ -80,6 +80,9 @@ class RetrainConfig:
     finetune_lr: float = param(1e-3, "finetune: learning rate (constant, or the peak of a cosine decay)")
     finetune_schedule: str = param("constant", "finetune: constant or cosine learning rate over its epochs")
     rewind_epoch: int = param(2, "epoch of the dense run whose iterate weight rewinding restores")
+    patience: int = param(
+        0, "stop after this many epochs without a lower validation loss (0: never stop early)", ge=0
+    )
     selection: str = param(
         "best_val_loss", "which retraining epoch is kept: best_val_loss (lowest validation loss) or last"
     )
@@ -156,8 +159,8 @@ class CellSpec:
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed {self.seed!r} must be a non-negative integer")
-        if not 0.0 < self.sparsity < 1.0:
-            raise ValueError(f"sparsity {self.sparsity} is outside (0, 1)")
+        if not 0.0 <= self.sparsity < 1.0:  # 0: the unpruned control (t = 1), fine-tuned only
+            raise ValueError(f"sparsity {self.sparsity} is outside [0, 1)")
         if self.retrain not in RETRAIN_RECIPES:
             raise ValueError(f"retrain {self.retrain!r} is not one of: {', '.join(RETRAIN_RECIPES)}")
         if self.control not in MASK_CONTROLS:

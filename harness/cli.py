@@ -1,6 +1,6 @@
 """``python -m harness`` / ``prunebench``: list registries, run the matrix or one cell.
 
-Bad input (an unknown name, a sparsity outside (0, 1), a malformed preset, a results dir
+Bad input (an unknown name, a sparsity outside [0, 1), a malformed preset, a results dir
 that cannot be written) ends with one line on stderr and exit status 2, before anything
 is written.
 """

@@ -128,7 +128,7 @@ def cli(*args, cwd=ROOT):
         ),
         (
             ["run", "--arch", "mlp_256x2", "--dataset", "digits", "--pruner", "random", "--sparsity", "1.2"],
-            "sparsity 1.2 is outside (0, 1)",
+            "sparsity 1.2 is outside [0, 1)",
         ),
         (["run-all", "--results", "/proc/prunebench-nope", "--preset", "smoke"], "is not writable"),
         (
