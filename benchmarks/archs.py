@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from benchmarks.cifar_archs import CIFAR_ARCHS
-from benchmarks.nets import MLP, SimpleCNN, StagedResNet
+from benchmarks.nets import MLP, LeNet5, SimpleCNN, StagedResNet
 from core.registry import Registry
 from core.units import UnitGroup, unit_groups  # noqa: F401  (re-exported: each arch declares its unit groups)
 
@@ -79,6 +79,13 @@ def cnn_32x3_fc512(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """cnn_32x3 with a 512-unit hidden layer (the Conv-2/4/6 head of Frankle & Carbin 2019 at
     twice the width of cnn_32x3_fc256): the leaderboard's CNN."""
     return SimpleCNN(input_shape, num_classes, width=32, depth=3, hidden=512)
+
+
+@ARCHS.register("lenet5")
+def lenet5(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """LeNet-5 (LeCun et al. 1998), ReLU and max-pooling: conv 6@5x5, conv 16@5x5, 120, 84 (61k weights
+    on 28x28 MNIST): the MNIST model of Good et al. 2022's intensification study."""
+    return LeNet5(input_shape, num_classes)
 
 
 @ARCHS.register("resnet_16x3")

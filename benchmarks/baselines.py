@@ -20,7 +20,6 @@ feeding and loop structure.
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -38,9 +37,7 @@ EVAL_LOADER_BATCH = 128  # ShrinkBench evaluates with the training loader's sett
 
 
 def _lr(config: TrainConfig, step: int, total: int) -> float:
-    if config.schedule == "constant":
-        return config.lr
-    return config.lr * 0.5 * (1 + math.cos(math.pi * step / total))
+    return config.lr_at(step / total)
 
 
 def _loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, workers: int, seed: int | None):

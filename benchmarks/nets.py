@@ -115,6 +115,51 @@ class SimpleCNN(nn.Module):
         return self.classifier(self.features(as_image(x)))
 
 
+class LeNet5(nn.Module):
+    """LeNet-5 (LeCun et al. 1998) as modern code writes it: conv 6@5x5 (padding 2) -> ReLU ->
+    max-pool 2 -> conv 16@5x5 -> ReLU -> max-pool 2 -> flatten -> 120 -> ReLU -> 84 -> ReLU ->
+    classes (61,470 weights on 28x28 MNIST). Inputs smaller than 28x28 get padding 2 on the
+    second convolution too, so the network is defined for any input of at least 4 positions."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int) -> None:
+        super().__init__()
+        conv, _, _ = _layers(input_shape)
+        pool = _max_pool(input_shape)
+        second_padding = 0 if min(input_shape[1:]) // 2 >= 5 else 2
+        self.features = nn.Sequential(
+            conv(input_shape[0], 6, 5, padding=2),
+            nn.ReLU(),
+            pool(2),
+            conv(6, 16, 5, padding=second_padding),
+            nn.ReLU(),
+            pool(2),
+        )
+        with torch.no_grad():
+            flat = self.features(as_image(torch.zeros(1, *input_shape))).numel()
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(flat, 120),
+            nn.ReLU(),
+            nn.Linear(120, 84),
+            nn.ReLU(),
+            nn.Linear(84, num_classes),
+        )
+        self.positions = flat // 16
+
+    def unit_groups(self) -> list[UnitGroup]:
+        # features: conv 0, ReLU, pool, conv 3, ReLU, pool; classifier: Flatten, Linear 1, ReLU,
+        # Linear 3, ReLU, Linear 5 (no BatchNorm)
+        return [
+            UnitGroup("features.0", None, "features.3"),
+            UnitGroup("features.3", None, "classifier.1", self.positions),
+            UnitGroup("classifier.1", None, "classifier.3"),
+            UnitGroup("classifier.3", None, "classifier.5"),
+        ]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(as_image(x)))
+
+
 class BasicBlock(nn.Module):
     def __init__(self, conv: type, bn: type, c_in: int, c_out: int, stride: int):
         super().__init__()

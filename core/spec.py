@@ -48,16 +48,26 @@ class TrainConfig:
     weight_decay: float = param(1e-4, "coupled L2 weight decay (lambda * w added to the gradient)")
     optimizer: str = param("adam", "adam or sgd (momentum below)")
     momentum: float = param(0.9, "SGD momentum")
-    schedule: str = param("cosine", "cosine or constant learning rate")
+    nesterov: bool = param(False, "SGD with Nesterov momentum (ShrinkBench's default, Good et al. 2022)")
+    schedule: str = param("cosine", "cosine, constant, or step (x0.1 at each of lr_drop_epochs)")
+    lr_drop_epochs: tuple = param((), "step schedule: epochs from whose start the lr is multiplied by 0.1")
     augment: str = param("none", "none or crop_flip (images)")
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "lr_drop_epochs", tuple(self.lr_drop_epochs))
+        drops = self.lr_drop_epochs
+        if any(
+            isinstance(e, bool) or not isinstance(e, int) or not 0 < e < max(self.epochs, 1) for e in drops
+        ):
+            raise ValueError(f"lr_drop_epochs {list(drops)} must be epochs in 1..epochs-1")
+        if list(drops) != sorted(set(drops)) or (drops and self.schedule != "step"):
+            raise ValueError("lr_drop_epochs must be increasing and given with schedule = 'step'")
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"augment {self.augment!r} is not one of: {', '.join(AUGMENTATIONS)}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer {self.optimizer!r} is not one of: adam, sgd")
-        if self.schedule not in ("cosine", "constant"):
-            raise ValueError(f"schedule {self.schedule!r} is not one of: cosine, constant")
+        if self.schedule not in ("cosine", "constant", "step"):
+            raise ValueError(f"schedule {self.schedule!r} is not one of: cosine, constant, step")
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs must be >= 0, batch_size >= 1 and lr > 0")
 
@@ -66,9 +76,13 @@ class TrainConfig:
 
     def lr_at(self, progress: float) -> float:
         """Learning rate when a fraction ``progress`` in [0, 1] of the schedule is done:
-        ``cosine``: ``lr * 0.5 * (1 + cos(pi * t))`` (Loshchilov & Hutter 2017); ``constant``: ``lr``."""
+        ``cosine``: ``lr * 0.5 * (1 + cos(pi * t))`` (Loshchilov & Hutter 2017); ``constant``: ``lr``;
+        ``step``: ``lr * 0.1^k``, ``k`` the drops at or before the current epoch (He et al. 2016)."""
         if self.schedule == "constant":
             return self.lr
+        if self.schedule == "step":
+            epoch = progress * self.epochs + 1e-9
+            return self.lr * 0.1 ** sum(epoch >= e for e in self.lr_drop_epochs)
         return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
 

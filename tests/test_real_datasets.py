@@ -124,7 +124,7 @@ def test_missing_files_raise_one_line_naming_them(data_root):
 def test_real_datasets_are_registered_described_and_not_embedded():
     for name in ("cifar10", "cifar100", "svhn", "mnist", "fashion_mnist"):
         assert name in DATASETS and describe(name)
-    assert embedded_names() == ["digits", "mnist1d", "mnist1d_hard"]
+    assert embedded_names() == ["digits", "mnist1d", "mnist1d_hard", "mnist5k"]
 
 
 def test_official_cifar10c_files_replace_generated_corruptions(data_root):
