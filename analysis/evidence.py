@@ -57,6 +57,7 @@ def sign_test_n_min(alpha: float) -> int:
 def _constant_sample(a: np.ndarray, h: Hypothesis, test: str) -> Evidence:
     """The sign test and the order-statistic interval of the median of a sample without spread."""
     n, v = a.size, float(a.mean())
+    v = 0.0 if abs(v) <= 1e-12 else v  # rounding of an exact 0 (two equal arms)
     n_min = sign_test_n_min(h.alpha)
     p = 1.0 if v == 0 else float(min(1.0, 2 * 0.5**n))
     lo, hi = (v, v) if n >= n_min else (-math.inf, math.inf)
@@ -70,20 +71,21 @@ def t_one_sample(x, h: Hypothesis, test: str = "t_one_sample") -> Evidence:
         return Evidence.missing(test, n)
     if _constant(a):  # no spread (a discrete quantity such as a prune potential): the sign test
         return _constant_sample(a, h, test)
-    res = stats.ttest_1samp(a, 0.0)
-    ci = res.confidence_interval(1 - h.alpha)
-    sd = float(a.std(ddof=1))
+    mean, sd = float(a.mean()), float(a.std(ddof=1))
+    se, df = sd / math.sqrt(n), n - 1
+    t = mean / se  # scipy's ttest_1samp, written out (it is called 200 times per bootstrap)
+    half = float(stats.t.ppf(1 - h.alpha / 2, df)) * se
     effect = h.effect if h.effect is not None else float("nan")
     return Evidence(
         test,
         n,
-        float(a.mean()),
-        float(ci.low),
-        float(ci.high),
-        float(res.pvalue),
+        mean,
+        mean - half,
+        mean + half,
+        float(2 * stats.t.sf(abs(t), df)),
         P.mde_t(sd, n, h.alpha),
         P.power_t(effect, sd, n, h.alpha),
-        float(res.statistic),
+        t,
     )
 
 

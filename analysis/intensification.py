@@ -67,13 +67,14 @@ def _scope(df: pd.DataFrame, scope: dict) -> pd.DataFrame:
     return df[m]
 
 
-def _gates(study: StudyData, cells: pd.DataFrame) -> list[Gate]:
-    """Convergence and (relative) collapse on a scope's cells."""
+def _gates(study: StudyData, cells: pd.DataFrame, control: pd.DataFrame | None = None) -> list[Gate]:
+    """Convergence on a scope's cells (and its t = 1 control's), (relative) collapse on its cells."""
     th = study.regime
-    kept = cells.set_index("cell_id")["kept_epoch"].dropna()
+    both = cells if control is None else pd.concat([cells, control])
+    kept = both.set_index("cell_id")["kept_epoch"].dropna()
     classes = int(cells["classes"].iloc[0]) if len(cells) else 10
     return [
-        convergence_gate(cells, kept, th),
+        convergence_gate(both, kept, th),
         collapse_gate(cells["balanced"], cells["dense_balanced"], classes, th, relative=True),
     ]
 
@@ -130,7 +131,7 @@ def _alpha_minus_control(study: StudyData, claim: str, h: Hypothesis, table: pd.
         a, b, units = paired(by_unit(g), by_unit(control) if len(control) else pd.Series(dtype=float))
         d = a - b
         ev = E.t_one_sample(d, h)
-        gates = [_null_gate(units, g["unit"].nunique(), control), *_gates(study, pd.concat([g, control]))]
+        gates = [_null_gate(units, g["unit"].nunique(), control), *_gates(study, g, control)]
         details = row_numbers(g, control)
         desc = (
             f"alpha_t - alpha_1 at t = {ratio(where['sparsity']):g}, paired by dense parent ({len(units)} "
@@ -247,7 +248,7 @@ def _up_vs_mp(study: StudyData, claim: str, h: Hypothesis, table: pd.DataFrame) 
 
 def _one_sided(h: Hypothesis, tests: int) -> Hypothesis:
     """A one-sided test at ``alpha / tests``: the two-sided rule at ``2 alpha / tests``."""
-    return replace(h, alpha=min(0.49, 2 * h.alpha / tests))
+    return replace(h, alpha=min(0.49, 2 * h.alpha / max(tests, 1)))
 
 
 def _one_sided_p(h: Hypothesis, ev, tests: int, df: float) -> float:

@@ -18,6 +18,7 @@ by a study's ``[regime]`` table (``core.studies.regime``).
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -65,6 +66,7 @@ def collapse_gate(
     return Gate("collapse", bool(ok), detail)
 
 
+@functools.lru_cache(maxsize=4096)
 def last_epoch(spec_json: str) -> float:
     """The last retraining epoch of a cell's recipe (what ``kept_epoch`` counts, 1-based)."""
     try:
@@ -81,13 +83,13 @@ def last_epoch(spec_json: str) -> float:
 
 def last_epoch_share(cells: pd.DataFrame, kept: pd.Series) -> tuple[float, int, int]:
     """(share, count, cells measured) of cells whose ``kept`` epoch equals their recipe's last."""
-    ids = [c for c in cells["cell_id"] if c in kept.index]
-    if not ids:
+    epochs = cells["cell_id"].map(kept)
+    measured = epochs.notna().to_numpy()
+    if not measured.any():
         return float("nan"), 0, 0
-    spec = cells.set_index("cell_id").loc[ids, "spec_json"]
-    last = np.array([last_epoch(s) for s in spec], float)
-    at_last = np.isclose(kept.loc[ids].to_numpy(float), last)
-    return float(at_last.mean()), int(at_last.sum()), len(ids)
+    last = cells["spec_json"].map(last_epoch).to_numpy(float)[measured]
+    at_last = np.isclose(epochs.to_numpy(float)[measured], last)
+    return float(at_last.mean()), int(at_last.sum()), int(measured.sum())
 
 
 def convergence_gate(cells: pd.DataFrame, kept: pd.Series, thresholds: dict | None = None) -> Gate:

@@ -51,6 +51,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from scipy import stats
 
+from analysis.power import resampling
 from core.studies import MARGIN_DIRECTIONS, REGIME_DEFAULTS, VERDICTS, Hypothesis
 
 BOOTSTRAP = 200
@@ -222,8 +223,9 @@ def bootstrap_stability(
         return float("nan")
     rng = claim_seed(*key)
     same = 0
-    for _ in range(reps):
-        same += verdict_of(rng.integers(0, n_units, n_units)) == full
+    with resampling():
+        for _ in range(reps):
+            same += verdict_of(rng.integers(0, n_units, n_units)) == full
     return same / reps
 
 
