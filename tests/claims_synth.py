@@ -170,8 +170,8 @@ def stability(
     seed across the permanent runs (standard normal pairs mapped to S around 95 and G around the
     seed's baseline + ``prune_gain``). ``seed_effect = k``: a seed's shared shift ``u ~ N(0, 1)``
     in units of the within-seed spread, added to all its runs (seeds shared across
-    configurations): ``|k| u`` to S and ``k u`` to G, so a negative ``k`` makes the seeds' means
-    correlate negatively. Noise runs of Prune_L (at every = 1) and baselines with G raised by
+    configurations, the baseline included): ``|k| u`` to S and ``k u`` to G, so a negative ``k``
+    makes the seeds' means correlate negatively. Noise runs of Prune_L (at every = 1) and baselines with G raised by
     ``noise_gain`` (one number, or one per variant) over the baseline."""
     cells, rows = [], []
     gains = (
@@ -211,14 +211,14 @@ def stability(
             rows.append(m(cid, "final", "test", metric, value))
 
     for seed in range(seeds):
-        base = 0.9 + rng.normal(0, 0.002)
         u = rng.normal()
+        base = 0.9 + rng.normal(0, 0.002) + 0.005 * seed_effect * u
         run(f"sbase{seed}", "none", "none", 1, seed, 100.0, base)
         for target in targets:
             for ev in every:
                 z = rng.normal(size=2)
                 s = 95 + 2 * (z[0] + abs(seed_effect) * u)
-                g = base + prune_gain + 0.005 * (r * z[0] + np.sqrt(1 - r * r) * z[1] + seed_effect * u)
+                g = base + prune_gain + 0.005 * (r * z[0] + np.sqrt(1 - r * r) * z[1])
                 run(f"s{target}{ev}{seed}", target, "permanent", ev, seed, s, g)
         for variant, gain in gains.items():
             run(f"s{variant}{seed}", "prune_l", variant, 1, seed, 97.0, base + gain + rng.normal(0, 0.003))
