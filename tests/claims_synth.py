@@ -171,8 +171,8 @@ def stability(
     seed's baseline + ``prune_gain``). ``seed_effect = k``: a seed's shared shift ``u ~ N(0, 1)``
     in units of the within-seed spread, added to all its runs (seeds shared across
     configurations, the baseline included): ``|k| u`` to S and ``k u`` to G, so a negative ``k``
-    makes the seeds' means correlate negatively. Noise runs of Prune_L (at every = 1) and baselines with G raised by
-    ``noise_gain`` (one number, or one per variant) over the baseline."""
+    makes the seeds' means correlate negatively. Noise runs of Prune_L (at every = 1) and
+    baselines with G raised by ``noise_gain`` (one number, or one per variant) over the baseline."""
     cells, rows = [], []
     gains = (
         noise_gain if isinstance(noise_gain, dict) else {"noise_zero": noise_gain, "noise_gauss": noise_gain}
