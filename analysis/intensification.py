@@ -109,6 +109,23 @@ def _row(study, claim, h, ev, gates, description, details, resample=None, n_unit
     return row
 
 
+def _sample_row(study, claim, h, values: np.ndarray, gates, desc: str, details: dict, where: dict) -> Row:
+    """A one-sample test of ``values`` (one per parent), resampled by parent for its stability."""
+    ev = E.t_one_sample(values, h)
+    return _row(
+        study,
+        claim,
+        h,
+        ev,
+        gates,
+        desc,
+        details,
+        lambda i: E.t_one_sample(values[i], h),
+        len(values),
+        **where,
+    )
+
+
 # -- the hypotheses --------------------------------------------------------------------------------
 
 
@@ -129,8 +146,6 @@ def _alpha_minus_control(study: StudyData, claim: str, h: Hypothesis, table: pd.
         where = dict(zip(keys, key, strict=True))
         control = control_of(table, where["arch"], where["dataset"])
         a, b, units = paired(by_unit(g), by_unit(control) if len(control) else pd.Series(dtype=float))
-        d = a - b
-        ev = E.t_one_sample(d, h)
         gates = [_null_gate(units, g["unit"].nunique(), control), *_gates(study, g, control)]
         details = row_numbers(g, control)
         desc = (
@@ -138,20 +153,7 @@ def _alpha_minus_control(study: StudyData, claim: str, h: Hypothesis, table: pd.
             f"parents): alpha_t {details['alpha_t']:.3f} = beta_t {details['beta_t']:.3f} x A/A_t "
             f"{details['a_over_a_t']:.3f}; alpha_1 {details['alpha_1'] or float('nan'):.3f}"
         )
-        rows.append(
-            _row(
-                study,
-                claim,
-                h,
-                ev,
-                gates,
-                desc,
-                details,
-                lambda i, d=d: E.t_one_sample(d[i], h),
-                len(d),
-                **where,
-            )
-        )
+        rows.append(_sample_row(study, claim, h, a - b, gates, desc, details, where))
     return rows
 
 
@@ -163,7 +165,6 @@ def _alpha_vs_one(study: StudyData, claim: str, h: Hypothesis, table: pd.DataFra
     for key, g in scoped.groupby(keys, sort=True):
         where = dict(zip(keys, key, strict=True))
         values = by_unit(g).to_numpy()
-        ev = E.t_one_sample(values, h)
         gates = _gates(study, g)
         control = control_of(table, where["arch"], where["dataset"])
         details = row_numbers(g, control)
@@ -172,19 +173,8 @@ def _alpha_vs_one(study: StudyData, claim: str, h: Hypothesis, table: pd.DataFra
             f"alpha {details['alpha_t']:.3f}, beta {details['beta_t']:.3f}, "
             f"A/A_t {details['a_over_a_t']:.3f}, balanced accuracy {details['balanced_accuracy_t']:.3f}"
         )
-        row = _row(
-            study,
-            claim,
-            h,
-            ev,
-            gates,
-            desc,
-            details,
-            lambda i, v=values: E.t_one_sample(v[i], h),
-            len(values),
-            **where,
-        )
-        row.label = "collapsed" if row.collapsed else label(1 + ev.ci_low, 1 + ev.ci_high)
+        row = _sample_row(study, claim, h, values, gates, desc, details, where)
+        row.label = "collapsed" if row.collapsed else label(1 + row.ci_low, 1 + row.ci_high)
         rows.append(row)
     return rows
 
