@@ -39,7 +39,8 @@ def control_status(gates: list[dict]) -> str:
     if not gates:
         return "no gate"
     failed = [g["gate"] for g in gates if g["passed"] is False]
-    return "FAIL: " + ", ".join(failed) if failed else "pass (" + ", ".join(g["gate"] for g in gates) + ")"
+    names = [g["gate"] + (" n/a" if g["passed"] is None else "") for g in gates]
+    return "FAIL: " + ", ".join(failed) if failed else "pass (" + ", ".join(names) + ")"
 
 
 def summary_table(data: ReportData) -> list[dict]:
