@@ -7,8 +7,10 @@ compares the primary verdicts (``primary.json``) of two stores claim by claim:
 - ``agree``: the same verdict in both (``unsettled`` in both counts: nothing was settled);
 - ``agree (one unsettled)``: settled in one store, ``unsettled`` in the other with the same point
   verdict: the second store leans the same way without settling it;
-- ``differ``: settled in at least one store, and the other store's verdict (its point verdict when
-  it is unsettled) is another word: a settled verdict flipped;
+- ``unsettled in one``: settled in one store, ``unsettled`` in the other leaning another way: the
+  verdict is near a decision boundary (its stability says so in that store); reported, not a flip;
+- ``differ``: settled in both stores (neither ``unsettled``), with different verdicts: a settled
+  verdict flipped;
 - ``missing``: the claim is in one store only.
 
 ``harness compare-verdicts --results A --other B`` prints the table and exits 1 when a claim
@@ -37,8 +39,8 @@ def compare_primaries(a: list[dict], b: list[dict]) -> list[dict]:
             status = "missing"
         elif pa["verdict"] == pb["verdict"]:
             status = "agree"
-        elif UNSETTLED in (pa["verdict"], pb["verdict"]) and _leaning(pa) == _leaning(pb):
-            status = "agree (one unsettled)"
+        elif UNSETTLED in (pa["verdict"], pb["verdict"]):
+            status = "agree (one unsettled)" if _leaning(pa) == _leaning(pb) else "unsettled in one"
         else:
             status = "differ"
         rows.append(

@@ -414,3 +414,29 @@ def test_a_study_without_cells_of_its_primary_scope_says_so():
     _, primaries = analyze_studies([study("intensification", cells, metrics)])
     p = {x["claim"]: x for x in primaries}["deintensification_low_ratio"]
     assert p["verdict"] == "out of regime" and p["reason"].startswith("not tested: no cells")
+
+
+def test_a_second_disjoint_seed_block_leaves_every_settled_verdict_unchanged(tmp_path):
+    """The same studies on two blocks of seeds (two generator states): compare-verdicts agrees."""
+    from analysis.compare import compare_primaries
+
+    primaries = []
+    for block in (0, 1):
+        rng = np.random.default_rng(1000 + block)
+        cells, metrics = S.intensification(
+            rng, GRID, seeds=20, pruners=("global_magnitude", "undecayed"), pruner_alpha={"undecayed": -0.3},
+            control=1.0, **MAIN,
+        )  # fmt: skip
+        st_cells, st_metrics = S.stability(rng, r=-0.6, noise_gain={"noise_zero": 0.02, "noise_gauss": 0.0})
+        root = S.write_store(
+            tmp_path / f"block{block}",
+            {
+                "intensification": (S.study_definition("intensification"), cells, metrics),
+                "stability": (S.study_definition("stability"), st_cells, st_metrics),
+            },
+            per_cell=False,
+        )
+        primaries.append(run_analysis(root)[1])
+    rows = compare_primaries(*primaries)
+    assert len(rows) == 5 and not [r for r in rows if r["status"] == "differ"], rows
+    assert sum(r["status"] == "agree" and r["verdict"] != "unsettled" for r in rows) >= 3

@@ -201,7 +201,9 @@ def test_compare_primaries_flags_a_settled_verdict_that_flips():
         {"claim": "w", "verdict": "out of regime", "stability": None},
     ]
     status = {r["claim"]: r["status"] for r in compare_primaries(a, b)}
-    assert status == {"x": "agree", "y": "agree (one unsettled)", "z": "differ", "w": "agree"}
+    assert status == {"x": "agree", "y": "agree (one unsettled)", "z": "unsettled in one", "w": "agree"}
+    b[0]["verdict"] = "absent"  # settled in both, another word: a flip
+    assert compare_primaries(a, b)[1]["status"] == "differ"  # (rows sorted by claim: w, x, y, z)
 
 
 def test_compare_verdicts_command(tmp_path, capsys):
