@@ -76,6 +76,10 @@ def _gate_text(gates: list[dict]) -> str:
     return "; ".join(f"{g['gate']} {status(g)} ({g['detail']})" for g in gates) or "none"
 
 
+def _fmt(v, spec: str) -> str:
+    return format(v, spec) if _num(v) is not None else "–"
+
+
 def _sentence(info: dict, r: pd.Series) -> str:
     h = info["primary"]
     effect = (
@@ -89,8 +93,8 @@ def _sentence(info: dict, r: pd.Series) -> str:
         + (f" (point verdict {r['point_verdict']})" if r["point_verdict"] != r["verdict"] else "")
         + f". {h.statement}; estimate {r['estimate']:+.3f}, {100 * r['ci_level']:.0f}% CI "
         f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}], n = {int(r['n'])}, SESOI {r['sesoi']:g}, "
-        f"MDE {r['mde']:.3f} at 80% power (power {r['power']:.2f} at {effect}); "
-        f"bootstrap stability {r['stability']:.2f}{settle}; {h.paper or 'paper: ' + effect}"
+        f"MDE {_fmt(r['mde'], '.3f')} at 80% power (power {_fmt(r['power'], '.2f')} at {effect}); "
+        f"bootstrap stability {_fmt(r['stability'], '.2f')}{settle}; {h.paper or 'paper: ' + effect}"
     )
 
 
@@ -193,7 +197,7 @@ def render_primary(primaries: list[dict]) -> str:
     its reason, the estimate, interval, n, SESOI, stability, and every gate with its numbers."""
     if not primaries:
         return "no study in this store: run-all writes the study manifests (harness list studies)"
-    lines = ["primary verdicts (one per claim; rules: shared/design/claims.md 0b):"]
+    lines = ["primary verdicts (one per claim):"]
     for p in primaries:
         lines.append(f"- {p['sentence']}")
         if p.get("reason"):
@@ -202,7 +206,8 @@ def render_primary(primaries: list[dict]) -> str:
         if p.get("collapsed_scopes"):
             lines.append(f"  ({p['collapsed_scopes']} collapsed scopes flagged and left out of verdicts)")
     counts = pd.Series([p["verdict"] for p in primaries]).value_counts()
-    lines.append("summary: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS if counts.get(v, 0)))
+    summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS if counts.get(v, 0))
+    lines.append(f"summary: {summary} (rules: shared/design/claims.md 0b)")
     return "\n".join(lines)
 
 
