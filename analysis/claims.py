@@ -6,7 +6,10 @@ analysis each study names, and writes ``<results>/claims/``:
 - ``claims.parquet`` / ``claims.json``: one row per hypothesis x scope (``analysis.verdict.Row``);
   ``q`` is the Benjamini-Hochberg q-value within each (claim, hypothesis) family of secondary
   rows (a primary row's ``q`` is its ``p``): secondary breakdowns never out-vote the primary;
-- ``primary.json``: one entry per claim, its primary verdict in one sentence;
+- ``primary.json``: one entry per claim: its verdict under the rev. 3 rules (``analysis.verdict``),
+  the point verdict and the reason, the gates with their numbers, estimate, interval, n, SESOI,
+  p, MDE, power, bootstrap stability, the n that would settle it, the analysis' own numbers
+  (``details``) and one sentence;
 - ``labels.parquet``: the intensification labels by ratio beside the paper's;
 - ``sanity.parquet``: the leaderboard's recovery and magnitude-vs-random table (``analysis.sanity``).
 
@@ -26,6 +29,7 @@ from analysis.evidence import bh
 from analysis.load import load_studies
 from analysis.verdict import Row
 from core.atomic import atomic_write_bytes, atomic_write_parquet
+from core.studies import VERDICTS
 
 ANALYSES = {
     "intensification": intensification,
@@ -34,7 +38,6 @@ ANALYSES = {
     "potential": potential,
     "mask_sanity": mask_sanity,
 }
-VERDICTS = ("reproduced", "contradicted", "not detected", "underpowered", "collapsed")
 
 
 def analyze_studies(studies) -> tuple[pd.DataFrame, list[dict]]:
@@ -53,7 +56,8 @@ def analyze_studies(studies) -> tuple[pd.DataFrame, list[dict]]:
             }
     table = pd.DataFrame([r.as_dict() for r in rows])
     if table.empty:
-        return table, []
+        empty = pd.DataFrame(columns=["claim", "primary", "collapsed"])
+        return table, primary_summary(empty, papers)
     table["q"] = table["p"]
     secondary = ~table["primary"]
     for _, idx in table[secondary].groupby(["claim", "hypothesis"]).groups.items():
@@ -65,19 +69,53 @@ def _num(v) -> float | None:
     return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
 
 
+def _gate_text(gates: list[dict]) -> str:
+    def status(g):
+        return "n/a" if g["passed"] is None else "pass" if g["passed"] else "FAIL"
+
+    return "; ".join(f"{g['gate']} {status(g)} ({g['detail']})" for g in gates) or "none"
+
+
+def _fmt(v, spec: str) -> str:
+    return format(v, spec) if _num(v) is not None else "–"
+
+
+def _sentence(info: dict, r: pd.Series) -> str:
+    h = info["primary"]
+    effect = (
+        f"{h.effect:+g} ({'paper' if h.effect_source == 'paper' else 'stated effect of interest'})"
+        if h.effect is not None
+        else f"margin {h.margin:g}"
+    )
+    settle = f", n = {r['n_settle']:.0f} would settle it" if math.isfinite(r["n_settle"]) else ""
+    return (
+        f"{info['title']} ({info['paper']}): {r['verdict']}"
+        + (f" (point verdict {r['point_verdict']})" if r["point_verdict"] != r["verdict"] else "")
+        + f". {h.statement}; estimate {r['estimate']:+.3f}, {100 * r['ci_level']:.0f}% CI "
+        f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}], n = {int(r['n'])}, SESOI {r['sesoi']:g}, "
+        f"MDE {_fmt(r['mde'], '.3f')} at 80% power (power {_fmt(r['power'], '.2f')} at {effect}); "
+        f"bootstrap stability {_fmt(r['stability'], '.2f')}{settle}; {h.paper or 'paper: ' + effect}"
+    )
+
+
 def primary_summary(table: pd.DataFrame, papers: dict[str, dict]) -> list[dict]:
-    """One entry per claim: the primary row, a one-sentence verdict, the collapsed scopes counted."""
+    """One entry per claim: the primary row's verdict, gates and numbers, one sentence, the
+    collapsed scopes of the claim counted."""
     out = []
     for claim, info in papers.items():
         rows = table[(table["claim"] == claim) & table["primary"]]
-        collapsed = int((table[table["claim"] == claim]["verdict"] == "collapsed").sum())
+        collapsed = int(table[table["claim"] == claim]["collapsed"].sum())
         if rows.empty:
             out.append(
                 {
                     "claim": claim,
                     "title": info["title"],
                     "paper": info["paper"],
-                    "verdict": "underpowered",
+                    "study": info["study"],
+                    "verdict": "out of regime",
+                    "point_verdict": "",
+                    "reason": "not tested: no cells of its primary scope in this store",
+                    "gates": [],
                     "sentence": f"{info['title']}: not tested (no cells of its primary scope in this store)",
                     "collapsed_scopes": collapsed,
                 }
@@ -85,24 +123,6 @@ def primary_summary(table: pd.DataFrame, papers: dict[str, dict]) -> list[dict]:
             continue
         r = rows.iloc[0]
         h = info["primary"]
-        quantity = (
-            "r"
-            if r["test"] == "pearson"
-            else "difference"
-            if r["test"] in ("t_paired", "welch", "tost_paired")
-            else "estimate"
-        )
-        effect = (
-            f"{h.effect:+g} ({'paper' if h.effect_source == 'paper' else 'stated effect of interest'})"
-            if h.effect is not None
-            else f"margin {h.margin:g}"
-        )
-        sentence = (
-            f"{info['title']} ({info['paper']}): {r['verdict']}. {h.statement}; {quantity} "
-            f"{r['estimate']:+.3f}, {100 * r['ci_level']:.0f}% CI [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}], "
-            f"n = {int(r['n'])}, MDE {r['mde']:.3f} at 80% power (power {r['power']:.2f} at {effect}); "
-            f"{h.paper or 'paper: ' + effect}; bootstrap stability {r['stability']:.2f}"
-        )
         out.append(
             {
                 "claim": claim,
@@ -110,21 +130,30 @@ def primary_summary(table: pd.DataFrame, papers: dict[str, dict]) -> list[dict]:
                 "paper": info["paper"],
                 "study": info["study"],
                 "hypothesis": r["hypothesis"],
+                "statement": h.statement,
                 "verdict": r["verdict"],
-                "sentence": sentence,
+                "point_verdict": r["point_verdict"],
+                "reason": r["reason"],
+                "gates": json.loads(r["gates"]),
+                "sentence": _sentence(info, r),
+                "test": r["test"],
                 "n": int(r["n"]),
                 "estimate": _num(r["estimate"]),
                 "ci_low": _num(r["ci_low"]),
                 "ci_high": _num(r["ci_high"]),
                 "ci_level": _num(r["ci_level"]),
                 "p": _num(r["p"]),
+                "sesoi": _num(r["sesoi"]),
                 "mde": _num(r["mde"]),
                 "power": _num(r["power"]),
                 "effect": _num(h.effect),
                 "effect_source": h.effect_source,
                 "paper_says": h.paper,
                 "stability": _num(r["stability"]),
+                "n_settle": _num(r["n_settle"]),
                 "scope": r["scope"],
+                "description": r["description"],
+                "details": json.loads(r["details"]),
                 "collapsed_scopes": collapsed,
             }
         )
@@ -164,16 +193,21 @@ def run_analysis(
 
 
 def render_primary(primaries: list[dict]) -> str:
-    """The primary verdicts, one paragraph per claim (``harness analyze`` prints it)."""
+    """The primary verdicts, one block per claim (``harness analyze`` prints it): the verdict and
+    its reason, the estimate, interval, n, SESOI, stability, and every gate with its numbers."""
     if not primaries:
         return "no study in this store: run-all writes the study manifests (harness list studies)"
     lines = ["primary verdicts (one per claim):"]
     for p in primaries:
         lines.append(f"- {p['sentence']}")
+        if p.get("reason"):
+            lines.append(f"  why: {p['reason']}")
+        lines.append(f"  gates: {_gate_text(p.get('gates', []))}")
         if p.get("collapsed_scopes"):
             lines.append(f"  ({p['collapsed_scopes']} collapsed scopes flagged and left out of verdicts)")
     counts = pd.Series([p["verdict"] for p in primaries]).value_counts()
-    lines.append("summary: " + ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS if counts.get(v, 0)))
+    summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS if counts.get(v, 0))
+    lines.append(f"summary: {summary} (rules: shared/design/claims.md 0b)")
     return "\n".join(lines)
 
 

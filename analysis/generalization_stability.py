@@ -11,26 +11,45 @@ Definitions (``shared/design/claims.md`` section 3, from the authors' code):
   accuracy at the epoch of best validation accuracy in the same window).
 
 One point per run, pooling the configurations (targets x event intervals) of the permanent
-runs. The claim: less stability goes with higher final accuracy (negative Pearson r between
+runs. The claim: less stability goes with higher final accuracy (negative correlation between
 ``S`` and generalization); and (Fig. 5) the benefit does not need permanent removal: noise
-injected into the units Prune_L would remove helps generalization too. The regime matters:
-the no-pruning baseline must fit the training set (>= 99% training accuracy) before the last
-event; the analysis records whether it did.
+injected into the units Prune_L would remove helps generalization too.
+
+Rules (claims.md section 3 and 0b, rev. 3):
+
+- gates, on every hypothesis: the **fit check** (the no-pruning baseline's training accuracy
+  before the last event, mean over seeds, at least ``fit_threshold`` = 99%) and the **positive
+  control** (Prune_L's permanent runs minus the baseline, paired by seed, the configurations of
+  a seed averaged: the interval at the hypothesis' level must lie above 0, as the authors'
+  Fig. 2). Without the effect there is nothing for stability to explain.
+- ``pearson_blocked`` (primary): runs share seeds across configurations, so the verdict is on
+  the **seed-blocked** correlation (each seed's mean removed from both variables, the degrees of
+  freedom reduced by the seeds: ``analysis.evidence.pearson_blocked``); the raw pooled r (the
+  authors' statistic) and Kendall's tau (raw and blocked) are shown beside it; ``scope.by =
+  "every"`` gives one row per event interval (their Fig. 3). The bootstrap resamples seeds.
+- ``t_paired`` (noise injection): each variant (``noise_zero``, ``noise_gauss``) against
+  ``scope.against`` (``none``: the baseline; ``prune_l``: the permanent Prune_L runs at the same
+  event intervals), paired by seed; a primary over several variants holds only for each of them
+  (intersection-union, ``analysis.verdict.pooled``), with one row per variant beside it;
+  ``tost_paired``: a variant equivalent to Prune_L within the margin, per variant.
+- the events' stability range (runs' mean S and the lowest event) is reported beside the
+  authors' 97-99.7% (their Fig. 3, r <= 100).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from analysis import evidence as E
 from analysis.load import StudyData
-from analysis.verdict import Row, bootstrap_stability, decide, make_row
+from analysis.verdict import Evidence, Gate, Row, judge, make_row, pooled
 from core.studies import Hypothesis
 
-FIT_THRESHOLD = 0.99  # training accuracy the baseline must reach before the last event
+AUTHORS_STABILITY = (97.0, 99.7)  # the authors' run stabilities, Fig. 3 (r <= 100)
 
 
 def event_stability(acc_pre, acc_post) -> np.ndarray:
@@ -56,6 +75,7 @@ def run_table(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
         else pd.Series(dtype=float)
     )
     stability = s.groupby(level=0).mean() if len(s) else pd.Series(dtype=float)
+    lowest = s.groupby(level=0).min() if len(s) else pd.Series(dtype=float)
     out = []
     for r in runs.itertuples():
         spec = json.loads(r.spec_json)
@@ -70,6 +90,7 @@ def run_table(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
                 "variant": spec["variant"],
                 "every": spec["every"],
                 "stability": float(stability.get(r.cell_id, 100.0)),
+                "lowest_event": float(lowest.get(r.cell_id, 100.0)),
                 "generalization": float(f.get("best_test_accuracy", np.nan)),
                 "generalization_val": float(f.get("val_selected_test_accuracy", np.nan)),
                 "gap": float(f.get("generalization_gap", np.nan)),
@@ -79,14 +100,52 @@ def run_table(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def fit_check(runs: pd.DataFrame) -> dict:
-    """The regime check: the baseline runs' training accuracy just before the last event."""
+def fit_gate(runs: pd.DataFrame, threshold: float) -> Gate:
+    """The baseline runs' training accuracy just before the last event (mean over seeds)."""
     base = runs[runs["target"] == "none"]["train_before_last_event"].dropna()
+    if base.empty:
+        return Gate("fit", False, "no baseline run with its training accuracy before the last event")
+    detail = (
+        f"baseline training accuracy before the last event {base.mean():.4f} (min {base.min():.4f}, "
+        f"{len(base)} seeds; needs >= {threshold:g})"
+    )
+    return Gate("fit", bool(base.mean() >= threshold), detail)
+
+
+def _per_seed(runs: pd.DataFrame, measure: str, **where) -> pd.Series:
+    m = pd.Series(True, index=runs.index)
+    for key, values in where.items():
+        m &= runs[key].isin(values if isinstance(values, list | tuple) else [values])
+    return runs[m].groupby("seed", sort=True)[measure].mean()
+
+
+def positive_control(runs: pd.DataFrame, h: Hypothesis, measure: str) -> tuple[Gate, Evidence]:
+    """Prune_L (permanent) minus the baseline, paired by seed: the interval must lie above 0."""
+    a = _per_seed(runs, measure, target="prune_l", variant="permanent")
+    b = _per_seed(runs, measure, target="none")
+    common = a.index.intersection(b.index)
+    ev = E.t_paired(a.loc[common].to_numpy(), b.loc[common].to_numpy(), replace(h, effect=None))
+    if not np.isfinite(ev.ci_low):
+        return Gate(
+            "positive control", False, f"Prune_L against the baseline: {len(common)} paired seeds"
+        ), ev
+    detail = (
+        f"Prune_L - baseline {100 * ev.estimate:+.2f} points, {100 * (1 - h.alpha):.0f}% CI "
+        f"[{100 * ev.ci_low:+.2f}, {100 * ev.ci_high:+.2f}], {ev.n} seeds (needs > 0)"
+    )
+    return Gate("positive control", bool(ev.ci_low > 0), detail), ev
+
+
+def stability_range(runs: pd.DataFrame) -> dict:
+    perm = runs[runs["variant"] == "permanent"]
+    if perm.empty:
+        return {}
     return {
-        "runs": len(base),
-        "mean": float(base.mean()) if len(base) else float("nan"),
-        "min": float(base.min()) if len(base) else float("nan"),
-        "fits": bool(len(base)) and float(base.mean()) >= FIT_THRESHOLD,
+        "run_stability_min": float(perm["stability"].min()),
+        "run_stability_median": float(perm["stability"].median()),
+        "run_stability_max": float(perm["stability"].max()),
+        "lowest_event_stability": float(perm["lowest_event"].min()),
+        "authors_run_stability": list(AUTHORS_STABILITY),
     }
 
 
@@ -94,94 +153,169 @@ def _measure(h: Hypothesis) -> str:
     return "generalization_val" if h.scope.get("selection") == "validation" else "generalization"
 
 
-def _correlation(study: StudyData, claim: str, h: Hypothesis, runs: pd.DataFrame, fit: dict) -> list[Row]:
-    perm = runs[runs["variant"] == "permanent"]
-    x, y = perm["stability"].to_numpy(), perm[_measure(h)].to_numpy()
-    ev = E.pearson(x, y, h)
-    stability = float("nan")
-    if h.primary:
-        full = decide(h, ev)
-        stability = bootstrap_stability(
-            len(x), lambda idx: decide(h, E.pearson(x[idx], y[idx], h)), full, (claim, h.id)
-        )
-    tau = float(pd.Series(x).corr(pd.Series(y), method="kendall")) if len(x) > 2 else float("nan")
-    selection = "validation-selected" if _measure(h) == "generalization_val" else "test-selected"
-    desc = (
-        f"Pearson r between run stability and {selection} "
-        f"generalization over {len(x)} permanent runs (targets x intervals pooled); Kendall tau {tau:.3f}; "
-        f"baseline training accuracy before the last event {fit['mean']:.4f} (min {fit['min']:.4f}, "
-        f"{'fits' if fit['fits'] else 'does NOT fit'} the >= {FIT_THRESHOLD:.0%} regime)"
+def _gates(study: StudyData, runs: pd.DataFrame, h: Hypothesis) -> tuple[list[Gate], dict]:
+    gate, ev = positive_control(runs, h, _measure(h))
+    control = {"prune_l_minus_baseline": [ev.estimate, ev.ci_low, ev.ci_high], "seeds": ev.n}
+    return [fit_gate(runs, study.regime["fit_threshold"]), gate], control
+
+
+def _row(study, claim, h, ev, gates, desc, details, resample=None, n_units=0, decision=None, **scope) -> Row:
+    j = judge(
+        h, ev, gates, resample=resample if h.primary else None, n_units=n_units, key=(claim, h.id),
+        thresholds=study.regime, decision=decision,
+    )  # fmt: skip
+    return make_row(
+        h, ev, claim=claim, study=study.name, description=desc, judgement=j, details=details, **scope
     )
-    scope = perm[["arch", "dataset"]].drop_duplicates()
-    where = {"arch": scope["arch"].iloc[0], "dataset": scope["dataset"].iloc[0]} if len(scope) == 1 else {}
-    row = make_row(h, ev, claim=claim, study=study.name, description=desc, stability=stability, **where)
-    if not fit["fits"]:
-        row.description += "; out of the paper's regime"
-    return [row]
 
 
-def _against_baseline(
-    study: StudyData, claim: str, h: Hypothesis, runs: pd.DataFrame, fit: dict
-) -> list[Row]:
-    """Runs of the hypothesis' variant(s) and target(s) minus the no-pruning baseline, paired by
-    seed (several configurations of one seed averaged first)."""
-    variants = h.scope.get("variants", ["noise_zero", "noise_gauss"])
-    targets = h.scope.get("targets", ["prune_l"])
-    measure = _measure(h)
-    base = runs[runs["target"] == "none"].groupby("seed")[measure].mean()
+def _seed_blocks(seeds: np.ndarray, idx: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the drawn seeds (``order[idx]``), each draw its own block."""
+    rows, blocks = [], []
+    for k, s in enumerate(order[idx]):
+        hit = np.flatnonzero(seeds == s)
+        rows.append(hit)
+        blocks.append(np.full(hit.size, k))
+    return np.concatenate(rows), np.concatenate(blocks)
+
+
+def _correlation(study: StudyData, claim: str, h: Hypothesis, runs: pd.DataFrame) -> list[Row]:
+    gates, control = _gates(study, runs, h)
+    perm = runs[runs["variant"] == "permanent"].sort_values(["seed", "target", "every"])
+    groups = [("pooled", perm)]
+    if h.scope.get("by") == "every":
+        groups = [(f"every={e}", g) for e, g in perm.groupby("every", sort=True)]
     rows = []
-    groups = [("pooled", variants)] + ([(v, [v]) for v in variants] if not h.primary else [])
-    for name, vs in groups:
-        mine = runs[runs["variant"].isin(vs) & runs["target"].isin(targets)].groupby("seed")[measure].mean()
-        common = mine.index.intersection(base.index)
-        a, b = mine.loc[common].to_numpy(), base.loc[common].to_numpy()
-        ev = E.t_paired(a, b, h)
-        stability = float("nan")
-        if h.primary:
-            full = decide(h, ev)
-            stability = bootstrap_stability(
-                len(a), lambda idx, a=a, b=b: decide(h, E.t_paired(a[idx], b[idx], h)), full, (claim, h.id)
+    blocked = h.test == "pearson_blocked"
+    for name, g in groups:
+        x, y, seeds = g["stability"].to_numpy(), g[_measure(h)].to_numpy(), g["seed"].to_numpy()
+        ev = E.pearson_blocked(x, y, seeds, h) if blocked else E.pearson(x, y, h)
+        raw = E.pearson(x, y, h)
+        order = np.unique(seeds)
+
+        def again(idx, x=x, y=y, seeds=seeds, order=order):
+            take, blocks = _seed_blocks(seeds, idx, order)
+            return (
+                E.pearson_blocked(x[take], y[take], blocks, h) if blocked else E.pearson(x[take], y[take], h)
             )
+
+        tau = float(pd.Series(x).corr(pd.Series(y), method="kendall")) if len(x) > 2 else float("nan")
+        rx, ry = E.block_residuals(x, seeds), E.block_residuals(y, seeds)
+        tau_b = float(pd.Series(rx).corr(pd.Series(ry), method="kendall")) if len(x) > 2 else float("nan")
+        selection = "validation-selected" if _measure(h) == "generalization_val" else "test-selected"
         desc = (
-            f"{'+'.join(vs)} on {'+'.join(targets)} minus the no-pruning baseline, "
-            f"paired by seed ({len(a)} seeds)"
+            f"{'seed-blocked ' if blocked else ''}correlation of run stability and {selection} "
+            f"generalization over {len(x)} permanent runs of {len(order)} seeds ({name}); "
+            f"raw pooled r {raw.estimate:+.3f} [{raw.ci_low:+.3f}, {raw.ci_high:+.3f}], "
+            f"Kendall tau {tau:+.3f} (blocked {tau_b:+.3f})"
         )
-        rows.append(
-            make_row(
-                h,
-                ev,
-                claim=claim,
-                study=study.name,
-                description=desc,
-                stability=stability,
-                pruner=f"{name}:{'+'.join(targets)}",
-            )
+        details = {
+            "raw_r": [raw.estimate, raw.ci_low, raw.ci_high, raw.p],
+            "kendall_tau": tau,
+            "kendall_tau_blocked": tau_b,
+            "seeds": len(order),
+            "positive_control": control,
+            **stability_range(g),
+        }
+        scope = g[["arch", "dataset"]].drop_duplicates()
+        where = (
+            {"arch": scope["arch"].iloc[0], "dataset": scope["dataset"].iloc[0]} if len(scope) == 1 else {}
         )
+        rows.append(_row(study, claim, h, ev, gates, desc, details, again, len(order), pruner=name, **where))
     return rows
 
 
-def _targets(study: StudyData, claim: str, h: Hypothesis, runs: pd.DataFrame, fit: dict) -> list[Row]:
+def _test(h: Hypothesis, a, b) -> Evidence:
+    return E.tost_paired(a, b, h) if h.direction == "equivalence" else E.t_paired(a, b, h)
+
+
+def _against(study: StudyData, claim: str, h: Hypothesis, runs: pd.DataFrame) -> list[Row]:
+    """Each variant on the hypothesis' targets minus ``scope.against``, paired by seed; a primary
+    over several variants by intersection-union."""
+    variants = list(h.scope.get("variants", ["noise_zero", "noise_gauss"]))
+    targets = list(h.scope.get("targets", ["prune_l"]))
+    against = h.scope.get("against", "none")
+    measure = _measure(h)
+    gates, control = _gates(study, runs, h)
+    arms = {}
+    for v in variants:
+        mine = runs[runs["variant"].isin([v]) & runs["target"].isin(targets)]
+        if against == "none":
+            ref = _per_seed(runs, measure, target="none")
+        else:
+            ref = _per_seed(
+                runs, measure, target=against, variant="permanent", every=sorted(mine["every"].unique())
+            )
+        arms[v] = (mine.groupby("seed", sort=True)[measure].mean(), ref)
+    seeds = sorted(set.intersection(*[set(a.index) & set(r.index) for a, r in arms.values()])) if arms else []
+    diff = {v: (a.reindex(seeds).to_numpy(), r.reindex(seeds).to_numpy()) for v, (a, r) in arms.items()}
+    members = {v: _test(h, a, r) for v, (a, r) in diff.items()}
+    label = "the baseline" if against == "none" else f"{against} (permanent)"
+    rows = []
+    for v, ev in members.items():
+        desc = f"{v} on {'+'.join(targets)} minus {label}, paired by seed ({ev.n} seeds)"
+        member_h = replace(h, primary=False) if h.primary else h
+        rows.append(
+            _row(
+                study,
+                claim,
+                member_h,
+                ev,
+                gates,
+                desc,
+                {"positive_control": control},
+                pruner=f"{v}:{against}",
+            )
+        )
+    if h.primary:
+        ev, decision = pooled(h, members)
+
+        def again(idx):
+            return pooled(h, {v: _test(h, a[idx], r[idx]) for v, (a, r) in diff.items()})[1].verdict
+
+        desc = (
+            f"{' and '.join(variants)} each minus {label}, paired by seed ({len(seeds)} seeds), "
+            f"intersection-union: {decision.reason}"
+        )
+        details = {
+            "members": {v: [e.estimate, e.ci_low, e.ci_high, e.p] for v, e in members.items()},
+            "positive_control": control,
+        }
+        rows.insert(
+            0,
+            _row(study, claim, h, ev, gates, desc, details, again, len(seeds), decision,
+                 pruner=f"{'+'.join(variants)}:{against}"),
+        )  # fmt: skip
+    return rows
+
+
+def _targets(study: StudyData, claim: str, h: Hypothesis, runs: pd.DataFrame) -> list[Row]:
     """Permanent runs of ``first`` minus ``second`` target (e.g. prune_l - prune_s), paired by seed."""
     first, second = h.scope["compare"]
-    perm = runs[runs["variant"] == "permanent"]
-    a = perm[perm["target"] == first].groupby("seed")[_measure(h)].mean()
-    b = perm[perm["target"] == second].groupby("seed")[_measure(h)].mean()
+    a = _per_seed(runs, _measure(h), target=first, variant="permanent")
+    b = _per_seed(runs, _measure(h), target=second, variant="permanent")
     common = a.index.intersection(b.index)
     ev = E.t_paired(a.loc[common].to_numpy(), b.loc[common].to_numpy(), h)
+    gates, control = _gates(study, runs, h)
     desc = f"{first} - {second} generalization, permanent runs, paired by seed ({len(common)} seeds)"
-    return [make_row(h, ev, claim=claim, study=study.name, description=desc, pruner=f"{first}-{second}")]
+    return [_row(study, claim, h, ev, gates, desc, {"positive_control": control}, pruner=f"{first}-{second}")]
 
 
-HANDLERS = {"pearson": _correlation, "t_paired": _against_baseline, "t_paired_targets": _targets}
+HANDLERS = {
+    "pearson_blocked": _correlation,
+    "pearson": _correlation,
+    "t_paired": _against,
+    "tost_paired": _against,
+    "t_paired_targets": _targets,
+}
 
 
 def analyze(study: StudyData) -> list[Row]:
     runs = run_table(study.cells, study.metrics)
     if runs.empty:
         return []
-    fit = fit_check(runs)
     rows: list[Row] = []
     for claim in study.claims:
         for h in claim.hypotheses:
-            rows += HANDLERS[h.test](study, claim.id, h, runs, fit)
+            rows += HANDLERS[h.test](study, claim.id, h, runs)
     return rows

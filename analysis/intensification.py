@@ -1,84 +1,54 @@
-"""Intensification of recall distortion (Good, Lin, Sieg, Ferguson, Yu, Zhe, Wieczorek & Serra,
-"Recall Distortion in Neural Network Pruning and the Undecayed Pruning Algorithm", NeurIPS 2022).
+"""Intensification of recall distortion (Good et al., NeurIPS 2022): the hypotheses.
 
-Definitions exactly as the paper (``shared/design/claims.md`` section 1, verified against its
-text and the authors' code). For one model, with ``R_c`` the recall of class ``c`` and ``A``
-the accuracy on the clean (class-balanced) test set, unsubscripted the dense parent and with
-``t`` the same parent pruned one-shot at compression ratio ``t`` and fine-tuned:
+The quantities (``alpha_t``, ``beta_t``, balanced accuracy, the t = 1 control) are
+``analysis.distortion``'s; the verdict rules ``analysis.verdict``'s. Unit: the dense parent.
 
-- normalised recall balance ``Bbar_c = (R_c - A) / A`` (``Bbar_c,t`` after pruning);
-- ``alpha_t = sum_c Bbar_c Bbar_c,t / sum_c Bbar_c^2``, the OLS slope through the origin of
-  ``Bbar_c,t`` on ``Bbar_c`` across classes; ``alpha_t > 1`` is intensification, ``< 1``
-  de-intensification.
-
-Statistics (the paper's Sec. 6.2-7): per (model, dataset, pruner, t), inference on
-``E[alpha_t]`` across the dense seeds (independent units): a t interval at 99% (Bonferroni over
-the 5 ratios) labelled ``<`` (below 1), ``>`` (above 1) or ``?``; the trend with the ratio by
-one-sided paired t-tests ``E[alpha_ti] < E[alpha_ti+1]`` between consecutive ratios (paired by
-dense model, Bonferroni within each table column); UP against MP by two-sided paired t-tests
-(Bonferroni over the ratios); harder task and smaller model by one-sided independent-samples
-(Welch) t-tests. Scopes whose pruned models collapsed (``analysis.regime``) get no label.
+- ``t_null_control`` (primary at t = 2 and t = 50): ``E[alpha_t - alpha_1]`` paired by parent,
+  ``alpha_1`` the t = 1 control (same pipeline, nothing pruned): the effect of pruning, not of
+  fine-tuning. Gates: the null control is present (t = 1 cells of at least two of the scope's
+  parents), convergence, collapse (absolute and relative).
+- ``t_one_sample`` (the paper's label rows): ``E[alpha_t]`` against 1 with a 99% interval
+  (Bonferroni over the 5 ratios), labelled ``<`` / ``>`` / ``?`` as the paper, at every
+  (arch, dataset, pruner, t), the t = 1 control included; each row carries ``alpha_t``,
+  ``beta_t``, ``A/A_t``, ``alpha_1``, ``alpha_t - alpha_1`` and the last-epoch share.
+- ``t_paired`` (UP vs MP): ``alpha(UP) - alpha(MP)`` paired by parent. Confound check: when the
+  interval (at the hypothesis' level) of ``A_t(UP) - A_t(MP)`` excludes 0 the arms end at different
+  accuracies, and the verdict is taken on ``beta(UP) - beta(MP)`` (its effect and SESOI scaled
+  by the arms' mean ``A_t / A``, as ``beta = alpha A_t / A``); the row says which, both are shown.
+- ``trend``: one-sided paired ``E[alpha_ti] < E[alpha_ti+1]`` between consecutive ratios,
+  Bonferroni within the column; ``welch``: one-sided independent-samples comparison between two
+  levels of a factor (harder task, smaller model), Bonferroni over the ratios. A one-sided test
+  at ``alpha / m`` is decided by the common rule on the two-sided ``1 - 2 alpha / m`` interval.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from analysis import evidence as E
-from analysis.load import StudyData, prune_cells, recalls, scalar
-from analysis.regime import is_collapsed
-from analysis.verdict import Row, bootstrap_stability, decide, make_row
+from analysis.distortion import (
+    alpha_slope,
+    by_unit,
+    cell_table,
+    control_of,
+    normalized_balance,
+    paired,
+    ratio,
+    row_numbers,
+)
+from analysis.load import StudyData
+from analysis.regime import collapse_gate, convergence_gate
+from analysis.verdict import Gate, Row, judge, make_row
 from core.studies import Hypothesis
 
-RATIO_OF = {0.5: 2, 0.75: 4, 0.9: 10, 0.95: 20, 0.98: 50}
 UP, MP = "undecayed", "global_magnitude"
 LABELS = "labels"  # the hypothesis whose rows are the paper's label table (every scope)
-
-
-def ratio(sparsity: float) -> float:
-    """Compression ratio ``t = 1 / (1 - s)`` (weights before over after)."""
-    return RATIO_OF.get(round(float(sparsity), 4), 1.0 / (1.0 - float(sparsity)))
-
-
-def normalized_balance(recall, accuracy) -> np.ndarray:
-    """``Bbar_c = (R_c - A) / A`` (NaN where ``A = 0``)."""
-    acc = np.asarray(accuracy, float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(acc > 0, (np.asarray(recall, float) - acc) / acc, np.nan)
-
-
-def alpha_slope(bbar_dense, bbar_pruned) -> np.ndarray:
-    """``alpha_t = sum_c Bbar_c Bbar_c,t / sum_c Bbar_c^2`` per row (classes along the last axis)."""
-    b0, b1 = np.asarray(bbar_dense, float), np.asarray(bbar_pruned, float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.nansum(b0 * b1, axis=-1) / np.nansum(b0 * b0, axis=-1)
-
-
-def cell_alphas(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row per pruning cell: its scope, ``t``, retrained test accuracy and ``alpha``."""
-    pc = prune_cells(cells)
-    r0, r1 = recalls(metrics, "dense"), recalls(metrics, "retrained")
-    a0, a1 = scalar(metrics, "dense", "accuracy"), scalar(metrics, "retrained", "accuracy")
-    ids = [c for c in pc["cell_id"] if c in r0.index and c in r1.index and c in a0.index and c in a1.index]
-    if not ids:
-        return pd.DataFrame(
-            columns=["cell_id", "arch", "dataset", "pruner", "sparsity", "seed", "t", "alpha"]
-        )
-    classes = r0.columns.intersection(r1.columns)
-    b0 = normalized_balance(r0.loc[ids, classes].to_numpy(), a0.loc[ids].to_numpy()[:, None])
-    b1 = normalized_balance(r1.loc[ids, classes].to_numpy(), a1.loc[ids].to_numpy()[:, None])
-    out = pc.set_index("cell_id").loc[ids, ["arch", "dataset", "pruner", "sparsity", "seed"]].reset_index()
-    out["t"] = [ratio(s) for s in out["sparsity"]]
-    out["accuracy"] = a1.loc[ids].to_numpy()
-    out["dense_accuracy"] = a0.loc[ids].to_numpy()
-    out["alpha"] = alpha_slope(b0, b1)
-    out["classes"] = len(classes)
-    return out
+__all__ = ["alpha_slope", "analyze", "label", "label_table", "normalized_balance", "ratio"]
 
 
 def label(ci_low: float, ci_high: float) -> str:
@@ -91,212 +61,296 @@ def label(ci_low: float, ci_high: float) -> str:
 def _scope(df: pd.DataFrame, scope: dict) -> pd.DataFrame:
     m = pd.Series(True, index=df.index)
     for key, value in scope.items():
+        if key in ("compare",):
+            continue
         m &= np.isclose(df[key], value) if key == "sparsity" else df[key] == value
     return df[m]
 
 
-def _series(df: pd.DataFrame) -> pd.Series:
-    """alpha by seed (the unit), one value per seed."""
-    return df.groupby("seed")["alpha"].mean()
+def _gates(study: StudyData, cells: pd.DataFrame, control: pd.DataFrame | None = None) -> list[Gate]:
+    """Convergence on a scope's cells (and its t = 1 control's), (relative) collapse on its cells."""
+    th = study.regime
+    both = cells if control is None else pd.concat([cells, control])
+    kept = both.set_index("cell_id")["kept_epoch"].dropna()
+    classes = int(cells["classes"].iloc[0]) if len(cells) else 10
+    return [
+        convergence_gate(both, kept, th),
+        collapse_gate(cells["balanced"], cells["dense_balanced"], classes, th, relative=True),
+    ]
 
 
-def _one_sample(values: np.ndarray, h: Hypothesis):
-    return E.t_one_sample(values, h)
+def _collapsed(gates: list[Gate]) -> bool:
+    return any(g.name == "collapse" and g.passed is False for g in gates)
 
 
 def analyze(study: StudyData) -> list[Row]:
-    alphas = cell_alphas(study.cells, study.metrics)
+    table = cell_table(study.cells, study.metrics)
     rows: list[Row] = []
     for claim in study.claims:
         for h in claim.hypotheses:
-            rows += HANDLERS[h.test if h.test in HANDLERS else h.id](study, claim.id, h, alphas)
+            rows += HANDLERS[h.test](study, claim.id, h, table)
     return rows
 
 
-# -- the hypotheses --------------------------------------------------------------------------
+def _row(study, claim, h, ev, gates, description, details, resample=None, n_units=0, **scope) -> Row:
+    j = judge(
+        h,
+        ev,
+        gates,
+        resample=resample if h.primary else None,
+        n_units=n_units,
+        key=(claim, h.id),
+        thresholds=study.regime,
+    )
+    row = make_row(
+        h, ev, claim=claim, study=study.name, description=description, judgement=j, details=details, **scope
+    )
+    row.collapsed = _collapsed(gates)
+    return row
 
 
-def _alpha_vs_one(study: StudyData, claim: str, h: Hypothesis, alphas: pd.DataFrame) -> list[Row]:
-    """``E[alpha_t]`` against 1 in the hypothesis' scope (primary), or in every scope of the
-    study that matches it partly (secondary: one row per (arch, dataset, pruner, t))."""
-    scoped = _scope(alphas, h.scope)
+def _sample_row(study, claim, h, values: np.ndarray, gates, desc: str, details: dict, where: dict) -> Row:
+    """A one-sample test of ``values`` (one per parent), resampled by parent for its stability."""
+    ev = E.t_one_sample(values, h)
+    return _row(
+        study,
+        claim,
+        h,
+        ev,
+        gates,
+        desc,
+        details,
+        lambda i: E.t_one_sample(values[i], h),
+        len(values),
+        **where,
+    )
+
+
+# -- the hypotheses --------------------------------------------------------------------------------
+
+
+def _null_gate(units: list, total: int, control: pd.DataFrame) -> Gate:
+    if control.empty:
+        return Gate("null control", False, "no t = 1 cells (sparsity 0) for this arch and dataset")
+    alpha_1 = by_unit(control)
+    detail = f"t = 1 control on {len(units)} of {total} parents; mean alpha_1 {alpha_1.mean():.3f}"
+    return Gate("null control", len(units) >= 2, detail)
+
+
+def _alpha_minus_control(study: StudyData, claim: str, h: Hypothesis, table: pd.DataFrame) -> list[Row]:
+    """``E[alpha_t - alpha_1]`` paired by parent in each pruned scope of the hypothesis."""
+    scoped = _scope(table[table["sparsity"] > 0], h.scope)
     rows = []
     keys = ["arch", "dataset", "pruner", "sparsity"]
     for key, g in scoped.groupby(keys, sort=True):
-        scope = dict(zip(keys, key, strict=True))
-        values = _series(g).to_numpy()
-        collapsed = is_collapsed(g["accuracy"], int(g["classes"].iloc[0]))
-        ev = _one_sample(values, h)
+        where = dict(zip(keys, key, strict=True))
+        control = control_of(table, where["arch"], where["dataset"])
+        a, b, units = paired(by_unit(g), by_unit(control) if len(control) else pd.Series(dtype=float))
+        gates = [_null_gate(units, g["unit"].nunique(), control), *_gates(study, g, control)]
+        details = row_numbers(g, control)
         desc = (
-            f"E[alpha_t] - 1 at t = {ratio(scope['sparsity']):g} over {len(values)} dense seeds; "
-            f"mean alpha {np.mean(values):.3f}, retrained accuracy {g['accuracy'].mean():.3f}"
+            f"alpha_t - alpha_1 at t = {ratio(where['sparsity']):g}, paired by dense parent ({len(units)} "
+            f"parents): alpha_t {details['alpha_t']:.3f} = beta_t {details['beta_t']:.3f} x A/A_t "
+            f"{details['a_over_a_t']:.3f}; alpha_1 {details['alpha_1'] or float('nan'):.3f}"
         )
-        stability = float("nan")
-        if h.primary and not collapsed:
-            full = decide(h, ev)
-            stability = bootstrap_stability(
-                len(values), lambda idx, v=values: decide(h, _one_sample(v[idx], h)), full, (claim, h.id)
-            )
-        row = make_row(h, ev, claim=claim, study=study.name, description=desc, stability=stability, **scope)
-        row.label = label(1 + ev.ci_low, 1 + ev.ci_high) if not collapsed else "collapsed"
-        if collapsed:
-            row.verdict = "collapsed"
-            row.description += "; collapsed (within the margin of chance): left out of verdicts"
+        rows.append(_sample_row(study, claim, h, a - b, gates, desc, details, where))
+    return rows
+
+
+def _alpha_vs_one(study: StudyData, claim: str, h: Hypothesis, table: pd.DataFrame) -> list[Row]:
+    """``E[alpha_t]`` against 1 (the paper's label rows), per (arch, dataset, pruner, t)."""
+    scoped = _scope(table, h.scope)
+    rows = []
+    keys = ["arch", "dataset", "pruner", "sparsity"]
+    for key, g in scoped.groupby(keys, sort=True):
+        where = dict(zip(keys, key, strict=True))
+        values = by_unit(g).to_numpy()
+        gates = _gates(study, g)
+        control = control_of(table, where["arch"], where["dataset"])
+        details = row_numbers(g, control)
+        desc = (
+            f"E[alpha_t] - 1 at t = {ratio(where['sparsity']):g} over {len(values)} dense parents; "
+            f"alpha {details['alpha_t']:.3f}, beta {details['beta_t']:.3f}, "
+            f"A/A_t {details['a_over_a_t']:.3f}, balanced accuracy {details['balanced_accuracy_t']:.3f}"
+        )
+        row = _sample_row(study, claim, h, values, gates, desc, details, where)
+        row.label = "collapsed" if row.collapsed else label(1 + row.ci_low, 1 + row.ci_high)
         rows.append(row)
     return rows
 
 
-def _paired_by_seed(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    sa, sb = _series(a), _series(b)
-    common = sa.index.intersection(sb.index)
-    return sa.loc[common].to_numpy(), sb.loc[common].to_numpy()
-
-
-def _up_vs_mp(study: StudyData, claim: str, h: Hypothesis, alphas: pd.DataFrame) -> list[Row]:
-    """``alpha_UP - alpha_MP`` paired by dense seed, per (arch, dataset, t) in the scope."""
-    scope = {k: v for k, v in h.scope.items() if k != "pruner"}
-    scoped = _scope(alphas, scope)
+def _up_vs_mp(study: StudyData, claim: str, h: Hypothesis, table: pd.DataFrame) -> list[Row]:
+    """``alpha(UP) - alpha(MP)`` paired by parent, with the accuracy-confound rule."""
+    scoped = _scope(table[table["sparsity"] > 0], {k: v for k, v in h.scope.items() if k != "pruner"})
     rows = []
     keys = ["arch", "dataset", "sparsity"]
     for key, g in scoped.groupby(keys, sort=True):
         up, mp = g[g["pruner"] == UP], g[g["pruner"] == MP]
         if up.empty or mp.empty:
             continue
-        a, b = _paired_by_seed(up, mp)
-        ev = E.t_paired(a, b, h)
         where = dict(zip(keys, key, strict=True))
-        collapsed = is_collapsed(g["accuracy"], int(g["classes"].iloc[0]))
-        stability = float("nan")
-        if h.primary and not collapsed:
-            full = decide(h, ev)
-            stability = bootstrap_stability(
-                len(a), lambda idx, a=a, b=b: decide(h, E.t_paired(a[idx], b[idx], h)), full, (claim, h.id)
+        diffs = {}
+        for col in ("alpha", "beta", "balanced"):
+            a, b, _ = paired(by_unit(up, col), by_unit(mp, col))
+            diffs[col] = a - b
+        h0 = replace(h, effect=0.0, effect_source="stated")
+        acc = E.t_one_sample(diffs["balanced"], h0)
+        confounded = bool(np.isfinite(acc.ci_low) and (acc.ci_low > 0 or acc.ci_high < 0))
+        scale = float(pd.concat([up, mp]).eval("balanced / dense_balanced").mean())
+        on = "beta" if confounded else "alpha"
+        hh = (
+            replace(
+                h,
+                effect=h.effect * scale if h.effect is not None else None,
+                sesoi=h.sesoi * scale if h.sesoi is not None else None,
             )
-        t = ratio(where["sparsity"])
-        desc = f"alpha(UP) - alpha(MP) at t = {t:g}, paired by dense seed ({len(a)} pairs)"
-        row = make_row(
-            h,
-            ev,
-            claim=claim,
-            study=study.name,
-            description=desc,
-            stability=stability,
-            pruner=f"{UP}-{MP}",
-            **where,
+            if confounded
+            else h
         )
-        if collapsed:
-            row.verdict, row.description = "collapsed", row.description + "; collapsed"
-        rows.append(row)
+        d = diffs[on]
+        ev = E.t_one_sample(d, hh, "t_paired")
+        other = E.t_one_sample(diffs["alpha" if confounded else "beta"], hh, "t_paired")
+        details = {
+            "decided_on": on,
+            "a_t_difference": [acc.estimate, acc.ci_low, acc.ci_high],
+            f"{on}_difference": [ev.estimate, ev.ci_low, ev.ci_high],
+            f"{'alpha' if confounded else 'beta'}_difference": [other.estimate, other.ci_low, other.ci_high],
+            "accuracy_scale": scale,
+        }
+        t = ratio(where["sparsity"])
+        desc = (
+            f"{on}(UP) - {on}(MP) at t = {t:g}, paired by dense parent ({len(d)} pairs); A_t(UP) - A_t(MP) "
+            f"{acc.estimate:+.3f} [{acc.ci_low:+.3f}, {acc.ci_high:+.3f}]: "
+            + (
+                "the arms end at different accuracies, decided on beta"
+                if confounded
+                else "matched, decided on alpha"
+            )
+            + f"; the other: {other.estimate:+.3f} [{other.ci_low:+.3f}, {other.ci_high:+.3f}]"
+        )
+        again = lambda i, d=d, hh=hh: E.t_one_sample(d[i], hh)
+        gates = _gates(study, g)
+        rows.append(
+            _row(study, claim, hh, ev, gates, desc, details, again, len(d), pruner=f"{UP}-{MP}", **where)
+        )
     return rows
 
 
-def one_sided(h: Hypothesis, ev, tests: int, df: int) -> tuple[float, str]:
-    """A one-sided test in the hypothesis' direction, Bonferroni over ``tests``: (p, verdict).
-    ``reproduced`` / ``contradicted`` when the one-sided p in / against the direction is below
-    ``alpha``; otherwise by the MDE of the one-sided test at ``alpha / tests``."""
-    from analysis.power import mde_t
+def _one_sided(h: Hypothesis, tests: int) -> Hypothesis:
+    """A one-sided test at ``alpha / tests``: the two-sided rule at ``2 alpha / tests``."""
+    return replace(h, alpha=min(0.49, 2 * h.alpha / max(tests, 1)))
 
+
+def _one_sided_p(h: Hypothesis, ev, tests: int, df: float) -> float:
     if not np.isfinite(ev.statistic):
-        return float("nan"), "underpowered"
+        return float("nan")
     sign = 1 if h.direction == "greater" else -1
-    p_for = min(1.0, float(stats.t.sf(sign * ev.statistic, df)) * tests)
-    p_against = min(1.0, float(stats.t.sf(-sign * ev.statistic, df)) * tests)
-    if p_for < h.alpha:
-        return p_for, "reproduced"
-    if p_against < h.alpha:
-        return p_for, "contradicted"
-    sd = abs(ev.estimate / ev.statistic) * math.sqrt(ev.n) if ev.statistic else float("nan")
-    mde = mde_t(sd, ev.n, h.alpha / tests, h.direction)
-    powered = h.effect is not None and np.isfinite(mde) and mde <= abs(h.effect)
-    return p_for, "not detected" if powered else "underpowered"
+    return float(min(1.0, stats.t.sf(sign * ev.statistic, df) * tests))
 
 
-def _trend(study: StudyData, claim: str, h: Hypothesis, alphas: pd.DataFrame) -> list[Row]:
-    """One-sided paired t-tests ``E[alpha_ti] < E[alpha_ti+1]``, Bonferroni within each column
-    (the consecutive pairs of one (arch, dataset, pruner))."""
-    scoped = _scope(alphas, h.scope)
+def _trend(study: StudyData, claim: str, h: Hypothesis, table: pd.DataFrame) -> list[Row]:
+    """One-sided paired t-tests ``E[alpha_ti] < E[alpha_ti+1]``, Bonferroni within each column."""
+    scoped = _scope(table[table["sparsity"] > 0], h.scope)
     rows = []
     for (arch, dataset, pruner), g in scoped.groupby(["arch", "dataset", "pruner"], sort=True):
-        levels = sorted(g["sparsity"].unique())
-        pairs = list(itertools.pairwise(levels))
+        pairs = list(itertools.pairwise(sorted(g["sparsity"].unique())))
+        hh = _one_sided(h, len(pairs))
         for lo, hi in pairs:
-            a, b = _paired_by_seed(g[np.isclose(g["sparsity"], hi)], g[np.isclose(g["sparsity"], lo)])
-            ev = E.t_paired(a, b, h)
-            p, verdict = one_sided(h, ev, len(pairs), max(ev.n - 1, 1))
+            upper, lower = g[np.isclose(g["sparsity"], hi)], g[np.isclose(g["sparsity"], lo)]
+            a, b, _ = paired(by_unit(upper), by_unit(lower))
+            ev = E.t_paired(a, b, hh)
             desc = (
-                f"alpha(t={ratio(hi):g}) - alpha(t={ratio(lo):g}), one-sided paired t, "
-                f"Bonferroni over {len(pairs)}"
+                f"alpha(t={ratio(hi):g}) - alpha(t={ratio(lo):g}), one-sided paired t, Bonferroni over "
+                f"{len(pairs)}"
             )
-            row = make_row(
-                h,
-                ev,
-                claim=claim,
-                study=study.name,
-                description=desc,
-                arch=arch,
-                dataset=dataset,
-                pruner=pruner,
-                sparsity=hi,
-            )
-            row.p, row.verdict = p, verdict
+            row = _row(
+                study, claim, hh, ev, _gates(study, upper), desc, {}, arch=arch, dataset=dataset,
+                pruner=pruner, sparsity=hi,
+            )  # fmt: skip
+            row.p = _one_sided_p(h, ev, len(pairs), max(ev.n - 1, 1))
             rows.append(row)
     return rows
 
 
-def _factor(study: StudyData, claim: str, h: Hypothesis, alphas: pd.DataFrame) -> list[Row]:
-    """A one-sided independent-samples comparison of alpha between two levels of a factor,
-    ``scope.compare = {factor = [first, second]}`` (the harder dataset against the easier, the
-    smaller arch against the larger), per pruner and t: Welch's t, Bonferroni over the ratios."""
-    compare = dict(h.scope.get("compare", {}))
-    ((factor, (first, second)),) = compare.items()
+def _factor(study: StudyData, claim: str, h: Hypothesis, table: pd.DataFrame) -> list[Row]:
+    """``scope.compare = {factor = [first, second]}``: a one-sided Welch comparison of alpha
+    between two levels of a factor per pruner and t, Bonferroni over the ratios."""
+    ((factor, (first, second)),) = dict(h.scope.get("compare", {})).items()
     base = {k: v for k, v in h.scope.items() if k not in ("compare", factor)}
-    scoped = _scope(alphas, base)
-    rows = []
+    scoped = _scope(table[table["sparsity"] > 0], base)
     others = [k for k in ("arch", "dataset") if k != factor]
     groups = list(scoped.groupby([*others, "pruner", "sparsity"], sort=True))
+    hh = _one_sided(h, len(groups))
+    rows = []
     for key, g in groups:
         a, b = g[g[factor] == first], g[g[factor] == second]
         if a.empty or b.empty:
             continue
-        ev = E.welch(_series(a).to_numpy(), _series(b).to_numpy(), h)
-        p, verdict = one_sided(h, ev, len(groups), max(2 * ev.n - 2, 1))
+        ev = E.welch(by_unit(a).to_numpy(), by_unit(b).to_numpy(), hh)
         where = dict(zip([*others, "pruner", "sparsity"], key, strict=True))
         t = ratio(where["sparsity"])
         desc = f"alpha({factor}={first}) - alpha({factor}={second}) at t = {t:g}, one-sided Welch"
-        row = make_row(h, ev, claim=claim, study=study.name, description=desc, **where)
-        row.p, row.verdict = p, verdict
-        if is_collapsed(g["accuracy"], int(g["classes"].iloc[0])):
-            row.verdict, row.description = "collapsed", row.description + "; collapsed"
+        row = _row(study, claim, hh, ev, _gates(study, a), desc, {}, **where)
+        row.p = _one_sided_p(h, ev, len(groups), max(2 * ev.n - 2, 1))
         rows.append(row)
     return rows
 
 
-HANDLERS = {"t_one_sample": _alpha_vs_one, "t_paired": _up_vs_mp, "trend": _trend, "welch": _factor}
+HANDLERS = {
+    "t_null_control": _alpha_minus_control,
+    "t_one_sample": _alpha_vs_one,
+    "t_paired": _up_vs_mp,
+    "trend": _trend,
+    "welch": _factor,
+}
 
 
 def label_table(rows: list[Row]) -> pd.DataFrame:
-    """``<``/``>``/``?`` labels by t for each (arch, dataset, pruner), as the paper's Fig. 1-3."""
-    recs = [
-        {
-            "arch": r.arch,
-            "dataset": r.dataset,
-            "pruner": r.pruner,
-            "t": ratio(r.sparsity),
-            "label": r.label,
-            "alpha": 1 + r.estimate if r.estimate is not None and math.isfinite(r.estimate) else float("nan"),
-        }
-        for r in rows
-        if r.label is not None and r.hypothesis == LABELS
-    ]
+    """``<``/``>``/``?`` labels by t for each (arch, dataset, pruner), as the paper's Fig. 1-3, with
+    ``alpha``, ``beta``, ``A/A_t``, ``alpha_1``, ``alpha_t - alpha_1`` and the last-epoch share by t."""
+    import json
+
+    recs = []
+    for r in rows:
+        if r.label is None or r.hypothesis != LABELS or not r.sparsity > 0:
+            continue
+        d = json.loads(r.details)
+        recs.append(
+            {
+                "arch": r.arch,
+                "dataset": r.dataset,
+                "pruner": r.pruner,
+                "t": ratio(r.sparsity),
+                "label": r.label,
+                **{
+                    k: d.get(k)
+                    for k in ("alpha_t", "beta_t", "a_over_a_t", "alpha_1", "alpha_t_minus_alpha_1")
+                },
+                "last_epoch_share": d.get("last_epoch_share"),
+                "n": r.n,
+            }
+        )
+    cols = ["arch", "dataset", "pruner", "labels", "t", "alpha_hat", "beta_hat", "a_over_a_t", "alpha_1",
+            "alpha_minus_alpha_1", "last_epoch_share", "n"]  # fmt: skip
     if not recs:
-        return pd.DataFrame(columns=["arch", "dataset", "pruner", "labels", "alpha_hat"])
+        return pd.DataFrame(columns=cols)
+
+    def fmt(values, digits: int = 3):
+        return ", ".join("–" if v is None or not np.isfinite(v) else f"{v:.{digits}f}" for v in values)
+
     df = pd.DataFrame(recs).sort_values(["arch", "dataset", "pruner", "t"])
     return (
         df.groupby(["arch", "dataset", "pruner"], sort=True)
         .agg(
             labels=("label", " ".join),
-            alpha_hat=("alpha", lambda a: ", ".join(f"{v:.3f}" for v in a)),
             t=("t", lambda t: " ".join(f"{v:g}" for v in t)),
+            alpha_hat=("alpha_t", fmt),
+            beta_hat=("beta_t", fmt),
+            a_over_a_t=("a_over_a_t", fmt),
+            alpha_1=("alpha_1", lambda v: fmt(v[:1])),
+            alpha_minus_alpha_1=("alpha_t_minus_alpha_1", fmt),
+            last_epoch_share=("last_epoch_share", lambda v: fmt(v, 2)),
+            n=("n", "min"),
         )
-        .reset_index()
+        .reset_index()[cols]
     )

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from core.store import MetricFilter, StoreReader, select_rows
-from core.studies import Claim, claims
+from core.studies import Claim, claims, regime
 
 CELL_COLUMNS = [
     "cell_id",
@@ -48,6 +48,7 @@ CLAIM_FILTERS = (
     MetricFilter(
         phases=["dense", "retrained"], metrics=["recall", "prediction"], eval_sets=["test"], kinds=["clean"]
     ),
+    MetricFilter(phases=["retrained"], metrics=["kept_epoch"], eval_sets=["model"]),
 )
 STABILITY_FILTER = MetricFilter(phases=["epoch", "event", "final"], per_class=False)
 
@@ -68,6 +69,11 @@ class StudyData:
     @property
     def analysis(self) -> str:
         return self.definition["analysis"]
+
+    @property
+    def regime(self) -> dict[str, float]:
+        """The regime gates' thresholds (``core.studies.REGIME_DEFAULTS`` and its ``[regime]``)."""
+        return regime(self.definition, self.name)
 
 
 def load_studies(results_dir: str | Path) -> list[StudyData]:
@@ -122,6 +128,11 @@ def scalar(
         & metrics["class"].isna()
     )
     return metrics[m].groupby("cell_id")["value"].first()
+
+
+def kept_epochs(metrics: pd.DataFrame) -> pd.Series:
+    """``cell_id -> kept_epoch``: the retraining epoch each cell kept (lowest validation loss)."""
+    return scalar(metrics, "retrained", "kept_epoch", eval_set="model", kind="model")
 
 
 def recalls(metrics: pd.DataFrame, phase: str, eval_set: str = "test") -> pd.DataFrame:

@@ -5,24 +5,32 @@ Methods: Random Tickets can Win the Jackpot", NeurIPS 2020).
 Each pruner's cell is re-run with its mask shuffled within every layer (``shuffle_layer``: the
 layer-wise densities kept, the choice of weights lost), with the kept weights re-initialised
 (``reinit``) and with inverted scores (``invert``: the weights it ranks lowest are kept)
-(``benchmarks.pipeline``). The finding under test: at-init pruners' masks keep their accuracy
-under layer-wise shuffling (so they carry no more than their layer-wise densities): keeps or
-improves, i.e. non-inferiority by the study's margin (the lower one-sided test of a TOST; the
-two-sided TOST is a secondary row), while magnitude pruning after training (the positive
-control) loses accuracy when shuffled. Unit: the (pruner, seed) pair, retrained test
-accuracy of the control minus that of the unaltered mask.
+(``benchmarks.pipeline``). Unit: the (pruner, seed) pair, retrained test accuracy of the
+control minus that of the unaltered mask.
+
+The finding under test is per method (claims.md section 4b, rev. 3): each at-init pruner's mask
+keeps its accuracy under layer-wise shuffling: non-inferiority by the margin (the lower
+one-sided test of a TOST). A hypothesis over several pruners (``scope.pruners``) holds only if
+it holds for each of them (intersection-union, ``analysis.verdict.pooled``), with one row per
+pruner. Gates: the **positive control** (global magnitude after training must lose clearly more
+than the margin when its mask is shuffled: the upper bound of its ``1 - 2 alpha`` interval below
+``-margin``), collapse (absolute) and convergence.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
 from analysis import evidence as E
-from analysis.load import StudyData, n_classes, scalar
-from analysis.regime import is_collapsed
-from analysis.verdict import Row, bootstrap_stability, decide, make_row
+from analysis.load import StudyData, kept_epochs, n_classes, scalar
+from analysis.regime import collapse_gate, convergence_gate
+from analysis.verdict import Gate, Row, judge, make_row, pooled
 from core.studies import Hypothesis
+
+CONTROL = "global_magnitude"  # magnitude pruning after training: the positive control
 
 
 def paired_controls(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
@@ -53,71 +61,107 @@ def _test(h: Hypothesis, a, b):
     return E.tost_paired(a, b, h) if h.direction == "equivalence" else E.t_paired(a, b, h)
 
 
+def positive_control(table: pd.DataFrame, h: Hypothesis, control: str, margin: float) -> Gate:
+    """Global magnitude's shuffled-minus-unaltered interval must lie below ``-margin``."""
+    a, b = _pairs(table, [CONTROL], control)
+    if a.size < 2:
+        return Gate("positive control", False, f"no {CONTROL} cells with the {control} control")
+    ev = E.t_paired(
+        a, b, replace(h, alpha=h.alpha * 2 if h.direction in ("equivalence", "noninferiority") else h.alpha)
+    )
+    detail = (
+        f"{CONTROL} {control} - unaltered {100 * ev.estimate:+.2f} points [{100 * ev.ci_low:+.2f}, "
+        f"{100 * ev.ci_high:+.2f}], {ev.n} seeds (upper bound needs < -{100 * margin:g})"
+    )
+    return Gate("positive control", bool(ev.ci_high < -margin), detail)
+
+
+def _member_gates(study: StudyData, table: pd.DataFrame, pruners: list[str], control: str) -> list[Gate]:
+    mine = study.cells[study.cells["pruner"].isin(pruners) & (study.cells["cell_type"] == "prune")]
+    _, base = _pairs(table, pruners, control)
+    return [
+        convergence_gate(mine, kept_epochs(study.metrics), study.regime),
+        collapse_gate(base, [np.nan], n_classes(study.metrics), study.regime),
+    ]
+
+
 def analyze(study: StudyData) -> list[Row]:
     table = paired_controls(study.cells, study.metrics)
     if table.empty:
         return []
-    classes = n_classes(study.metrics)
     rows: list[Row] = []
     for claim in study.claims:
         for h in claim.hypotheses:
             control = h.scope.get("control", "shuffle_layer")
-            pooled = h.scope.get("pruners")
-            groups = (
-                [("+".join(pooled), pooled)]
-                if pooled
-                else [(p, [p]) for p in sorted(table["pruner"].unique())]
-            )
-            for name, members in groups:
-                a, b = _pairs(table, members, control)
+            members = h.scope.get("pruners") or sorted(table["pruner"].unique())
+            margin = float(h.margin) if h.margin else float(h.smallest_effect or 0.01)
+            control_gate = positive_control(table, h, control, margin)
+            kind = {"equivalence": "TOST", "noninferiority": "non-inferiority"}.get(h.direction)
+            evidence, pairs = {}, {}
+            for name in members:
+                a, b = _pairs(table, [name], control)
                 if a.size == 0:
                     continue
-                ev = _test(h, a, b)
-                stability = float("nan")
-                if h.primary:
-                    full = decide(h, ev)
-                    stability = bootstrap_stability(
-                        len(a),
-                        lambda idx, a=a, b=b, h=h: decide(h, _test(h, a[idx], b[idx])),
-                        full,
-                        (claim.id, h.id, name),
-                    )
+                pairs[name] = (a, b)
+                evidence[name] = _test(h, a, b)
+                gates = [
+                    *([control_gate] if name != CONTROL else []),
+                    *_member_gates(study, table, [name], control),
+                ]
                 desc = (
                     f"retrained accuracy with the mask {control} minus the unaltered mask, {name}, "
-                    f"{a.size} (pruner, seed) pairs; mean {b.mean():.3f} -> {a.mean():.3f}"
+                    f"{a.size} seeds; mean {b.mean():.3f} -> {a.mean():.3f}"
+                    + (f"; {kind} margin {h.margin:g}" if kind else "")
                 )
-                if h.direction in ("equivalence", "noninferiority"):
-                    kind = "TOST" if h.direction == "equivalence" else "non-inferiority"
-                    desc += f"; {kind} margin {h.margin:g}"
-                row = make_row(
-                    h,
-                    ev,
-                    claim=claim.id,
-                    study=study.name,
-                    description=desc,
-                    stability=stability,
-                    pruner=name,
-                    eval_set=control,
-                )
-                if is_collapsed(b, classes):
-                    row.verdict, row.description = "collapsed", row.description + "; collapsed"
+                one = replace(h, primary=False) if len(members) > 1 else h
+                again = (lambda i, a=a, b=b, h=h: _test(h, a[i], b[i])) if one.primary else None
+                j = judge(
+                    one, evidence[name], gates, resample=again, n_units=a.size, key=(claim.id, h.id, name),
+                    thresholds=study.regime,
+                )  # fmt: skip
+                row = make_row(one, evidence[name], claim=claim.id, study=study.name, description=desc,
+                               judgement=j, pruner=name, eval_set=control)  # fmt: skip
+                row.collapsed = gates[-1].passed is False
                 rows.append(row)
+            if len(members) > 1 and h.primary and evidence:
+                rows.append(_pooled_row(study, claim.id, h, control, evidence, pairs, control_gate))
     return rows
+
+
+def _pooled_row(
+    study, claim: str, h: Hypothesis, control: str, evidence: dict, pairs: dict, gate: Gate
+) -> Row:
+    """Intersection-union over the members: reproduced only if every member is."""
+    ev, decision = pooled(h, evidence)
+    n = min(len(a) for a, _ in pairs.values())
+
+    def again(idx):
+        return pooled(h, {m: _test(h, a[:n][idx], b[:n][idx]) for m, (a, b) in pairs.items()})[1].verdict
+
+    gates = [gate, *_member_gates(study, paired_controls(study.cells, study.metrics), list(pairs), control)]
+    j = judge(
+        h, ev, gates, resample=again, n_units=n, key=(claim, h.id), thresholds=study.regime, decision=decision
+    )
+    desc = f"each of {', '.join(pairs)} on its own (intersection-union): {decision.reason}"
+    details = {"members": {m: [e.estimate, e.ci_low, e.ci_high, e.p] for m, e in evidence.items()}}
+    return make_row(h, ev, claim=claim, study=study.name, description=desc, judgement=j, details=details,
+                    pruner="+".join(pairs), eval_set=control)  # fmt: skip
 
 
 def mask_column(rows: list[Row]) -> dict[str, str]:
     """The leaderboard's "mask sanity" entry per pruner, from the per-pruner shuffle rows:
     ``"mask > densities"`` when shuffling within layers costs accuracy significantly,
     ``"shuffle helps"`` when it raises accuracy significantly, ``"= densities"`` when the two
-    are shown equivalent (TOST), else ``"undecided"``."""
+    are shown equivalent (TOST), else ``"undecided"`` (the measured difference, whatever the
+    claim's gates)."""
     out: dict[str, str] = {}
     for r in rows:
         if r.claim != "mask_sanity" or r.eval_set != "shuffle_layer" or "+" in (r.pruner or ""):
             continue
         out.setdefault(r.pruner, "undecided")
         if r.test == "tost_paired":
-            if r.verdict == "reproduced" and out[r.pruner] == "undecided":
+            if r.point_verdict == "reproduced" and out[r.pruner] == "undecided":
                 out[r.pruner] = "= densities"
-        elif r.test == "t_paired" and r.verdict in ("reproduced", "contradicted"):
+        elif r.test == "t_paired" and (r.ci_high < 0 or r.ci_low > 0):
             out[r.pruner] = "mask > densities" if r.ci_high < 0 else "shuffle helps"
     return out

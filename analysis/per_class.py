@@ -1,21 +1,24 @@
 """Per-class damage of pruning (Hooker, Courville, Clark, Dauphin & Frome, "What do compressed
 deep neural networks forget?", 2019/2020; google-research pruning_identified_exemplars).
 
-On populations of dense models and of the same models pruned at sparsity ``s`` (one per dense
-seed; ``shared/design/claims.md`` section 2): for class ``c`` compare
+Hooker's pruned models are an independent population; ours descend one-to-one from dense
+parents, so the primary test is **paired by parent** (``shared/design/claims.md`` section 2,
+rev. 3): for class ``c`` and parent ``m``, with ``A`` the top-1 accuracy,
 
-    X0_c = { R_c(m) - mean_m A(m) : m dense },   Xs_c = { R_c(m') - mean_m' A(m') : m' pruned }
+    d_mc = (R_c,t(m) - A_t(m)) - (R_c(m) - A(m)),
 
-by Welch's two-sided t-test (``equal_var=False``); Benjamini-Hochberg over the classes of a
-scope gives the classes significantly changed, helped (mean shift up) or hurt. A
-pruning-identified exemplar (PIE) is a test example whose modal predicted label across the
-pruned population differs from its modal label across the dense population; the PIE fraction
-is reported by sparsity.
+the change of class ``c``'s recall beyond the overall change. ``paired_classes``: a one-sample t
+per class over the parents, and **one rule** for the estimate and the verdict: Bonferroni over the
+K classes, the family's p ``min(1, K min_c p_c)`` with the ``1 - alpha / K`` interval of the most
+significantly changed class (``analysis.evidence.paired_classes``). The count of classes changed
+at Benjamini-Hochberg ``q < alpha`` is description, as are the classes helped and hurt and the
+fraction of pruning-identified exemplars (PIE: a test example whose modal predicted label across
+the pruned population differs from that across the dense population). ``welch_classes``
+(secondary) is Hooker's unpaired Welch test of ``R_c(m) - mean_m A(m)``, shown for comparison.
 
-The primary test of a scope is the global null "no class is changed": its p-value is Simes'
-(the smallest BH q over the classes), its estimate the shift of the most significant class with
-that class's Bonferroni interval over the classes, its MDE the Welch MDE at ``alpha / K`` with
-the median class spread.
+The sparsity: ``scope.sparsity``, or ``scope.match_drop = x``: the design's sparsity whose mean
+accuracy drop ``A - A_t`` is closest to ``x`` (Hooker's drop), a rule on accuracy alone, never on
+the per-class outcome. Gates: convergence and collapse (absolute and relative).
 """
 
 from __future__ import annotations
@@ -24,44 +27,49 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis import evidence as E
 from analysis import power as P
 from analysis.evidence import bh
-from analysis.load import StudyData, predictions, prune_cells, recalls, scalar
-from analysis.regime import is_collapsed
-from analysis.verdict import Evidence, Row, bootstrap_stability, decide, make_row
+from analysis.load import StudyData, kept_epochs, predictions, prune_cells, recalls, scalar
+from analysis.regime import collapse_gate, convergence_gate
+from analysis.verdict import Evidence, Row, judge, make_row
 from core.studies import Hypothesis
 
 
 def class_shift_samples(recall: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
-    """``R_c(m) - mean_m A(m)``: models x classes."""
+    """``R_c(m) - mean_m A(m)``: models x classes (Hooker's unpaired samples)."""
     return np.asarray(recall, float) - float(np.mean(accuracy))
 
 
-def class_evidence(x0: np.ndarray, xs: np.ndarray, h: Hypothesis) -> tuple[Evidence, pd.DataFrame]:
-    """Welch per class (columns), BH over classes, and the scope's global-null evidence."""
+def paired_shifts(r0: np.ndarray, a0: np.ndarray, r1: np.ndarray, a1: np.ndarray) -> np.ndarray:
+    """``d_mc = (R_c,t(m) - A_t(m)) - (R_c(m) - A(m))``: parents x classes."""
+    return (np.asarray(r1, float) - np.asarray(a1, float)[:, None]) - (
+        np.asarray(r0, float) - np.asarray(a0, float)[:, None]
+    )
+
+
+def welch_classes(x0: np.ndarray, xs: np.ndarray, h: Hypothesis) -> tuple[Evidence, pd.DataFrame]:
+    """Hooker's unpaired test: Welch per class, Bonferroni over the classes for the family."""
     k = x0.shape[1]
     res = stats.ttest_ind(xs, x0, axis=0, equal_var=False)
     p = np.asarray(res.pvalue, float)
-    q = bh(p)
     diff = xs.mean(0) - x0.mean(0)
-    table = pd.DataFrame({"class": np.arange(k), "shift": diff, "p": p, "q": q})
+    table = pd.DataFrame({"class": np.arange(k), "shift": diff, "p": p})
     if not np.isfinite(p).any():
         return Evidence.missing("welch_classes", min(len(x0), len(xs))), table
     best = int(np.nanargmin(p))
     ci = stats.ttest_ind(xs[:, best], x0[:, best], equal_var=False).confidence_interval(1 - h.alpha / k)
-    pooled = np.sqrt((x0.var(0, ddof=1) + xs.var(0, ddof=1)) / 2)
-    mde = P.mde_welch(float(np.nanmedian(pooled)), len(xs), len(x0), h.alpha / k)
+    pooled = float(np.nanmedian(np.sqrt((x0.var(0, ddof=1) + xs.var(0, ddof=1)) / 2)))
     effect = h.effect if h.effect is not None else float("nan")
-    power = P.power_welch(effect, float(np.nanmedian(pooled)), len(xs), len(x0), h.alpha / k)
     ev = Evidence(
         "welch_classes",
         int(min(len(x0), len(xs))),
         float(diff[best]),
         float(ci.low),
         float(ci.high),
-        float(np.nanmin(q)),
-        mde,
-        power,
+        float(min(1.0, k * p[best])),
+        P.mde_welch(pooled, len(xs), len(x0), h.alpha / k),
+        P.power_welch(effect, pooled, len(xs), len(x0), h.alpha / k),
         float(res.statistic[best]),
     )
     return ev, table
@@ -76,64 +84,84 @@ def pie_fraction(dense_pred: pd.DataFrame, pruned_pred: pd.DataFrame) -> float:
     return float(np.mean(m0 != m1))
 
 
+def _scoped(pc: pd.DataFrame, scope: dict, a0: pd.Series, a1: pd.Series) -> pd.DataFrame:
+    out = pc[pc["sparsity"] > 0]
+    for key, value in scope.items():
+        if key == "match_drop":
+            continue
+        out = out[np.isclose(out[key], value)] if key == "sparsity" else out[out[key] == value]
+    if "match_drop" in scope and len(out):
+        drop = a0.reindex(out["cell_id"]).to_numpy() - a1.reindex(out["cell_id"]).to_numpy()
+        means = pd.Series(drop, index=out.index).groupby(out["sparsity"]).mean()
+        best = (means - float(scope["match_drop"])).abs().idxmin()
+        out = out[np.isclose(out["sparsity"], best)]
+    return out
+
+
 def analyze(study: StudyData) -> list[Row]:
     pc = prune_cells(study.cells)
     r0, r1 = recalls(study.metrics, "dense"), recalls(study.metrics, "retrained")
     a0, a1 = scalar(study.metrics, "dense", "accuracy"), scalar(study.metrics, "retrained", "accuracy")
     p0, p1 = predictions(study.metrics, "dense"), predictions(study.metrics, "retrained")
+    kept = kept_epochs(study.metrics)
+    th = study.regime
     rows: list[Row] = []
     for claim in study.claims:
         for h in claim.hypotheses:
-            scoped = pc
-            for key, value in h.scope.items():
-                scoped = (
-                    scoped[np.isclose(scoped[key], value)]
-                    if key == "sparsity"
-                    else scoped[scoped[key] == value]
-                )
+            scoped = _scoped(pc, h.scope, a0, a1)
             for (arch, dataset, pruner, sparsity), g in scoped.groupby(
                 ["arch", "dataset", "pruner", "sparsity"]
             ):
-                g = g[g["cell_id"].isin(r1.index) & g["cell_id"].isin(r0.index)]
+                g = g[g["cell_id"].isin(r1.index) & g["cell_id"].isin(r0.index) & g["cell_id"].isin(a1.index)]
                 if len(g) < 2:
                     continue
-                dense_ids = g.drop_duplicates("parent_id")["cell_id"]  # a parent's dense rows, once
-                x0 = class_shift_samples(r0.loc[dense_ids].to_numpy(), a0.loc[dense_ids].to_numpy())
-                xs = class_shift_samples(r1.loc[g["cell_id"]].to_numpy(), a1.loc[g["cell_id"]].to_numpy())
-                ev, table = class_evidence(x0, xs, h)
-                changed = table[table["q"] < h.alpha]
-                pie = pie_fraction(
-                    p0.loc[p0.index.intersection(dense_ids)], p1.loc[p1.index.intersection(g["cell_id"])]
-                )
-                collapsed = is_collapsed(a1.loc[g["cell_id"]], x0.shape[1])
-                stability = float("nan")
-                if h.primary and not collapsed:
-                    full = decide(h, ev)
-                    n = min(len(x0), len(xs))
-
-                    def again(idx, x0=x0, xs=xs, h=h):
-                        return decide(h, class_evidence(x0[idx % len(x0)], xs[idx % len(xs)], h)[0])
-
-                    stability = bootstrap_stability(n, again, full, (claim.id, h.id))
+                g = g.sort_values(["parent_id", "cell_id"]).drop_duplicates("parent_id")  # one per parent
+                ids = g["cell_id"].to_numpy()
+                classes = r0.columns.intersection(r1.columns)
+                R0, R1 = r0.loc[ids, classes].to_numpy(), r1.loc[ids, classes].to_numpy()
+                A0, A1 = a0.loc[ids].to_numpy(), a1.loc[ids].to_numpy()
+                d = paired_shifts(R0, A0, R1, A1)
+                x0, xs = class_shift_samples(R0, A0), class_shift_samples(R1, A1)
+                if h.test == "paired_classes":
+                    ev, table = E.paired_classes(d, h)
+                    again = lambda i, d=d, h=h: E.paired_classes(d[i], h)[0]
+                else:
+                    ev, table = welch_classes(x0, xs, h)
+                    again = lambda i, x0=x0, xs=xs, h=h: welch_classes(x0[i], xs[i], h)[0]
+                q = bh(table["p"].to_numpy(float))
+                changed = table[q < h.alpha]
+                _, welch_table = welch_classes(x0, xs, h)
+                welch_changed = int((bh(welch_table["p"].to_numpy(float)) < h.alpha).sum())
+                pie = pie_fraction(p0.loc[p0.index.intersection(ids)], p1.loc[p1.index.intersection(ids)])
+                gates = [
+                    convergence_gate(g, kept, th),
+                    collapse_gate(A1, A0, len(classes), th, relative=True),
+                ]
+                j = judge(
+                    h, ev, gates, resample=again if h.primary else None, n_units=len(ids),
+                    key=(claim.id, h.id), thresholds=th,
+                )  # fmt: skip
+                drop = float(np.mean(A0 - A1))
                 desc = (
                     f"{len(changed)} of {len(table)} classes changed (BH q < {h.alpha:g}): "
                     f"{int((changed['shift'] > 0).sum())} helped, {int((changed['shift'] < 0).sum())} hurt; "
-                    f"PIE fraction {pie:.3f}; {len(x0)} dense and {len(xs)} pruned models"
+                    f"{'paired by parent' if h.test == 'paired_classes' else 'Welch, unpaired'}, {len(ids)} "
+                    f"parents; Welch (Hooker's unpaired test) finds {welch_changed}; accuracy drop "
+                    f"{100 * drop:.2f} points; PIE fraction {pie:.3f}"
                 )
+                details = {
+                    "classes_changed_bh": len(changed),
+                    "classes": len(table),
+                    "welch_classes_changed_bh": welch_changed,
+                    "accuracy_drop": drop,
+                    "pie_fraction": pie,
+                    "shifts": [float(x) for x in table["shift"]],
+                }
                 row = make_row(
-                    h,
-                    ev,
-                    claim=claim.id,
-                    study=study.name,
-                    description=desc,
-                    stability=stability,
-                    arch=arch,
-                    dataset=dataset,
-                    pruner=pruner,
-                    sparsity=sparsity,
-                )
+                    h, ev, claim=claim.id, study=study.name, description=desc, judgement=j, details=details,
+                    arch=arch, dataset=dataset, pruner=pruner, sparsity=sparsity,
+                )  # fmt: skip
                 row.label = f"{len(changed)}/{len(table)}"
-                if collapsed:
-                    row.verdict, row.description = "collapsed", row.description + "; collapsed"
+                row.collapsed = gates[1].passed is False
                 rows.append(row)
     return rows

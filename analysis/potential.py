@@ -16,6 +16,13 @@ parent (seed); per seed ``P(D) - mean_types P(D')``. Noise: the shifted sets hol
 test split per severity (``[eval] shift_set_size``), five severities per type; the sampling
 standard error of a type's accuracy difference is at most ``sqrt(2 p (1 - p) / n)`` (shown in
 the row's description) and the seed-to-seed spread, which the test carries, contains it.
+
+Rev. 3: the potential is a grid quantity, censored at the grid's cap (every sparsity within
+delta) and at 0 (none within delta); each row reports both shares (``censoring``), and the
+study runs its own cells on a dense geometric grid up to 0.99. A gap without spread (every parent
+the same) is tested by the sign test with the order-statistic interval of the median
+(``analysis.evidence.t_one_sample``), so its p and interval agree. Gates: convergence; collapse
+for the excess error at its sparsity (the potential's grid runs into collapse by design).
 """
 
 from __future__ import annotations
@@ -24,9 +31,9 @@ import numpy as np
 import pandas as pd
 
 from analysis import evidence as E
-from analysis.load import StudyData, n_classes, prune_cells
-from analysis.regime import is_collapsed
-from analysis.verdict import Row, bootstrap_stability, decide, make_row
+from analysis.load import StudyData, kept_epochs, n_classes, prune_cells
+from analysis.regime import collapse_gate, convergence_gate
+from analysis.verdict import Gate, Row, judge, make_row
 from core.studies import Hypothesis
 
 DELTA = 0.005
@@ -68,7 +75,7 @@ def potentials(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     e1, _ = set_errors(metrics, "retrained")
     if pc.empty or e0.empty or e1.empty:
         return pd.DataFrame()
-    pc = pc[pc["cell_id"].isin(e1.index) & pc["cell_id"].isin(e0.index)]
+    pc = pc[pc["cell_id"].isin(e1.index) & pc["cell_id"].isin(e0.index) & (pc["sparsity"] > 0)]
     out = []
     for (arch, dataset, pruner, seed), g in pc.groupby(["arch", "dataset", "pruner", "seed"]):
         ids = g["cell_id"].tolist()
@@ -83,7 +90,9 @@ def potentials(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
                     "seed": seed,
                     "eval_set": s,
                     "potential": prune_potential(g["sparsity"], e1.loc[ids, s], dense),
+                    "grid_cap": float(g["sparsity"].max()),
                     "accuracy": 1 - float(e1.loc[ids, CLEAN].mean()),
+                    "dense_accuracy": 1 - float(e0.loc[ids, CLEAN].mean()),
                 }
             )
     return pd.DataFrame(out)
@@ -108,6 +117,34 @@ def analyze(study: StudyData) -> list[Row]:
     return rows
 
 
+def censoring(pp: pd.DataFrame) -> dict:
+    """Shares censored by the grid: clean potential at the grid's cap (per parent), and potential 0
+    (no grid sparsity within delta) per (parent, shifted set)."""
+    clean = pp[pp["eval_set"] == CLEAN]
+    shifted = pp[pp["eval_set"] != CLEAN]
+    return {
+        "clean_at_cap": float(np.isclose(clean["potential"], clean["grid_cap"]).mean())
+        if len(clean)
+        else None,
+        "clean_at_zero": float((clean["potential"] == 0).mean()) if len(clean) else None,
+        "shifted_at_cap": float(np.isclose(shifted["potential"], shifted["grid_cap"]).mean())
+        if len(shifted)
+        else None,
+        "shifted_at_zero": float((shifted["potential"] == 0).mean()) if len(shifted) else None,
+        "grid_cap": float(pp["grid_cap"].max()),
+    }
+
+
+def _gates(study: StudyData, pruner: str, accuracy=None, dense=None) -> list[Gate]:
+    """Convergence on the pruner's cells; collapse on ``accuracy`` when given."""
+    cells = prune_cells(study.cells)
+    cells = cells[(cells["pruner"] == pruner) & (cells["pruner_timing"] == "after_training")]
+    gates = [convergence_gate(cells, kept_epochs(study.metrics), study.regime)]
+    if accuracy is not None:
+        gates.append(collapse_gate(accuracy, dense, n_classes(study.metrics), study.regime))
+    return gates
+
+
 def _potential_rows(study: StudyData, claim: str, h: Hypothesis, pp: pd.DataFrame) -> list[Row]:
     pruners = [h.scope["pruner"]] if "pruner" in h.scope else sorted(pp["pruner"].unique())
     rows = []
@@ -115,28 +152,26 @@ def _potential_rows(study: StudyData, claim: str, h: Hypothesis, pp: pd.DataFram
         mine = pp[pp["pruner"] == pruner]
         if mine.empty:
             continue
-        gap = _gap_by_seed(mine)
-        values = gap.to_numpy()
+        values = _gap_by_seed(mine).to_numpy()
         ev = E.t_one_sample(values, h)
-        stability = float("nan")
-        if h.primary:
-            full = decide(h, ev)
-            stability = bootstrap_stability(
-                len(values), lambda idx, v=values: decide(h, E.t_one_sample(v[idx], h)), full, (claim, h.id)
-            )
+        gates = _gates(study, pruner)  # the grid runs into collapse by design: no collapse gate
+        j = judge(
+            h, ev, gates, resample=(lambda i, v=values: E.t_one_sample(v[i], h)) if h.primary else None,
+            n_units=len(values), key=(claim, h.id), thresholds=study.regime,
+        )  # fmt: skip
+        cens = censoring(mine)
         clean = mine[mine["eval_set"] == CLEAN]["potential"].mean()
         scopes = mine[["arch", "dataset"]].drop_duplicates().shape[0]
         shifted = mine[mine["eval_set"] != CLEAN]["potential"].mean()
         desc = (
             f"P(clean) - mean over corruption types P(D') per dense parent ({len(values)} parents of "
-            f"{scopes} (arch, dataset)); mean P(clean) {clean:.3f}, "
-            f"P(shifted) {shifted:.3f}; delta = {DELTA * 100:g} points"
+            f"{scopes} (arch, dataset)); mean P(clean) {clean:.3f}, P(shifted) {shifted:.3f}; delta = "
+            f"{DELTA * 100:g} points; censored: clean at the grid's cap {cens['clean_at_cap']:.2f} of "
+            f"parents, shifted at 0 {cens['shifted_at_zero'] or 0:.2f} of (parent, set)"
         )
         row = make_row(
-            h, ev, claim=claim, study=study.name, description=desc, stability=stability, pruner=pruner
+            h, ev, claim=claim, study=study.name, description=desc, judgement=j, details=cens, pruner=pruner
         )
-        if is_collapsed(mine["accuracy"], n_classes(study.metrics)):
-            row.verdict, row.description = "collapsed", row.description + "; collapsed"
         rows.append(row)
     return rows
 
@@ -157,6 +192,8 @@ def _excess_rows(study: StudyData, claim: str, h: Hypothesis, pp: pd.DataFrame) 
         shift_p, shift_d = e1.loc[ids, corr].mean(axis=1), e0.loc[ids, corr].mean(axis=1)
         excess = excess_error(shift_p, e1.loc[ids, CLEAN], shift_d, e0.loc[ids, CLEAN])
         ev = E.t_one_sample(excess, h)
+        gates = _gates(study, pruner, 1 - e1.loc[ids, CLEAN], 1 - e0.loc[ids, CLEAN])
+        j = judge(h, ev, gates, thresholds=study.regime)
         at = h.scope.get("sparsity", 0.9)
         desc = f"excess error on the corruption mean at sparsity {at:g}, over {len(ids)} parents"
         row = make_row(
@@ -165,10 +202,10 @@ def _excess_rows(study: StudyData, claim: str, h: Hypothesis, pp: pd.DataFrame) 
             claim=claim,
             study=study.name,
             description=desc,
+            judgement=j,
             pruner=pruner,
             sparsity=h.scope.get("sparsity", 0.9),
         )
-        if is_collapsed(1 - e1.loc[ids, CLEAN], n_classes(study.metrics)):
-            row.verdict, row.description = "collapsed", row.description + "; collapsed"
+        row.collapsed = gates[1].passed is False
         rows.append(row)
     return rows

@@ -12,17 +12,33 @@ at a given effect, computed from the measured spread (``shared/design/claims.md`
   ``= 1 - 2 T_{n-1}(t_{1-alpha} - m sqrt(n)/sd)`` (floored at 0), so the smallest margin the
   design can show equivalent at the power is ``(t_{1-alpha} + t_{1-(1-power)/2}) sd / sqrt(n)``.
 
-A primary test whose MDE exceeds the effect it must detect is ``underpowered``.
+A primary test whose MDE exceeds the effect it must detect is ``inconclusive (underpowered)``
+when it decides nothing. The verdicts read the power, never the MDE: while a verdict's bootstrap
+resamples are re-tested (``resampling()``) the MDEs are not solved for (NaN), which keeps the
+200 re-tests of each primary cheap.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 
 import numpy as np
 from scipy import stats
 
 POWER = 0.8
+_RESAMPLING = contextvars.ContextVar("resampling", default=False)
+
+
+@contextlib.contextmanager
+def resampling():
+    """Within: the MDE functions return NaN (bootstrap re-tests need only the verdict)."""
+    token = _RESAMPLING.set(True)
+    try:
+        yield
+    finally:
+        _RESAMPLING.reset(token)
 
 
 def _alternative(direction: str) -> str:
@@ -31,6 +47,8 @@ def _alternative(direction: str) -> str:
 
 def mde_t(sd: float, n: int, alpha: float, direction: str = "two-sided", power: float = POWER) -> float:
     """Smallest |mean - null| a one-sample (or paired) t-test detects with ``power``."""
+    if _RESAMPLING.get():
+        return float("nan")
     from statsmodels.stats.power import TTestPower
 
     if n < 2 or not np.isfinite(sd) or sd <= 0:
@@ -64,6 +82,8 @@ def mde_welch(
     sd: float, n1: int, n2: int, alpha: float, direction: str = "two-sided", power: float = POWER
 ) -> float:
     """Smallest |difference of means| a two-sample t-test detects (pooled ``sd``)."""
+    if _RESAMPLING.get():
+        return float("nan")
     from statsmodels.stats.power import TTestIndPower
 
     if min(n1, n2) < 2 or not np.isfinite(sd) or sd <= 0:
@@ -100,6 +120,8 @@ def _z_alpha(alpha: float, direction: str) -> float:
 
 def mde_r(n: int, alpha: float, direction: str = "two-sided", power: float = POWER) -> float:
     """Smallest |r| a Fisher-z test of ``rho = 0`` detects with ``power``."""
+    if _RESAMPLING.get():
+        return float("nan")
     if n < 4:
         return float("nan")
     return float(math.tanh((_z_alpha(alpha, direction) + stats.norm.ppf(power)) / math.sqrt(n - 3)))
@@ -114,6 +136,8 @@ def power_r(r: float, n: int, alpha: float, direction: str = "two-sided") -> flo
 
 def tost_margin_mde(sd: float, n: int, alpha: float, power: float = POWER) -> float:
     """Smallest equivalence margin a TOST at ``alpha`` shows with ``power`` when the truth is 0."""
+    if _RESAMPLING.get():
+        return float("nan")
     if n < 2 or not np.isfinite(sd) or sd <= 0:
         return float("nan")
     df = n - 1
@@ -123,6 +147,8 @@ def tost_margin_mde(sd: float, n: int, alpha: float, power: float = POWER) -> fl
 def noninferiority_margin_mde(sd: float, n: int, alpha: float, power: float = POWER) -> float:
     """Smallest margin m a one-sided test of ``d > -m`` at ``alpha`` shows with ``power`` when the
     truth is 0 (the lower test of a TOST): ``(t_{1-alpha} + t_{power}) sd / sqrt(n)``."""
+    if _RESAMPLING.get():
+        return float("nan")
     if n < 2 or not np.isfinite(sd) or sd <= 0:
         return float("nan")
     df = n - 1

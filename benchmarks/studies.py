@@ -10,7 +10,8 @@
   ``[stability]`` table (the runs of ``benchmarks.stability``);
 - its ``[[claim]]`` tables, each with its hypotheses (``[[claim.hypothesis]]``: statement,
   test, direction, error rate, the paper's effect), exactly one of them ``primary``
-  (``core.studies``), and free-form ``[paper]`` numbers to show beside ours.
+  (``core.studies``), and free-form ``[paper]`` numbers to show beside ours;
+- an optional ``[regime]`` table: the thresholds of its regime gates (``core.studies.regime``).
 
 Its cells are ordinary content-addressed cells: a cell whose spec coincides with a
 leaderboard cell, or another study's, is computed once. ``run-all`` writes each study's
@@ -37,6 +38,7 @@ STUDY_KEYS = {
     "stability",
     "claim",
     "paper",
+    "regime",
 }
 LEADERBOARD = "leaderboard"  # ``uses = "leaderboard"``: a claim about the preset's own cells
 ANALYSES = ("intensification", "per_class", "generalization_stability", "potential", "mask_sanity")

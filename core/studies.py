@@ -14,15 +14,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DIRECTIONS = ("less", "greater", "two-sided", "any", "equivalence", "noninferiority")
-VERDICTS = ("reproduced", "contradicted", "not detected", "underpowered")
+# The verdict words (``shared/design/claims.md`` section 0b), the one list the analysis, the
+# report and the tests use; ``analysis.verdict`` gives each its rule.
+VERDICTS = (
+    "reproduced",
+    "contradicted",
+    "absent",
+    "inconclusive",
+    "inconclusive (underpowered)",
+    "out of regime",
+    "unsettled",
+)
+MARGIN_DIRECTIONS = ("equivalence", "noninferiority")
 MANIFEST_VERSION = 1
 # The tests each analysis implements (``analysis/<module>.py``): a hypothesis must name one.
 TESTS_BY_ANALYSIS = {
-    "intensification": ("t_one_sample", "t_paired", "trend", "welch"),
-    "per_class": ("welch_classes",),
-    "generalization_stability": ("pearson", "t_paired", "t_paired_targets"),
+    "intensification": ("t_null_control", "t_one_sample", "t_paired", "trend", "welch"),
+    "per_class": ("paired_classes", "welch_classes"),
+    "generalization_stability": ("pearson_blocked", "pearson", "t_paired", "t_paired_targets", "tost_paired"),
     "potential": ("t_one_sample", "excess_t"),
     "mask_sanity": ("t_paired", "tost_paired", "noninferiority_paired"),
+}
+# The regime gates' thresholds (claims.md 0b), overridable per study in a ``[regime]`` table.
+REGIME_DEFAULTS = {
+    "collapse_margin": 0.10,  # collapsed: mean A_t < chance + this
+    "relative_collapse": 0.5,  # collapsed (per-class, distortion claims): (A_t - chance)/(A - chance) < this
+    "max_last_epoch_share": 0.2,  # convergence: at most this share of cells keep their last epoch
+    "fit_threshold": 0.99,  # stability study: baseline training accuracy before the last event
+    "min_stability": 0.8,  # below this bootstrap stability a verdict is "unsettled"
 }
 
 
@@ -37,7 +56,10 @@ class Hypothesis:
     ``effect`` is the effect the design must be able to detect, on the estimate's scale and
     relative to ``null`` (the paper's own number where known, ``effect_source = "paper"``;
     else a stated effect of interest, ``"stated"``); ``margin`` is the equivalence margin of
-    a TOST (``direction = "equivalence"``). ``scope`` selects the rows the test reads.
+    a TOST (``direction = "equivalence"``) or a non-inferiority test. ``sesoi`` is the smallest
+    effect of interest on the estimate's scale (relative to ``null``): an interval inside
+    ``+-sesoi`` shows the effect ``absent``; every primary hypothesis declares it (a margin test's
+    margin is its SESOI). ``scope`` selects the rows the test reads.
     """
 
     id: str
@@ -49,6 +71,7 @@ class Hypothesis:
     effect: float | None = None
     effect_source: str = "stated"
     margin: float | None = None
+    sesoi: float | None = None
     primary: bool = False
     scope: dict[str, Any] = field(default_factory=dict)
     paper: str = ""  # the paper's number in words, shown beside ours
@@ -73,7 +96,24 @@ class Hypothesis:
             raise StudyError(f"{where}.margin: an {table['direction']} test needs a positive margin")
         if table.get("effect_source", "stated") not in ("paper", "stated"):
             raise StudyError(f"{where}.effect_source: must be 'paper' or 'stated'")
-        return cls(**{**table, "alpha": float(alpha)})
+        sesoi = table.get("sesoi")
+        if sesoi is not None and (
+            isinstance(sesoi, bool) or not isinstance(sesoi, int | float) or not 0 < sesoi < float("inf")
+        ):
+            raise StudyError(f"{where}.sesoi: {sesoi!r} is not a positive number")
+        if table.get("primary") and sesoi is None and table["direction"] not in MARGIN_DIRECTIONS:
+            raise StudyError(
+                f"{where}.sesoi: missing; a primary hypothesis states its smallest effect of interest "
+                "(a positive number on the estimate's scale)"
+            )
+        return cls(**{**table, "alpha": float(alpha), **({"sesoi": float(sesoi)} if sesoi else {})})
+
+    @property
+    def smallest_effect(self) -> float:
+        """The SESOI on the estimate's scale: ``sesoi``, else a margin test's ``margin``, else 0."""
+        if self.sesoi is not None:
+            return float(self.sesoi)
+        return float(self.margin) if self.margin and self.direction in MARGIN_DIRECTIONS else 0.0
 
 
 @dataclass(frozen=True)
@@ -99,10 +139,28 @@ class Claim:
 CLAIM_KEYS = {"id", "title", "paper", "hypothesis"}
 
 
+def regime(definition: dict, where: str = "study") -> dict[str, float]:
+    """The regime thresholds of a study: ``REGIME_DEFAULTS`` updated by its ``[regime]`` table
+    (each value a number in (0, 1]; an unknown key or a bad value is a ``StudyError``)."""
+    table = definition.get("regime", {}) or {}
+    if not isinstance(table, dict):
+        raise StudyError(f"{where}.regime: must be a table of thresholds")
+    out = dict(REGIME_DEFAULTS)
+    for key, value in table.items():
+        if key not in REGIME_DEFAULTS:
+            valid = ", ".join(sorted(REGIME_DEFAULTS))
+            raise StudyError(f"{where}.regime.{key}: unknown key; valid: {valid}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+            raise StudyError(f"{where}.regime.{key}: {value!r} is not a number in (0, 1]")
+        out[key] = float(value)
+    return out
+
+
 def claims(definition: dict, where: str = "study") -> list[Claim]:
     """The validated ``[[claim]]`` tables of a study definition, each with exactly one primary
     hypothesis (``[[claim.hypothesis]]``) naming a test its analysis implements."""
     tables = definition.get("claim", [])
+    regime(definition, where)
     valid_tests = TESTS_BY_ANALYSIS.get(definition.get("analysis", ""), ())
     if not isinstance(tables, list) or not tables:
         raise StudyError(f"{where}: key 'claim' must be one or more [[claim]] tables")

@@ -71,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     an = sub.add_parser("analyze", help="test the published claims on stored results (claims table)")
     an.add_argument("--results", default="results", help="results directory (default: results/)")
 
+    cv = sub.add_parser(
+        "compare-verdicts", help="compare two stores' primary verdicts (exit 1: a settled one differs)"
+    )
+    cv.add_argument("--results", default="results", help="results directory analysed first")
+    cv.add_argument(
+        "--other", required=True, help="the other results directory (disjoint seeds or another machine)"
+    )
+
     rep = sub.add_parser("report", help="build the static HTML report from stored results")
     rep.add_argument("--results", default="results", help="results directory (default: results/)")
     rep.add_argument("--out", default="reports/site", help="output directory (default: reports/site/)")
@@ -233,6 +241,17 @@ def cmd_analyze(results: str) -> int:
     return 0
 
 
+def cmd_compare_verdicts(results: str, other: str) -> int:
+    from analysis.compare import compare_primaries, read_primaries, render_comparison
+
+    try:
+        rows = compare_primaries(read_primaries(results), read_primaries(other))
+    except FileNotFoundError as exc:
+        raise StoreError(str(exc)) from None
+    print(render_comparison(rows, results, other))
+    return 1 if any(r["status"] == "differ" for r in rows) else 0
+
+
 def cmd_report(results: str, out: str) -> int:
     import time
 
@@ -371,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "analyze":
             return cmd_analyze(args.results)
+        if args.command == "compare-verdicts":
+            return cmd_compare_verdicts(args.results, args.other)
         if args.command == "report":
             return cmd_report(args.results, args.out)
         if args.command == "bench":

@@ -47,12 +47,31 @@ def m(cid, phase, eval_set, metric, value, cls=None, kind="clean", severity=0, s
     }
 
 
-def _model_rows(cid: str, phase: str, recall: np.ndarray, preds: np.ndarray | None = None) -> list[dict]:
-    rows = [m(cid, phase, "test", "accuracy", recall.mean())]
+def _model_rows(
+    cid: str,
+    phase: str,
+    recall: np.ndarray,
+    preds: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> list[dict]:
+    """A model's test rows; ``weights`` (class frequencies) make the top-1 accuracy a weighted mean
+    of the recalls (a test split that is not class-balanced)."""
+    acc = float(np.average(recall, weights=weights)) if weights is not None else float(recall.mean())
+    rows = [m(cid, phase, "test", "accuracy", acc)]
     rows += [m(cid, phase, "test", "recall", r, cls=k) for k, r in enumerate(recall)]
     if preds is not None:
         rows += [m(cid, phase, "test", "prediction", p, step=i) for i, p in enumerate(preds)]
     return rows
+
+
+def spec_json(epochs: int = 8) -> str:
+    return json.dumps(
+        {"retrain": "finetune", "retrain_config": {"epochs": epochs, "patience": 3}, "train": {"epochs": 30}}
+    )
+
+
+def kept_row(cid: str, epoch: float) -> dict:
+    return {**m(cid, "retrained", "model", "kept_epoch", epoch, kind="model")}
 
 
 def intensification(
@@ -67,51 +86,71 @@ def intensification(
     noise: float = 0.02,
     drop: float = 0.03,
     pruner_alpha: dict[str, float] | None = None,
+    pruner_drop: dict[str, float] | None = None,
     class_shift: dict[int, float] | None = None,
     predictions: int = 0,
+    control: float | None = None,
+    parent_sd: float = 0.0,
+    recall_sd: float = 0.03,
+    last_share: float = 0.0,
+    epochs: int = 8,
+    weights: np.ndarray | None = None,
+    absolute: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Dense models with class recalls around a shared class difficulty; each pruned model's
-    normalised recall balance is ``alpha[s] * Bbar + e`` (``e ~ N(0, noise)``, centred), so its
-    measured ``alpha_t`` is the planted value plus noise. ``pruner_alpha`` adds a per-pruner
-    offset to alpha; ``class_shift`` moves class recalls of every pruned model (Hooker)."""
+    """Dense models with class recalls around a shared class difficulty (parent-to-parent spread
+    ``recall_sd``); each pruned model's normalised recall balance is ``(alpha[s] + u_m) * Bbar + e``
+    (``e ~ N(0, noise)``, centred; ``u_m ~ N(0, parent_sd)`` a parent effect shared by all of a
+    parent's cells), so its measured ``alpha_t`` is the planted value plus noise. ``control``: the
+    t = 1 cells' planted alpha (cells of ``global_magnitude`` at sparsity 0, no accuracy drop).
+    ``pruner_alpha`` / ``pruner_drop`` add per-pruner offsets to alpha / the accuracy drop;
+    ``class_shift`` moves class recalls of every pruned model (Hooker). Every cell stores its kept
+    fine-tuning epoch: the last (``epochs``) for a share ``last_share`` of cells, else an earlier one.
+    ``absolute``: plant the un-normalised slope instead, ``B_t = (alpha[s] + u_m) B + e`` (so the
+    planted value is ``beta_t``, and ``alpha_t = beta_t A / A_t``)."""
     cells, rows = [], []
     base = rng.uniform(0.55, 0.9, classes)
+    plan = [(p, s, a) for p in pruners for s, a in alpha.items()]
+    if control is not None:
+        plan.append(("global_magnitude", 0.0, control))
     for seed in range(seeds):
-        r0 = np.clip(base + rng.normal(0, 0.03, classes), 0.05, 1)
+        r0 = np.clip(base + rng.normal(0, recall_sd, classes), 0.05, 1)
         a0 = r0.mean()
         b0 = (r0 - a0) / a0
+        u = rng.normal(0, parent_sd) if parent_sd else 0.0
         labels = rng.integers(0, classes, predictions) if predictions else None
-        for pruner in pruners:
-            for sparsity, a_true in alpha.items():
-                a_true = a_true + (pruner_alpha or {}).get(pruner, 0.0)
-                e = rng.normal(0, noise, classes)
-                b1 = a_true * b0 + e - e.mean()
-                a1 = a0 - drop
-                r1 = np.clip(a1 * (1 + b1), 0, 1)
-                for k, delta in (class_shift or {}).items():
-                    r1[k] = np.clip(r1[k] + delta, 0, 1)
-                cid = f"c{arch}{dataset}{pruner}{sparsity}{seed}"
-                cells.append(
-                    {
-                        **CELL,
-                        "cell_id": cid,
-                        "parent_id": f"p{arch}{dataset}{seed}",
-                        "arch": arch,
-                        "dataset": dataset,
-                        "pruner": pruner,
-                        "sparsity": sparsity,
-                        "seed": seed,
-                    }
-                )
-                dense_pred = labels
-                pruned_pred = None
-                if predictions:
-                    pruned_pred = labels.copy()
-                    flip = rng.random(predictions) < 0.05 + 0.2 * sparsity
-                    pruned_pred[flip] = rng.integers(0, classes, int(flip.sum()))
-                rows += _model_rows(cid, "dense", r0, dense_pred) + _model_rows(
-                    cid, "retrained", r1, pruned_pred
-                )
+        for pruner, sparsity, a_true in plan:
+            a_true = a_true + (pruner_alpha or {}).get(pruner, 0.0) * (sparsity > 0) + u
+            e = rng.normal(0, noise, classes)
+            a1 = a0 - (drop + (pruner_drop or {}).get(pruner, 0.0)) * (sparsity > 0)
+            if absolute:
+                r1 = np.clip(a1 + a_true * (r0 - a0) + a0 * (e - e.mean()), 0, 1)
+            else:
+                r1 = np.clip(a1 * (1 + a_true * b0 + e - e.mean()), 0, 1)
+            for k, delta in (class_shift or {}).items():
+                r1[k] = np.clip(r1[k] + delta * (sparsity > 0), 0, 1)
+            cid = f"c{arch}{dataset}{pruner}{sparsity}{seed}"
+            cells.append(
+                {
+                    **CELL,
+                    "cell_id": cid,
+                    "parent_id": f"p{arch}{dataset}{seed}",
+                    "arch": arch,
+                    "dataset": dataset,
+                    "pruner": pruner,
+                    "sparsity": sparsity,
+                    "seed": seed,
+                    "spec_json": spec_json(epochs),
+                }
+            )
+            pruned_pred = None
+            if predictions:
+                pruned_pred = labels.copy()
+                flip = rng.random(predictions) < 0.05 + 0.2 * sparsity
+                pruned_pred[flip] = rng.integers(0, classes, int(flip.sum()))
+            rows += _model_rows(cid, "dense", r0, labels, weights) + _model_rows(
+                cid, "retrained", r1, pruned_pred, weights
+            )
+            rows.append(kept_row(cid, epochs if rng.random() < last_share else int(rng.integers(1, epochs))))
     return pd.DataFrame(cells), pd.DataFrame(rows)
 
 
@@ -122,13 +161,22 @@ def stability(
     seeds: int = 10,
     targets=("prune_s", "prune_l", "prune_r"),
     every=(1, 4),
-    noise_gain: float = 0.0,
+    noise_gain: float | dict = 0.0,
     fit: float = 0.995,
+    prune_gain: float = 0.005,
+    seed_effect: float = 0.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stability runs whose stability S and best test accuracy G have correlation ``r`` across the
-    permanent runs (standard normal pairs mapped to S around 95 and G around 0.9); noise runs
-    of Prune_L and baselines with G raised by ``noise_gain`` over the baseline."""
+    """Stability runs whose stability S and best test accuracy G have correlation ``r`` within a
+    seed across the permanent runs (standard normal pairs mapped to S around 95 and G around the
+    seed's baseline + ``prune_gain``). ``seed_effect = k``: a seed's shared shift ``u ~ N(0, 1)``
+    in units of the within-seed spread, added to all its runs (seeds shared across
+    configurations, the baseline included): ``|k| u`` to S and ``k u`` to G, so a negative ``k``
+    makes the seeds' means correlate negatively. Noise runs of Prune_L (at every = 1) and
+    baselines with G raised by ``noise_gain`` (one number, or one per variant) over the baseline."""
     cells, rows = [], []
+    gains = (
+        noise_gain if isinstance(noise_gain, dict) else {"noise_zero": noise_gain, "noise_gauss": noise_gain}
+    )
 
     def run(cid, target, variant, ev, seed, s, g):
         spec = {"target": target, "variant": variant, "every": ev}
@@ -163,24 +211,17 @@ def stability(
             rows.append(m(cid, "final", "test", metric, value))
 
     for seed in range(seeds):
-        base = 0.9 + rng.normal(0, 0.002)
+        u = rng.normal()
+        base = 0.9 + rng.normal(0, 0.002) + 0.005 * seed_effect * u
         run(f"sbase{seed}", "none", "none", 1, seed, 100.0, base)
         for target in targets:
             for ev in every:
                 z = rng.normal(size=2)
-                s = 95 + 2 * z[0]
-                g = base + 0.005 + 0.005 * (r * z[0] + np.sqrt(1 - r * r) * z[1])
+                s = 95 + 2 * (z[0] + abs(seed_effect) * u)
+                g = base + prune_gain + 0.005 * (r * z[0] + np.sqrt(1 - r * r) * z[1])
                 run(f"s{target}{ev}{seed}", target, "permanent", ev, seed, s, g)
-        for variant in ("noise_zero", "noise_gauss"):
-            run(
-                f"s{variant}{seed}",
-                "prune_l",
-                variant,
-                1,
-                seed,
-                97.0,
-                base + noise_gain + rng.normal(0, 0.003),
-            )
+        for variant, gain in gains.items():
+            run(f"s{variant}{seed}", "prune_l", variant, 1, seed, 97.0, base + gain + rng.normal(0, 0.003))
     return pd.DataFrame(cells), pd.DataFrame(rows)
 
 

@@ -160,7 +160,8 @@ def test_analyze_prints_one_verdict_per_claim_and_the_recovery_table(smoke_resul
     assert len(stored) == 2 * 2  # one row per (arch, dataset) of the smoke leaderboard
     primaries = json.loads((root / "claims" / "primary.json").read_text())
     assert [p["claim"] for p in primaries] == ["generalization_stability"]
-    assert primaries[0]["verdict"] == "underpowered"  # one seed: nothing to decide
+    assert primaries[0]["verdict"] == "out of regime"  # one seed: no positive control, nothing decided
+    assert "positive control failed" in primaries[0]["reason"] and "gates: fit" in out
 
 
 def test_dense_parent_is_trained_once_per_arch_dataset_seed(smoke_results):

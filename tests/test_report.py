@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.studies import VERDICTS
 from reports import cards as C
 from reports import data as D
 from reports import figures as F
@@ -142,7 +143,7 @@ def test_mask_sanity_column_says_whose_mask_carries_more_than_its_densities(data
     assert {r[0]["text"]: r[col]["text"] for r in overall.rows}["lamp"] == "not tested"
 
 
-def test_claim_cards_lead_with_the_primary_verdict_and_show_labels_beside_the_paper(data):
+def test_claim_cards_lead_with_one_table_and_show_each_figure_and_label_table_once(data):
     cards = C.claim_cards(data)
     assert {c["claim"] for c in cards} >= {
         "deintensification_low_ratio",
@@ -152,13 +153,30 @@ def test_claim_cards_lead_with_the_primary_verdict_and_show_labels_beside_the_pa
     for c in cards:
         assert c["sentence"].startswith(c["title"]) and c["verdict"] in c["sentence"]
         assert [k for k, _ in c["stats"]][:2] == ["n", "estimate"]
-    deint = next(c for c in cards if c["claim"] == "deintensification_low_ratio")
-    assert deint["labels_ours"] and any(
-        "CIFAR-10, ResNet-56, MP" in r["setting"] for r in deint["labels_paper"]
-    )
-    assert all(re.fullmatch(r"[<>?]( [<>?])*", r["labels"]) for r in deint["labels_ours"])
-    stab = dict(next(c for c in cards if c["claim"] == "generalization_stability")["stats"])
-    assert stab["dense baseline train acc before last event"].startswith("99.50% (min 99.50%, 10 seeds")
+        assert c["verdict"] in VERDICTS and set(c["summary"]) >= {
+            "verdict",
+            "estimate",
+            "ci",
+            "control",
+            "stability",
+        }
+    figures = [c["figure"] for c in cards if c["figure"]]
+    assert sorted(figures) == sorted(set(figures)) == ["intensification", "mask_sanity", "stability"]
+    with_labels = [c for c in cards if c["labels_ours"]]
+    assert [c["claim"] for c in with_labels] == ["deintensification_low_ratio"]  # once, not on three cards
+    deint = with_labels[0]
+    assert any("CIFAR-10, ResNet-56, MP" in r["setting"] for r in deint["labels_paper"])
+    mp = next(r for r in deint["labels_ours"] if r["setting"] == "lenet5 / mnist5k / global_magnitude")
+    assert re.fullmatch(r"[<>?]( [<>?])*", mp["labels"]) and mp["paper_labels"] == "< < < ? >"
+    assert len(mp["beta_hat"].split(", ")) == 5 and mp["alpha_1"]
+    gates = {g["gate"] for g in deint["gates"]}
+    assert gates == {"null control", "convergence", "collapse"}
+    stab = next(c for c in cards if c["claim"] == "generalization_stability")
+    assert {g["gate"] for g in stab["gates"]} == {"fit", "positive control"}
+    stats = dict(stab["stats"])
+    assert stats["positive control: Prune_L - baseline (points)"].startswith("+")
+    assert "authors 97-99.7" in stats["run stability (%): ours, the authors'"]
+    assert C.css_class("inconclusive (underpowered)") == "inconclusive-underpowered"
 
 
 def test_outside_entries_are_listed_with_their_verification(store, tmp_path):
