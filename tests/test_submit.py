@@ -11,7 +11,8 @@ import pytest
 
 from core.schema import METRIC_SCHEMA
 from harness.cli import main
-from harness.submit import CELLS, MANIFEST, METRICS, read_bundle, sample_cells
+from harness.bundle import CELLS, MANIFEST, METRICS, read_bundle
+from harness.verify import sample_cells
 
 PRESET = """datasets = ["digits"]
 archs = ["mlp_256x2"]
@@ -135,9 +136,8 @@ def test_an_edited_value_breaks_the_members_hash(bundle, tmp_path, capsys):
     members[METRICS], _, _ = edited_metrics(members, cell_id)
     tampered = pack(tmp_path / "tampered.tar.gz", members)
     accept = tmp_path / "board"
-    assert main(["verify", str(tampered), "--accept-into", str(accept)]) == 1
-    out = capsys.readouterr().out
-    assert f"verdict: refused: member {METRICS} does not match its SHA-256" in out
+    assert main(["verify", str(tampered), "--accept-into", str(accept)]) == 2
+    assert f"refused: member {METRICS} does not match its SHA-256" in one_error_line(capsys)
     assert not (accept / "submissions" / "tampered").exists()
 
 
@@ -176,12 +176,13 @@ def tar_with_manifest(path, payload: bytes):
     [
         (lambda p: p, "no such file"),
         (lambda p: p.write_text("not a tarball\n") and p, "not a readable .tar.gz file"),
-        (lambda p: pack(p, {"notes.txt": b"hi"}), f"no {MANIFEST}"),
+        (lambda p: pack(p, {"notes.txt": b"hi"}), "is not part of the bundle format"),
+        (lambda p: pack(p, {"studies/x.json": b"{}"}), f"no {MANIFEST}"),
         (lambda p: tar_with_manifest(p, b"{"), "is not valid JSON"),
         (lambda p: tar_with_manifest(p, b"[1, 2]"), "is not a JSON object"),
         (lambda p: tar_with_manifest(p, b'{"format": "other"}'), "has format 'other'"),
     ],
-    ids=["missing", "not-a-tarball", "no-manifest", "bad-json", "json-list", "other-format"],
+    ids=["missing", "not-a-tarball", "foreign-member", "no-manifest", "bad-json", "json-list", "other-format"],
 )
 def test_input_that_is_no_bundle_is_exit_2_with_one_line(tmp_path, capsys, make, message):
     path = make(tmp_path / "thing.tar.gz")
