@@ -84,6 +84,11 @@ def read_verified(path: Path | str):
     return pq.read_table(path, page_checksum_verification=True)
 
 
+def _written_here(schema) -> bool:
+    """Whether a file says it was written with this schema version (its footer's metadata)."""
+    return (schema.metadata or {}).get(b"prunebench_schema_version") == str(SCHEMA_VERSION).encode()
+
+
 def _schema_error(path: Path) -> StoreProblem:
     return StoreProblem(
         f"{path} does not have the schema version {SCHEMA_VERSION} columns; "
@@ -105,6 +110,9 @@ def audit_cells(root: Path) -> tuple[list[Damage], dict[str, str]]:
             damages.append(Damage("cell", path, first_line(exc), cell_id=path.stem))
             continue
         if table.schema.remove_metadata() != CELL_SCHEMA:
+            if _written_here(table.schema):  # our file with other columns: a damaged footer
+                damages.append(Damage("cell", path, "its footer does not hold the cell columns", path.stem))
+                continue
             raise _schema_error(path)
         for row in table.select(["cell_id", "status", "metric_rows", "metrics_sha256"]).to_pylist():
             problem = metrics_problem(metrics_dir / f"{row['cell_id']}.parquet", row)
@@ -199,6 +207,11 @@ def audit(root: Path | str) -> tuple[list[Damage], dict[str, str]]:
                 damages.append(Damage("metrics", path, first_line(exc), cell_id=path.stem))
             continue
         if found.remove_metadata() != METRIC_SCHEMA:
+            if _written_here(found):
+                damages.append(
+                    Damage("metrics", path, "its footer does not hold the metric columns", path.stem)
+                )
+                continue
             raise _schema_error(path)
     parents = root / "parents"
     for folder in sorted(p for p in parents.iterdir() if p.is_dir()) if parents.is_dir() else ():

@@ -83,6 +83,25 @@ def plan(cells: list, status: dict[str, str], retry_failed: bool) -> tuple[list,
     return todo, failed
 
 
+def parent_jobs(todo: list, cells: list, store: ResultsStore) -> dict[tuple[str, str], CellSpec]:
+    """One cell per (dense parent, evaluation config) to compute before the cells: the parents of
+    the cells to run, and every parent of the plan whose folder is in the store but incomplete
+    (its record, a checkpoint or an evaluation missing, or moved aside as damaged): a parent
+    kept in the store is kept whole; one deleted as a whole is trained only when a cell needs it."""
+    jobs: dict[tuple[str, str], CellSpec] = {}
+    for cell in todo:
+        if isinstance(cell, CellSpec):
+            jobs.setdefault((cell.parent.id, cell.eval.id), cell)
+    for cell in cells:
+        if isinstance(cell, CellSpec) and (cell.parent.id, cell.eval.id) not in jobs:
+            pid = cell.parent.id
+            if store.parent_dir(pid).is_dir() and not (
+                store.has_parent(pid) and store.dense_rows_path(pid, cell.eval.id).exists()
+            ):
+                jobs[(pid, cell.eval.id)] = cell
+    return jobs
+
+
 def describe_repair(damages, store: ResultsStore, dry_run: bool) -> str:
     """One line: what was damaged, where it went, what is recomputed."""
     from core.integrity import describe_damages
@@ -196,11 +215,7 @@ def run_all(
         f"{len(run.studies)} studies), {summary.stored_before} already stored{failed_note}, "
         f"{len(todo)} to run ({describe_executor(executor)}, device {device})"
     )
-    damaged_parents = {d.parent_id for d in damages if d.parent_id}
-    parents: dict[tuple[str, str], CellSpec] = {}
-    for cell in [*todo, *(c for c in cells if getattr(c, "parent", None) and c.parent.id in damaged_parents)]:
-        if isinstance(cell, CellSpec):
-            parents.setdefault((cell.parent.id, cell.eval.id), cell)
+    parents = parent_jobs(todo, cells, store) if not dry_run else {}
     if dry_run or not (todo or parents):
         if not todo and not dry_run:
             echo(
