@@ -13,11 +13,10 @@ key, and what would be valid.
 
 from __future__ import annotations
 
-import fnmatch
 import itertools
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from benchmarks.archs import ARCHS
@@ -52,7 +51,6 @@ OVERRIDE_KEYS = {
     "pruner_config",
 }
 MAX_SEEDS = 10_000  # seeds per design: a count beyond it is a typo, not a plan
-FILTER_KEYS = ("arch", "dataset", "pruner", "sparsity", "seed", "retrain", "control", "cell_type")
 
 
 class PresetError(ValueError):
@@ -497,46 +495,3 @@ def describe(name: str) -> str:
         return load_preset(name).description
     except PresetError as exc:
         return f"(invalid: {exc})"
-
-
-# -- --filter -----------------------------------------------------------------------------------
-
-
-def _filter_field(cell, key: str):
-    """A cell's value for ``--filter``; stability runs answer ``pruner`` with their target,
-    ``sparsity`` with their final fraction and ``retrain`` with their variant."""
-    if key == "cell_type":
-        return "prune" if isinstance(cell, CellSpec) else "stability"
-    if not isinstance(cell, CellSpec):
-        key = {"pruner": "target", "sparsity": "final_fraction", "retrain": "variant"}.get(key, key)
-    return getattr(cell, key, None)
-
-
-def apply_filters(cells: list, filters: list[str]) -> list:
-    """Keep cells whose fields match every ``KEY=GLOB`` (``pruner=*magnitude``, ``seed=0``).
-
-    A filter that matches no cell of the plan, or filters that together match none, are an
-    error that names them (a typo must not read as "everything is stored")."""
-    parsed = []
-    for f in filters:
-        key, sep, pattern = f.partition("=")
-        if not sep or key not in FILTER_KEYS:
-            raise PresetError(f"--filter {f!r}: expected KEY=GLOB with KEY one of: {', '.join(FILTER_KEYS)}")
-        parsed.append((f, key, pattern))
-
-    def matches(cell, key, pattern) -> bool:
-        return fnmatch.fnmatchcase(str(_filter_field(cell, key)), pattern)
-
-    for f, key, pattern in parsed:
-        if cells and not any(matches(c, key, pattern) for c in cells):
-            values = sorted({str(_filter_field(c, key)) for c in cells})
-            shown = ", ".join(values[:12]) + (", ..." if len(values) > 12 else "")
-            raise PresetError(f"--filter {f!r} matches no cell of the plan; {key} values: {shown}")
-    kept = [c for c in cells if all(matches(c, k, p) for _, k, p in parsed)]
-    if parsed and cells and not kept:
-        raise PresetError(f"--filter {' '.join(f for f, _, _ in parsed)}: together they match no cell")
-    return kept
-
-
-def field_names(cls) -> list[str]:
-    return [f.name for f in fields(cls)]

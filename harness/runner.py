@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from benchmarks.matrix import Preset, apply_filters, load_preset
+from benchmarks.filters import apply_filters
+from benchmarks.matrix import Preset, load_preset
 from benchmarks.studies import Study, load_study
 from core.atomic import DiskFullError, is_disk_full
 from core.spec import CellSpec, StabilitySpec, canonical_json
