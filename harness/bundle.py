@@ -82,14 +82,6 @@ def bundle_stem(path: Path) -> str:
     return path.name[: -len(SUFFIX)] if path.name.endswith(SUFFIX) else path.name.split(".")[0]
 
 
-def file_sha256(path: Path | str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _read_capped(handle, cap: int, bundle: str, name: str) -> bytes:
     """The member's bytes, read in chunks; over ``cap`` (whatever its header said) is a refusal."""
     parts, size = [], 0

@@ -17,21 +17,9 @@ from harness.cli import main
 from harness.runner import build_plan
 from harness.storage import ResultsStore
 from harness.tasks import spec_id
+from tests.tiny import tiny_store, tiny_text
 
-GOOD = """datasets = ["digits"]
-archs = ["mlp_256x2"]
-pruners = ["global_magnitude", "random"]
-sparsities = [0.5]
-seeds = [0]
-retrain = ["finetune"]
-[train]
-epochs = 1
-[retrain_config]
-epochs = 1
-rewind_epoch = 1
-[eval]
-sets = "clean"
-"""
+GOOD = tiny_text()
 RUN_ONE = ["run", "--arch", "mlp_256x2", "--dataset", "digits", "--pruner", "random", "--sparsity", "0.5"]
 
 
@@ -156,13 +144,7 @@ def test_cuda_without_a_gpu_is_refused_at_plan_time(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bad-input")
-    preset = root / "good.toml"
-    preset.write_text(GOOD)
-    results = root / "results"
-    args = ["run-all", "--preset", str(preset), "--results", str(results), "--workers", "1", "--no-report"]
-    assert main(args) == 0
-    return preset, results
+    return tiny_store(tmp_path_factory.mktemp("bad-input"))
 
 
 def test_report_out_that_is_a_file_or_cannot_be_written_is_one_line(store, tmp_path, capsys):

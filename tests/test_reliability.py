@@ -19,8 +19,8 @@ from harness.cli import main
 from harness.runner import build_plan
 from harness.storage import SCHEMA_VERSION, DamagedFile, ResultsStore
 from harness.tasks import spec_id
-from pruners.base import PRUNERS, Pruner, ScorePruner
 from prunebench import weights
+from pruners.base import PRUNERS, Pruner, ScorePruner
 from tests.stored import METRIC_KEY, comparable_tables
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -415,7 +415,7 @@ def test_checkpoints_are_loaded_without_executing_code(small_store, tmp_path):
             return (os.system, (f"touch {marker}",))
 
     torch.save({"x": Exploit()}, parent / "model.pt")
-    with pytest.raises(DamagedFile, match="model.pt is not the file parent.json records"):
+    with pytest.raises(DamagedFile, match=r"model\.pt is not the file parent\.json records"):
         store.read_parent(parent.name)  # a replaced checkpoint is not the one recorded
     # even one whose checksum is recorded too is loaded as weights only, never run
     record = json.loads((parent / "parent.json").read_text())

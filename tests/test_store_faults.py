@@ -17,23 +17,9 @@ from harness.cli import main
 from harness.runner import build_plan
 from harness.tasks import spec_id
 from tests.stored import comparable_tables
+from tests.tiny import tiny_store
 
-PRESET = """description = "store faults: two pruning cells on one dense parent, the smoke study"
-datasets = ["digits"]
-archs = ["mlp_256x2"]
-pruners = ["global_magnitude", "random"]
-sparsities = [0.5]
-seeds = [0]
-retrain = ["finetune"]
-studies = ["smoke_stability"]
-[train]
-epochs = 2
-[retrain_config]
-epochs = 1
-rewind_epoch = 1
-[eval]
-sets = "clean"
-"""
+STUDY = '["smoke_stability"]'  # the tiny preset (two cells on one dense parent) with the smoke study
 # the cell columns a recomputation must reproduce (timings, host and the like are the run's own)
 SAME_COLUMNS = ["cell_id", "parent_id", "status", "spec_json", "epochs_dense", "epochs_prune",
                 "epochs_retrain", "train_flops", "metric_rows", "metrics_sha256"]  # fmt: skip
@@ -48,13 +34,7 @@ def run(preset: Path, results: Path, capsys) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faults")
-    preset = root / "faults.toml"
-    preset.write_text(PRESET)
-    results = root / "reference"
-    args = ["run-all", "--preset", str(preset), "--results", str(results), "--workers", "1", "--no-report"]
-    assert main(args) == 0
-    return preset, results
+    return tiny_store(tmp_path_factory.mktemp("faults"), studies=STUDY)
 
 
 def target(store: Path, kind: str, preset: Path) -> Path:

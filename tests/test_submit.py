@@ -3,43 +3,24 @@ accepted, one edited metric value is refused, input that is no bundle is exit 2.
 
 import io
 import json
-import tarfile
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from core.schema import METRIC_SCHEMA
-from harness.cli import main
 from harness.bundle import CELLS, MANIFEST, METRICS, read_bundle
+from harness.cli import main
 from harness.verify import sample_cells
+from tests.tiny import members_of, pack, tiny_store
 
-PRESET = """datasets = ["digits"]
-archs = ["mlp_256x2"]
-pruners = ["global_magnitude", "random"]
-sparsities = [0.5]
-seeds = [0]
-retrain = ["finetune"]
-[train]
-epochs = 1
-[retrain_config]
-epochs = 1
-[eval]
-sets = "clean"
-"""
 EDITED = ("retrained", "test", "accuracy")  # (phase, eval_set, metric) of the row a tamperer edits
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """Two cells (two pruners, one dense parent) run once for the module."""
-    root = tmp_path_factory.mktemp("submit")
-    preset = root / "tiny.toml"
-    preset.write_text(PRESET)
-    results = root / "results"
-    args = ["run-all", "--preset", str(preset), "--results", str(results), "--workers", "1", "--no-report"]
-    assert main(args) == 0
-    return results
+    return tiny_store(tmp_path_factory.mktemp("submit"))[1]
 
 
 @pytest.fixture(scope="module")
@@ -47,21 +28,6 @@ def bundle(store, tmp_path_factory):
     out = tmp_path_factory.mktemp("bundle") / "entry.tar.gz"
     assert main(["submit", "--results", str(store), "--out", str(out)]) == 0
     return out
-
-
-def members_of(path):
-    """The bundle's members in order, name -> bytes."""
-    with tarfile.open(path, "r:gz") as tar:
-        return {info.name: tar.extractfile(info).read() for info in tar}
-
-
-def pack(path, members):
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
 
 
 def edited_metrics(members, cell_id):
@@ -182,7 +148,7 @@ def tar_with_manifest(path, payload: bytes):
         (lambda p: tar_with_manifest(p, b"[1, 2]"), "is not a JSON object"),
         (lambda p: tar_with_manifest(p, b'{"format": "other"}'), "has format 'other'"),
     ],
-    ids=["missing", "not-a-tarball", "foreign-member", "no-manifest", "bad-json", "json-list", "other-format"],
+    ids=["missing", "not-a-tarball", "foreign", "no-manifest", "bad-json", "json-list", "other-format"],
 )
 def test_input_that_is_no_bundle_is_exit_2_with_one_line(tmp_path, capsys, make, message):
     path = make(tmp_path / "thing.tar.gz")

@@ -23,59 +23,30 @@ from harness.bundle import CELLS, MANIFEST, METRICS, Limits
 from harness.cli import main
 from harness.tasks import spec_id
 from harness.verify import SECRET_ENV, draw_seed, verify
+from tests.tiny import members_of, tiny_preset, tiny_store
+from tests.tiny import pack as pack_members
 
 ROOT = Path(__file__).resolve().parent.parent
-PRESET = """datasets = ["digits"]
-archs = ["mlp_256x2"]
-pruners = ["global_magnitude", "random"]
-sparsities = [0.5]
-seeds = [0]
-retrain = ["finetune"]
-[train]
-epochs = 1
-[retrain_config]
-epochs = 1
-rewind_epoch = 1
-[eval]
-sets = "clean"
-"""
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     root = tmp_path_factory.mktemp("honest")
-    preset = root / "tiny.toml"
-    preset.write_text(PRESET)
-    results = root / "results"
-    run = ["run-all", "--preset", str(preset), "--results", str(results), "--workers", "1", "--no-report"]
-    assert main(run) == 0
+    _, results = tiny_store(root)
     out = root / "entry.tar.gz"
     assert main(["submit", "--results", str(results), "--out", str(out)]) == 0
     return out
 
 
-def members_of(path: Path) -> dict[str, bytes]:
-    with tarfile.open(path, "r:gz") as tar:
-        return {info.name: tar.extractfile(info).read() for info in tar}
-
-
-def pack(path: Path, members: dict[str, bytes], rehash: bool = True) -> Path:
-    """The members as a bundle; ``rehash``: the manifest lists every member's true SHA-256 (a
-    forger controls the whole bundle, so the integrity check alone proves nothing)."""
-    if rehash:
-        manifest = json.loads(members[MANIFEST])
-        manifest["members"] = {
-            n: {"sha256": hashlib.sha256(d).hexdigest(), "bytes": len(d)}
-            for n, d in members.items()
-            if n != MANIFEST
-        }
-        members = {**members, MANIFEST: json.dumps(manifest).encode()}
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
+def pack(path: Path, members: dict[str, bytes]) -> Path:
+    """The members as a bundle whose manifest lists every member's true SHA-256 (a forger
+    controls the whole bundle, so the integrity check alone proves nothing)."""
+    manifest = json.loads(members[MANIFEST])
+    listed = {n: d for n, d in members.items() if n != MANIFEST}
+    manifest["members"] = {
+        n: {"sha256": hashlib.sha256(d).hexdigest(), "bytes": len(d)} for n, d in listed.items()
+    }
+    return pack_members(path, {**members, MANIFEST: json.dumps(manifest).encode()})
 
 
 def table(members: dict[str, bytes], name: str) -> list[dict]:
@@ -284,3 +255,29 @@ def test_the_sample_is_unpredictable_and_printed(bundle, monkeypatch, capsys):
     picked = next(ln for ln in out.splitlines() if ln.startswith("ok "))
     assert main(["verify", str(bundle), "--sample", "1", "--seed", str(seed)]) == 0
     assert picked in capsys.readouterr().out  # the same cell again
+
+
+@pytest.mark.slow  # four harness processes
+def test_a_plugins_cells_are_re_run_with_the_plugin_the_verifier_names(tmp_path):
+    """The plugin a bundle's cells need runs only when the verifier names it (--plugin); without
+    it the bundle is refused in one line, the plugin never imported from the bundle's word."""
+    from tests.test_plugins import SRC_MODULE, SRC_PLUGIN, SRC_PRUNER
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / f"{SRC_MODULE}.py").write_text(SRC_PLUGIN)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "src"), str(ROOT)])}
+    preset = tiny_preset(tmp_path, pruners=f'["{SRC_PRUNER}"]')
+
+    def harness(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "harness", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True)  # fmt: skip
+
+    results, bundle = tmp_path / "results", tmp_path / "plugin.tar.gz"
+    run = harness("run-all", "--preset", str(preset), "--results", str(results), "--workers", "1",
+                  "--no-report", "--plugin", SRC_MODULE)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert harness("submit", "--results", str(results), "--out", str(bundle)).returncode == 0
+    refused = harness("verify", str(bundle))
+    assert refused.returncode == 2 and f"pruner '{SRC_PRUNER}' is not registered here" in refused.stderr
+    accepted = harness("verify", str(bundle), "--sample", "1", "--plugin", SRC_MODULE)
+    assert accepted.returncode == 0 and "verdict: accepted: 1 of 1" in accepted.stdout, accepted.stderr
