@@ -249,7 +249,7 @@ def check_metrics(
 
 
 def _range_problems(df: pd.DataFrame) -> list[str]:
-    bounded = df["metric"].map(is_bounded)
+    bounded = df["metric"].isin([m for m in df["metric"].unique() if is_bounded(m)])
     low = df["metric"].isin(SIGNED).map({True: -1.0, False: 0.0})
     bad = df[bounded & df["value"].notna() & ((df["value"] < low) | (df["value"] > 1.0))]
     return [

@@ -101,8 +101,8 @@ def preset_and_study(preset: str | None, study: str | None) -> str:
     listed = load_preset(preset).studies
     if study not in listed:
         raise PresetError(
-            f"--study {study!r} is not one of preset {preset!r}'s studies "
-            f"({', '.join(listed) or 'it lists none'}); give --study without --preset to run it on its own"
+            f"--study {study!r}: preset {preset!r} does not list it (its studies: "
+            f"{', '.join(listed) or 'none'}); give --study without --preset to run it on its own"
         )
     return preset
 
@@ -160,9 +160,9 @@ def cmd_run_all(args: argparse.Namespace) -> int:
     elif not args.no_report:
         stale = summary.ran or not (Path(args.results) / "claims").exists()
         if stale or not (Path(out) / "index.html").exists():
-            try:
-                cmd_analyze(args.results)
-                cmd_report(args.results, out)
+            try:  # the store was just audited (and repaired) by this run
+                cmd_analyze(args.results, audit=False)
+                cmd_report(args.results, out, audit=False)
             except USAGE_ERRORS:
                 raise
             except Exception as exc:  # the cells are stored; a failed analysis or report is reported
@@ -177,12 +177,13 @@ def cmd_run_all(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
-def cmd_analyze(results: str) -> int:
+def cmd_analyze(results: str, audit: bool = True) -> int:
     from analysis.claims import render_primary, run_analysis
     from analysis.sanity import leaderboard_checks, render_sanity
     from harness.storage import ResultsStore
 
-    ResultsStore(results).check_readable()
+    if audit:
+        ResultsStore(results).check_readable()
     table, primaries = run_analysis(results)
     print(render_primary(primaries))
     print(render_sanity(leaderboard_checks(results)))
@@ -190,7 +191,7 @@ def cmd_analyze(results: str) -> int:
     return 0
 
 
-def cmd_report(results: str, out: str | None) -> int:
+def cmd_report(results: str, out: str | None, audit: bool = True) -> int:
     import time
 
     from harness.storage import ResultsStore
@@ -198,7 +199,8 @@ def cmd_report(results: str, out: str | None) -> int:
 
     out = report_dir(results, out)
     check_out(Path(out))
-    ResultsStore(results).check_readable()
+    if audit:
+        ResultsStore(results).check_readable()
     start = time.perf_counter()
     index = build_report(results, out)
     print(f"report: {index} ({time.perf_counter() - start:.1f} s)")
@@ -255,7 +257,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise PresetError(str(exc)) from None
     device = resolve_device(args.device)
     store = ResultsStore(args.results)
-    store.prepare()
+    damages, _ = store.prepare()
+    if damages:
+        from harness.runner import describe_repair
+
+        print(describe_repair(damages, store, dry_run=False))
     plugins = (*args.plugin, *preset.plugins)
     outcome = cell_task(canonical_json(spec.to_dict()), args.results, "cli", device, True, plugins)
     if outcome.status == "skipped":

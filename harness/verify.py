@@ -57,6 +57,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.atomic import TMP_PREFIX, atomic_write_bytes
+from core.integrity import sha256_file
 from core.schema import CELL_SCHEMA, METRIC_SCHEMA, SCHEMA_VERSION
 from harness.bundle import (
     CELLS,
@@ -66,7 +67,6 @@ from harness.bundle import (
     BundleError,
     Limits,
     bundle_stem,
-    file_sha256,
     integrity_problems,
     read_bundle,
 )
@@ -271,7 +271,7 @@ def _verify(bundle: str, sample: int, seed: int | None, accept_into: str | None,
     specs = check_cells(bundle, cells, limits)
     check_metrics(bundle, cells, specs, metrics_table, limits)
 
-    bundle_sha = file_sha256(bundle)
+    bundle_sha = sha256_file(bundle)
     seed, source = (seed, "given with --seed") if seed is not None else draw_seed(bundle_sha)
     picked = sample_cells(cells, sample, seed)
     from harness.bundle_checks import rerun_epochs

@@ -105,7 +105,7 @@ def test_a_preset_that_is_not_utf8_or_is_a_folder_is_one_line(tmp_path, capsys):
         (["run-all", "--preset", "smoke", "--preset", "default"], "argument --preset: given more than once"),
         (
             ["run-all", "--preset", "smoke", "--study", "stability"],
-            "--study 'stability' is not one of preset",
+            "--study 'stability': preset 'smoke' does not list it",
         ),
         ([*RUN_ONE, "--seed", str(2**64)], f"seed {2**64} must be a non-negative integer <= 2147483647"),
         ([*RUN_ONE[:-1], "nan"], "sparsity nan is outside [0, 1)"),
