@@ -107,6 +107,23 @@ def preset_and_study(preset: str | None, study: str | None) -> str:
     return preset
 
 
+SLURM_OPTIONS = ("partition", "gpus_per_cell", "max_parallel", "time_limit")
+
+
+def refuse_conflicts(args: argparse.Namespace) -> None:
+    """Options that would be silently ignored are an error: Slurm's without ``--executor slurm``,
+    ``--out`` without a report."""
+    given = getattr(args, "_given", set())
+    if args.executor != "slurm":
+        for dest in SLURM_OPTIONS:
+            if dest in given:
+                raise PresetError(f"--{dest.replace('_', '-')} applies to --executor slurm only")
+    if args.out is not None and (args.no_report or args.dry_run):
+        raise PresetError(
+            f"--out names the report's folder; {'--no-report' if args.no_report else '--dry-run'} builds none"
+        )
+
+
 def report_dir(results: str, out: str | None) -> str:
     return out if out is not None else str(Path(results) / SITE)
 
@@ -116,6 +133,7 @@ def cmd_run_all(args: argparse.Namespace) -> int:
     from harness.runner import format_summary, run_all
 
     preset = preset_and_study(args.preset, args.study)
+    refuse_conflicts(args)
     device = resolve_device(args.device, local=args.executor == "local")
     if device == "cuda" and args.executor == "slurm" and args.gpus_per_cell < 1:
         raise PresetError("--device cuda with --executor slurm needs --gpus-per-cell 1 or more")
