@@ -81,7 +81,8 @@ def read_verified(path: Path | str):
     """The whole Parquet file as a table, every page checksum verified (raises on damage)."""
     import pyarrow.parquet as pq
 
-    return pq.read_table(path, page_checksum_verification=True)
+    with pq.ParquetFile(path, page_checksum_verification=True) as handle:  # faster than read_table
+        return handle.read()
 
 
 def _written_here(schema) -> bool:
