@@ -13,18 +13,25 @@ key, and what would be valid.
 
 from __future__ import annotations
 
-import fnmatch
 import itertools
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from benchmarks.archs import ARCHS
 from benchmarks.datasets import DATASETS
 from core.config import ConfigError, config_dict, make_config
 from core.registry import Registry
-from core.spec import MASK_CONTROLS, RETRAIN_RECIPES, CellSpec, EvalConfig, RetrainConfig, TrainConfig
+from core.spec import (
+    MASK_CONTROLS,
+    MAX_SEED,
+    RETRAIN_RECIPES,
+    CellSpec,
+    EvalConfig,
+    RetrainConfig,
+    TrainConfig,
+)
 
 PRESET_DIR = Path(__file__).parent / "presets"
 STUDY_DIR = Path(__file__).parent / "studies"  # the study files (``benchmarks.studies``) presets name
@@ -43,7 +50,7 @@ OVERRIDE_KEYS = {
     "eval",
     "pruner_config",
 }
-FILTER_KEYS = ("arch", "dataset", "pruner", "sparsity", "seed", "retrain", "control", "cell_type")
+MAX_SEEDS = 10_000  # seeds per design: a count beyond it is a typo, not a plan
 
 
 class PresetError(ValueError):
@@ -172,7 +179,15 @@ def line_of(text: str, key: str, section: str | None = None) -> int:
 
 
 def read_toml(path: Path) -> tuple[dict, str]:
-    text = path.read_text()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except IsADirectoryError:
+        raise PresetError(f"{path}: is a folder, not a TOML file") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise PresetError(f"{path}:{line}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
+    except OSError as exc:
+        raise PresetError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
@@ -210,9 +225,11 @@ def _names(values, key: str, registry: Registry, at: Located) -> tuple[str, ...]
     if not isinstance(values, list) or not values:
         raise at.error(key, "must be a non-empty list")
     out: list[str] = []
-    for pattern in values:
+    for i, pattern in enumerate(values):
         if not isinstance(pattern, str):
             raise at.error(key, f"{pattern!r} is not a string")
+        if pattern in values[:i]:
+            raise at.error(key, f"{pattern!r} is listed twice")
         matched = registry.names(pattern)
         if not matched:
             raise at.error(key, registry.unknown_message(pattern))
@@ -234,26 +251,40 @@ def _sparsities(values, key: str, at: Located, unpruned: bool = False, **where) 
             or not (0.0 < s < 1.0 or (low is not None and s == low))
         ):
             raise at.error(key, f"{s!r} is not a number in {interval}", **where)
-    return tuple(float(s) for s in values)
+    return _unique([float(s) for s in values], key, at, **where)
+
+
+def _unique(values: list, key: str, at: Located, **where) -> tuple:
+    """``values`` as a tuple; a value listed twice is an error (never silently one cell)."""
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise at.error(key, f"{v!r} is listed twice", **where)
+        seen.add(v)
+    return tuple(values)
 
 
 def seed_list(values, key: str, at: Located, **where) -> tuple[int, ...]:
-    """``seeds = [0, 1, 2]`` or ``seeds = 30`` (seeds 0..29)."""
-    if isinstance(values, int) and not isinstance(values, bool) and values >= 1:
-        return tuple(range(values))
-    if (
-        isinstance(values, list)
-        and values
-        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in values)
-    ):
-        return tuple(dict.fromkeys(values))
-    raise at.error(key, "must be a positive count or a non-empty list of non-negative integers", **where)
+    """``seeds = [0, 1, 2]`` or ``seeds = 30`` (seeds 0..29): at most ``MAX_SEEDS`` seeds, each
+    at most ``MAX_SEED``."""
+    if isinstance(values, int) and not isinstance(values, bool):
+        if 1 <= values <= MAX_SEEDS:
+            return tuple(range(values))
+        raise at.error(key, f"{values!r} is not a seed count from 1 to {MAX_SEEDS}", **where)
+    if isinstance(values, list) and 0 < len(values) <= MAX_SEEDS:
+        for s in values:
+            if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
+                raise at.error(key, f"{s!r} is not a seed: an integer from 0 to {MAX_SEED}", **where)
+        return _unique(list(values), key, at, **where)
+    raise at.error(
+        key, f"must be a seed count (1 to {MAX_SEEDS}) or a list of 1 to {MAX_SEEDS} seeds", **where
+    )
 
 
 def _choices(values, key: str, valid: tuple[str, ...], at: Located, **where) -> tuple[str, ...]:
     if not isinstance(values, list) or not values or any(v not in valid for v in values):
         raise at.error(key, f"must be a non-empty list of: {', '.join(valid)}", **where)
-    return tuple(dict.fromkeys(values))
+    return _unique(list(values), key, at, **where)
 
 
 def _config(cls: type, base, table, key: str, at: Located, **where):
@@ -464,46 +495,3 @@ def describe(name: str) -> str:
         return load_preset(name).description
     except PresetError as exc:
         return f"(invalid: {exc})"
-
-
-# -- --filter -----------------------------------------------------------------------------------
-
-
-def _filter_field(cell, key: str):
-    """A cell's value for ``--filter``; stability runs answer ``pruner`` with their target,
-    ``sparsity`` with their final fraction and ``retrain`` with their variant."""
-    if key == "cell_type":
-        return "prune" if isinstance(cell, CellSpec) else "stability"
-    if not isinstance(cell, CellSpec):
-        key = {"pruner": "target", "sparsity": "final_fraction", "retrain": "variant"}.get(key, key)
-    return getattr(cell, key, None)
-
-
-def apply_filters(cells: list, filters: list[str]) -> list:
-    """Keep cells whose fields match every ``KEY=GLOB`` (``pruner=*magnitude``, ``seed=0``).
-
-    A filter that matches no cell of the plan, or filters that together match none, are an
-    error that names them (a typo must not read as "everything is stored")."""
-    parsed = []
-    for f in filters:
-        key, sep, pattern = f.partition("=")
-        if not sep or key not in FILTER_KEYS:
-            raise PresetError(f"--filter {f!r}: expected KEY=GLOB with KEY one of: {', '.join(FILTER_KEYS)}")
-        parsed.append((f, key, pattern))
-
-    def matches(cell, key, pattern) -> bool:
-        return fnmatch.fnmatchcase(str(_filter_field(cell, key)), pattern)
-
-    for f, key, pattern in parsed:
-        if cells and not any(matches(c, key, pattern) for c in cells):
-            values = sorted({str(_filter_field(c, key)) for c in cells})
-            shown = ", ".join(values[:12]) + (", ..." if len(values) > 12 else "")
-            raise PresetError(f"--filter {f!r} matches no cell of the plan; {key} values: {shown}")
-    kept = [c for c in cells if all(matches(c, k, p) for _, k, p in parsed)]
-    if parsed and cells and not kept:
-        raise PresetError(f"--filter {' '.join(f for f, _, _ in parsed)}: together they match no cell")
-    return kept
-
-
-def field_names(cls) -> list[str]:
-    return [f.name for f in fields(cls)]

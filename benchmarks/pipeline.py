@@ -25,6 +25,9 @@ from scratch with the dense recipe; ``invert`` keeps the weights the pruner scor
 (``PruneContext.score_sign = -1``). The ``pruned`` phase is evaluated on the clean splits
 only (no analysis reads it on shifted sets); ``retrained`` on the cell's ``EvalConfig``.
 
+After pruning, the model's sparsity must be the spec's within the pruner contract's slack
+(``pruners.contract``): a cell that misses it fails with that reason.
+
 The cell's budget (``benchmarks.budget``) is the training epochs and FLOPs of the dense
 parent (when the cell's model descends from it), of the pruning procedure and of the
 retraining. Its ``seconds`` are ``prune`` (mask choice; for during-training pruners the
@@ -50,6 +53,7 @@ from benchmarks.training import steps_per_epoch, train, training_batches
 from core.spec import CellSpec, EvalConfig, ParentSpec, TrainConfig
 from pruners import DuringTrainingPruner, PruneContext, Pruner, SparseTraining, get_pruner
 from pruners.base import StateCache
+from pruners.contract import check_sparsity
 from pruners.masks import current_mask, dense_weight, mask_tensor, prunable_modules
 
 REINIT_SEED_OFFSET = 1_000_000_007  # the reinit control's fresh weights: another draw than the parent's
@@ -315,6 +319,7 @@ def run_cell(
         shuffle_within_layers(model, ctx.generator(salt=SHUFFLE_SALT))
     elif spec.control == "reinit":
         reinitialise(model, spec.arch, data, spec.seed, device)
+    check_sparsity(pruner, model, spec.sparsity)  # a missed target fails the cell (pruners.contract)
     seconds["prune"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: metric_rows and metrics_sha256, the cell's checksum of its metrics file
 
 # What it cost to make a cell (``benchmarks.budget``): training epochs of the dense parent, of
 # the pruning procedure and of the retraining, and training FLOPs (forward + backward).
@@ -42,6 +42,10 @@ CELL_SCHEMA = pa.schema(
         ("status", pa.string()),
         ("reason", pa.string()),
         ("traceback", pa.string()),
+        # the commit record's check of its metrics file (``metrics/<cell_id>.parquet``): its row
+        # count and the SHA-256 of its bytes; 0 and null for a cell without metric rows
+        ("metric_rows", pa.int64()),
+        ("metrics_sha256", pa.string()),
         *[(c, pa.float64()) for c in BUDGET_COLUMNS],
         ("dense_train_s", pa.float64()),
         ("prune_s", pa.float64()),

@@ -28,6 +28,14 @@ EVAL_SETS = ("all", "clean")
 # Mask sanity controls (Frankle, Dziugaite, Roy & Carbin, ICLR 2021; Su et al. 2020): the
 # pruner's mask shuffled within each layer, the kept weights re-initialised, the scores inverted.
 MASK_CONTROLS = ("none", "shuffle_layer", "reinit", "invert")
+# seeds are non-negative integers below 2^31: every RNG prunebench seeds (torch, numpy, Python)
+# takes them, offsets added to them stay in int64, and the store keeps them as int64
+MAX_SEED = 2**31 - 1
+
+
+def check_seed(seed: object) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed {seed!r} must be a non-negative integer <= {MAX_SEED} (2^31 - 1)")
 
 
 def canonical_json(obj: dict) -> str:
@@ -171,8 +179,7 @@ class CellSpec:
     plugin: str | None = None  # "distribution==version" of the plugin that registers the pruner
 
     def __post_init__(self) -> None:
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed {self.seed!r} must be a non-negative integer")
+        check_seed(self.seed)
         if not 0.0 <= self.sparsity < 1.0:  # 0: the unpruned control (t = 1), fine-tuned only
             raise ValueError(f"sparsity {self.sparsity} is outside [0, 1)")
         if self.retrain not in RETRAIN_RECIPES:
@@ -253,8 +260,7 @@ class StabilitySpec:
             raise ValueError(f"variant {self.variant!r} is not one of: {', '.join(STABILITY_VARIANTS)}")
         if (self.target == "none") != (self.variant == "none"):
             raise ValueError("the no-pruning baseline has target 'none' and variant 'none', and only it")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed {self.seed!r} must be a non-negative integer")
+        check_seed(self.seed)
         if not 0.0 < self.final_fraction < 1.0:
             raise ValueError(f"final_fraction {self.final_fraction} is outside (0, 1)")
         if self.every < 1 or self.first_event < 1 or self.last_event < self.first_event:

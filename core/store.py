@@ -25,6 +25,11 @@ from core.atomic import TMP_PREFIX
 from core.schema import CELL_SCHEMA, METRIC_SCHEMA
 
 
+class StoreProblem(ValueError):
+    """A store that cannot be read as it is (a damaged manifest, a file of another schema);
+    the message names the file, in one line."""
+
+
 def part_files(directory: Path | str) -> list[str]:
     """The committed Parquet files of one store folder, sorted by name."""
     directory = Path(directory)
@@ -116,7 +121,11 @@ def _scan(
     columns = list(columns) if columns is not None else schema.names
     if not files:
         return schema.empty_table().select(columns).to_pandas()
-    table = ds.dataset(files, schema=schema, format="parquet").to_table(columns=columns, filter=expression)
+    # every page checksum verified: a damaged page is an error, never a silently wrong value
+    fmt = ds.ParquetFileFormat(
+        default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True)
+    )
+    table = ds.dataset(files, schema=schema, format=fmt).to_table(columns=columns, filter=expression)
     return table.replace_schema_metadata(None).to_pandas()
 
 
@@ -166,8 +175,14 @@ class StoreReader:
         out = {}
         for path in sorted(self.studies_dir.glob("*.json")) if self.studies_dir.is_dir() else ():
             if not path.name.startswith(TMP_PREFIX):
-                manifest = json.loads(path.read_text())
-                out[manifest["name"]] = manifest
+                try:
+                    manifest = json.loads(path.read_bytes())
+                    out[manifest["name"]] = {"cell_ids": manifest["cell_ids"], **manifest}
+                except (ValueError, KeyError, TypeError, OSError) as exc:
+                    raise StoreProblem(
+                        f"damaged study manifest {path} ({type(exc).__name__}); `harness run-all` on this "
+                        f"store moves it aside and writes it again"
+                    ) from None
         return out
 
 

@@ -61,7 +61,8 @@ from benchmarks.training import train
 from core.spec import TrainConfig
 from core.units import unit_groups
 from pruners.base import KINDS, PRUNERS, TIMINGS, PruneContext, Pruner, make_pruner_config, register_pruner
-from pruners.masks import current_mask, effective_weight, prunable_modules, refresh_masked
+from pruners.contract import structured_deviation, unstructured_deviation
+from pruners.masks import effective_weight, prunable_modules, refresh_masked
 from pruners.plugins import PluginError
 from pruners.structured import alive_units
 
@@ -394,20 +395,15 @@ def check_declares(s: Session) -> tuple[bool, str]:
 
 def _unstructured_deviation(s: Session, model: nn.Module, sparsity: float) -> tuple[float, float, str]:
     """(zeros - s * n, bound, what was counted), by the pruner's declared scope."""
+    d = unstructured_deviation(getattr(s.cls, "scope", None), model, sparsity)
+    where = d.counted
     modules = prunable_modules(model)
-    counts = {n: (int((current_mask(m) == 0).sum()), current_mask(m).numel()) for n, m in modules.items()}
-    zeros, total = sum(z for z, _ in counts.values()), sum(n for _, n in counts.values())
-    where = f"{zeros} of {total} weights zero"
-    dev, bound = (
-        zeros - sparsity * total,
-        1.0 if getattr(s.cls, "scope", None) == "global" else float(len(counts)),
-    )
     if not any(hasattr(m, "weight_mask") for m in modules.values()):
         zeroed = sum(int((m.weight == 0).sum()) for m in modules.values())
         where += (
             f", no torch.nn.utils.prune mask ({zeroed} weights zero without one; the harness counts masks)"
         )
-    return dev, bound, where
+    return d.off, d.bound, where
 
 
 def _structured_deviation(s: Session, case: Case, model: nn.Module) -> tuple[float, float, str]:
@@ -421,7 +417,8 @@ def _structured_deviation(s: Session, case: Case, model: nn.Module) -> tuple[flo
     reported = float(s.call(case, lambda: s.cls(make_pruner_config(s.name)).unit_sparsity(model)))
     if abs(reported - removed / total) > 1e-9:
         return float("inf"), 0.0, f"unit_sparsity() says {reported:.4f}, the masks {removed / total:.4f}"
-    return removed - case.sparsity * total, float(len(groups)), f"{removed} of {total} units removed"
+    d = structured_deviation(model, case.sparsity)
+    return d.off, d.bound, d.counted
 
 
 def _n(count: int, noun: str) -> str:

@@ -1,8 +1,8 @@
 """``python -m harness`` / ``prunebench``: list registries, run the matrix or one cell.
 
-Bad input (an unknown name, a sparsity outside [0, 1), a malformed preset, a results dir
-that cannot be written) ends with one line on stderr and exit status 2, before anything
-is written.
+Bad input (an unknown name, a sparsity outside [0, 1), a malformed preset or number, a results
+dir that cannot be written, an option given twice) ends with one line on stderr and exit
+status 2, before anything is written; so does a full disk, after the finished cells.
 """
 
 from __future__ import annotations
@@ -12,122 +12,28 @@ import sys
 from pathlib import Path
 
 from benchmarks.matrix import PresetError
+from core.atomic import DiskFullError
 from core.config import ConfigError
 from core.registry import UnknownNameError
-from harness.bench import BENCH_MEASURES
+from core.store import StoreProblem
 from harness.executors import WorkerCrash
+from harness.parser import build_parser
 from harness.slurm import SlurmJobError
 from harness.storage import StoreError
 from pruners.plugins import PluginError
+from reports.output import ReportOutputError, check_out
 
-USAGE_ERRORS = (UnknownNameError, PresetError, StoreError, PluginError, ConfigError)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prunebench", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def add_plugin(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--plugin",
-            action="append",
-            default=[],
-            metavar="MODULE",
-            help="import MODULE (it registers pruners)",
-        )
-
-    ls = sub.add_parser("list", help="list registered pruners, archs, datasets, presets or studies")
-    ls.add_argument(
-        "what",
-        nargs="?",
-        default="all",
-        choices=["all", "pruners", "archs", "datasets", "presets", "studies"],
-    )
-    ls.add_argument(
-        "--verbose", "-v", action="store_true", help="pruners: every hyperparameter with its default"
-    )
-    add_plugin(ls)
-
-    def add_common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--results", default="results", help="results directory (default: results/)")
-        p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-
-    ra = sub.add_parser("run-all", help="run every cell of a preset matrix")
-    ra.add_argument("--preset", default="default", help="preset name or path to a .toml file")
-    ra.add_argument("--workers", type=int, default=None, help="local worker processes (default: cores)")
-    ra.add_argument("--filter", action="append", default=[], metavar="KEY=GLOB", help="keep matching cells")
-    ra.add_argument("--study", default=None, help="run one study only (harness list studies)")
-    add_plugin(ra)
-    ra.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
-    ra.add_argument("--retry-failed", action="store_true", help="run cells stored as failed again")
-    ra.add_argument("--no-report", action="store_true", help="skip the claims analysis and the report")
-    ra.add_argument("--executor", choices=["local", "slurm"], default="local", help="where cells run")
-    ra.add_argument("--partition", default=None, help="slurm: partition (default: the cluster's default)")
-    ra.add_argument("--gpus-per-cell", type=int, default=0, help="slurm: GPUs per array task")
-    ra.add_argument("--max-parallel", type=int, default=16, help="slurm: array tasks running at once")
-    ra.add_argument("--time-limit", type=int, default=60, metavar="MIN", help="slurm: minutes per array task")
-    add_common(ra)
-
-    an = sub.add_parser("analyze", help="test the published claims on stored results (claims table)")
-    an.add_argument("--results", default="results", help="results directory (default: results/)")
-
-    cv = sub.add_parser(
-        "compare-verdicts", help="compare two stores' primary verdicts (exit 1: a settled one differs)"
-    )
-    cv.add_argument("--results", default="results", help="results directory analysed first")
-    cv.add_argument(
-        "--other", required=True, help="the other results directory (disjoint seeds or another machine)"
-    )
-
-    rep = sub.add_parser("report", help="build the static HTML report from stored results")
-    rep.add_argument("--results", default="results", help="results directory (default: results/)")
-    rep.add_argument("--out", default="reports/site", help="output directory (default: reports/site/)")
-
-    bench = sub.add_parser("bench", help="time the harness against plain PyTorch loops, side by side")
-    bench.add_argument("--results", default="results", help="where bench/bench.parquet goes")
-    bench.add_argument(
-        "--skip",
-        action="append",
-        default=[],
-        choices=list(BENCH_MEASURES),
-    )
-
-    cal = sub.add_parser("calibrate-gpu", help="measure seconds per CIFAR epoch for the GPU-hour estimate")
-    cal.add_argument("--device", default="cuda")
-
-    cmp_ = sub.add_parser("compare", help="flag leaderboard regressions against a previous night")
-    cmp_.add_argument("--previous", default=None, help="summary.parquet of the previous night (none: first)")
-    cmp_.add_argument("--results", default="results", help="tonight's results directory")
-    cmp_.add_argument("--tolerance", type=float, default=0.01, help="allowed drop in mean accuracy")
-    cmp_.add_argument("--summary-out", default=None, help="write tonight's summary.parquet here")
-
-    one = sub.add_parser("run", help="run one cell")
-    one.add_argument("--arch", required=True)
-    one.add_argument("--dataset", required=True)
-    one.add_argument("--pruner", required=True)
-    one.add_argument("--sparsity", type=float, required=True)
-    one.add_argument("--seed", type=int, default=0)
-    one.add_argument("--retrain", default="finetune")
-    one.add_argument("--preset", default="default", help="preset whose training recipes to use")
-    add_plugin(one)
-    add_common(one)
-
-    chk = sub.add_parser("check-pruner", help="check a pruner against the contract, one line per check")
-    chk.add_argument("pruner", help="a registered name, or MODULE:CLASS of a pruner class")
-    add_plugin(chk)
-
-    sb = sub.add_parser("submit", help="write a submission bundle of a results dir")
-    sb.add_argument("--results", default="results", help="results directory (default: results/)")
-    sb.add_argument("--out", required=True, help="the bundle file to write (.tar.gz)")
-    sb.add_argument("--preset", default=None, help="preset the results were run with (default: as recorded)")
-
-    vf = sub.add_parser("verify", help="re-run a seeded sample of a bundle's cells and compare")
-    vf.add_argument("bundle", help="a bundle written by harness submit")
-    vf.add_argument("--sample", type=int, default=4, help="cells to re-run (default: 4)")
-    vf.add_argument("--seed", type=int, default=0, help="seed of the sample")
-    vf.add_argument("--accept-into", default=None, metavar="DIR", help="on success, add the entry to DIR")
-    add_plugin(vf)
-    return parser
+USAGE_ERRORS = (
+    UnknownNameError,
+    PresetError,
+    StoreError,
+    PluginError,
+    ConfigError,
+    StoreProblem,
+    DiskFullError,
+    ReportOutputError,
+)
+SITE = "site"  # the report of a store goes to <results>/site unless --out says otherwise
 
 
 def cmd_list(what: str, verbose: bool = False) -> int:
@@ -169,20 +75,71 @@ def cmd_list(what: str, verbose: bool = False) -> int:
     return 0
 
 
-def resolve_device(device: str | None) -> str:
+def resolve_device(device: str | None, local: bool = True) -> str:
+    """The device cells run on; ``cuda`` on a machine without a GPU is refused here, at plan
+    time (``local=False``: the cells run elsewhere, on a Slurm node)."""
     from harness.environment import default_device
 
     if device is None:
         return default_device()
     if device not in ("cpu", "cuda"):
         raise PresetError(f"--device {device!r}: valid: cpu, cuda")
+    if device == "cuda" and local and default_device() != "cuda":
+        raise PresetError("--device cuda: no CUDA GPU is available on this machine; valid here: cpu")
     return device
+
+
+def preset_and_study(preset: str | None, study: str | None) -> str:
+    """The preset a run uses. ``--study`` alone runs that study on its own design; with an
+    explicit ``--preset`` the study must be one the preset lists (never silently another)."""
+    if study is None or preset is None:
+        return preset or "default"
+    from benchmarks.matrix import load_preset
+    from benchmarks.studies import load_study
+
+    load_study(study)  # an unknown study: did you mean ...
+    listed = load_preset(preset).studies
+    if study not in listed:
+        raise PresetError(
+            f"--study {study!r}: preset {preset!r} does not list it (its studies: "
+            f"{', '.join(listed) or 'none'}); give --study without --preset to run it on its own"
+        )
+    return preset
+
+
+SLURM_OPTIONS = ("partition", "gpus_per_cell", "max_parallel", "time_limit")
+
+
+def refuse_conflicts(args: argparse.Namespace) -> None:
+    """Options that would be silently ignored are an error: Slurm's without ``--executor slurm``,
+    ``--out`` without a report."""
+    given = getattr(args, "_given", set())
+    if args.executor != "slurm":
+        for dest in SLURM_OPTIONS:
+            if dest in given:
+                raise PresetError(f"--{dest.replace('_', '-')} applies to --executor slurm only")
+    if args.out is not None and (args.no_report or args.dry_run):
+        raise PresetError(
+            f"--out names the report's folder; {'--no-report' if args.no_report else '--dry-run'} builds none"
+        )
+
+
+def report_dir(results: str, out: str | None) -> str:
+    return out if out is not None else str(Path(results) / SITE)
 
 
 def cmd_run_all(args: argparse.Namespace) -> int:
     from harness.executors import available_cores
     from harness.runner import format_summary, run_all
 
+    preset = preset_and_study(args.preset, args.study)
+    refuse_conflicts(args)
+    device = resolve_device(args.device, local=args.executor == "local")
+    if device == "cuda" and args.executor == "slurm" and args.gpus_per_cell < 1:
+        raise PresetError("--device cuda with --executor slurm needs --gpus-per-cell 1 or more")
+    out = report_dir(args.results, args.out)
+    if args.out is not None and not args.no_report and not args.dry_run:
+        check_out(Path(out))  # before any cell runs: a report that cannot be written is bad input
     workers = args.workers if args.workers is not None else available_cores()
     if workers < 1:
         raise PresetError(f"--workers {workers}: must be at least 1")
@@ -201,39 +158,50 @@ def cmd_run_all(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise PresetError(str(exc)) from None
     summary = run_all(
-        args.preset,
+        preset,
         args.results,
         workers=workers,
         filters=args.filter,
         dry_run=args.dry_run,
         retry_failed=args.retry_failed,
-        device=resolve_device(args.device),
+        device=device,
         executor=executor,
         study=args.study,
         plugins=tuple(args.plugin),
     )
-    if summary.ran:
+    if summary.attempted:  # also when every cell was taken by another run
         print(format_summary(summary))
     if args.dry_run:
         from harness.estimate import format_estimate
 
-        print(format_estimate(args.preset, args.filter, args.study))
-    elif not args.no_report and (summary.ran or not (Path(args.results) / "claims").exists()):
-        try:
-            cmd_analyze(args.results)
-            cmd_report(args.results, "reports/site")
-        except Exception as exc:  # the cells are stored; a failed analysis or report is reported
-            print(f"prunebench: error: analysis/report failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 1
+        print(format_estimate(preset, args.filter, args.study))
+    elif not args.no_report:
+        stale = summary.ran or not (Path(args.results) / "claims").exists()
+        if stale or not (Path(out) / "index.html").exists():
+            try:  # the store was just audited (and repaired) by this run
+                cmd_analyze(args.results, audit=False)
+                cmd_report(args.results, out, audit=False)
+            except USAGE_ERRORS:
+                raise
+            except Exception as exc:  # the cells are stored; a failed analysis or report is reported
+                first = (str(exc).splitlines() or [""])[0]
+                print(
+                    f"prunebench: error: analysis/report failed: {type(exc).__name__}: {first}",
+                    file=sys.stderr,
+                )
+                return 1
+        else:
+            print(f"report: {Path(out) / 'index.html'} (up to date)")
     return summary.exit_code
 
 
-def cmd_analyze(results: str) -> int:
+def cmd_analyze(results: str, audit: bool = True) -> int:
     from analysis.claims import render_primary, run_analysis
     from analysis.sanity import leaderboard_checks, render_sanity
+    from harness.storage import ResultsStore
 
-    if not (Path(results) / "cells").is_dir():
-        raise StoreError(f"--results {results!r}: no results store there")
+    if audit:
+        ResultsStore(results).check_readable()
     table, primaries = run_analysis(results)
     print(render_primary(primaries))
     print(render_sanity(leaderboard_checks(results)))
@@ -252,13 +220,16 @@ def cmd_compare_verdicts(results: str, other: str) -> int:
     return 1 if any(r["status"] == "differ" for r in rows) else 0
 
 
-def cmd_report(results: str, out: str) -> int:
+def cmd_report(results: str, out: str | None, audit: bool = True) -> int:
     import time
 
+    from harness.storage import ResultsStore
     from reports.build import build_report
 
-    if not (Path(results) / "cells").is_dir():
-        raise StoreError(f"--results {results!r}: no results store there")
+    out = report_dir(results, out)
+    check_out(Path(out))
+    if audit:
+        ResultsStore(results).check_readable()
     start = time.perf_counter()
     index = build_report(results, out)
     print(f"report: {index} ({time.perf_counter() - start:.1f} s)")
@@ -266,9 +237,11 @@ def cmd_report(results: str, out: str) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from benchmarks.matrix import load_preset
     from harness.bench import run_bench
 
-    frame = run_bench(args.results, skip=tuple(args.skip))
+    load_preset(args.preset)  # an unknown or malformed preset: one line, before any timing
+    frame = run_bench(args.results, skip=tuple(args.skip), preset=args.preset)
     return 0 if frame["ok"].dropna().astype(bool).all() else 1  # informational rows have no target
 
 
@@ -311,12 +284,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise PresetError(str(exc)) from None
+    device = resolve_device(args.device)
     store = ResultsStore(args.results)
-    store.prepare()
+    damages, _ = store.prepare()
+    if damages:
+        from harness.runner import describe_repair
+
+        print(describe_repair(damages, store, dry_run=False))
     plugins = (*args.plugin, *preset.plugins)
-    outcome = cell_task(
-        canonical_json(spec.to_dict()), args.results, "cli", resolve_device(args.device), True, plugins
-    )
+    outcome = cell_task(canonical_json(spec.to_dict()), args.results, "cli", device, True, plugins)
     if outcome.status == "skipped":
         print(f"cell {outcome.cell_id}: {outcome.reason}")
     else:
@@ -336,42 +312,38 @@ def cmd_check_pruner(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    from harness.storage import ResultsStore
     from harness.submit import submit
 
+    ResultsStore(args.results).check_readable()
     print(submit(args.results, args.out, args.preset))
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from harness.submit import verify
+    from harness.verify import verify
 
-    return verify(
-        args.bundle,
-        sample=args.sample,
-        seed=args.seed,
-        accept_into=args.accept_into,
-        plugins=tuple(args.plugin),
-    )
+    return verify(args.bundle, sample=args.sample, seed=args.seed, accept_into=args.accept_into)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    import pandas as pd
 
-    from harness.nightly import compare, format_regressions, summarize
+    from core.atomic import atomic_write_parquet
+    from harness.nightly import compare, format_regressions, read_summary, summarize
+    from harness.storage import ResultsStore
 
-    if args.previous is not None and not Path(args.previous).is_file():
-        raise StoreError(f"--previous {args.previous!r}: no such summary file")
-    if not (Path(args.results) / "cells").is_dir():
-        raise StoreError(f"--results {args.results!r}: no results store there")
+    previous = read_summary(args.previous) if args.previous is not None else None  # StoreError: one line
+    ResultsStore(args.results).check_readable()
     current = summarize(args.results)
     if args.summary_out:
-        Path(args.summary_out).parent.mkdir(parents=True, exist_ok=True)
-        current.to_parquet(args.summary_out, index=False)
-    if args.previous is None:
+        try:
+            atomic_write_parquet(args.summary_out, current)
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"--summary-out {args.summary_out!r}: cannot write there ({exc})") from None
+    if previous is None:
         print(f"no previous night to compare with; {len(current)} leaderboard entries summarised")
         return 0
-    previous_path = Path(args.previous)
-    regressions = compare(pd.read_parquet(previous_path), current, args.tolerance)
+    regressions = compare(previous, current, args.tolerance)
     print(format_regressions(regressions, args.tolerance))
     return 3 if len(regressions) else 0
 
@@ -379,35 +351,38 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        from pruners.plugins import load_plugins
-
-        load_plugins(tuple(getattr(args, "plugin", ())))  # entry points and --plugin, at start-up
-        if args.command == "list":
-            return cmd_list(args.what, args.verbose)
-        if args.command == "run-all":
-            return cmd_run_all(args)
-        if args.command == "compare":
-            return cmd_compare(args)
-        if args.command == "analyze":
-            return cmd_analyze(args.results)
-        if args.command == "compare-verdicts":
-            return cmd_compare_verdicts(args.results, args.other)
-        if args.command == "report":
-            return cmd_report(args.results, args.out)
-        if args.command == "bench":
-            return cmd_bench(args)
-        if args.command == "calibrate-gpu":
-            return cmd_calibrate_gpu(args)
-        if args.command == "check-pruner":
-            return cmd_check_pruner(args)
-        if args.command == "submit":
-            return cmd_submit(args)
-        if args.command == "verify":
-            return cmd_verify(args)
-        return cmd_run(args)
+        return dispatch(args)
     except USAGE_ERRORS as exc:
         print(f"prunebench: error: {exc}", file=sys.stderr)
         return 2
     except (WorkerCrash, SlurmJobError) as exc:
         print(f"prunebench: error: {exc}; finished cells are stored, run again to resume", file=sys.stderr)
         return 1
+    except OSError as exc:
+        from core.atomic import is_disk_full
+
+        if not is_disk_full(exc):
+            raise
+        print(f"prunebench: error: {DiskFullError(exc.filename or '?')}", file=sys.stderr)
+        return 2
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    from pruners.plugins import load_plugins
+
+    load_plugins(tuple(getattr(args, "plugin", ())))  # entry points and --plugin, at start-up
+    commands = {
+        "list": lambda: cmd_list(args.what, args.verbose),
+        "run-all": lambda: cmd_run_all(args),
+        "compare": lambda: cmd_compare(args),
+        "analyze": lambda: cmd_analyze(args.results),
+        "compare-verdicts": lambda: cmd_compare_verdicts(args.results, args.other),
+        "report": lambda: cmd_report(args.results, args.out),
+        "bench": lambda: cmd_bench(args),
+        "calibrate-gpu": lambda: cmd_calibrate_gpu(args),
+        "check-pruner": lambda: cmd_check_pruner(args),
+        "submit": lambda: cmd_submit(args),
+        "verify": lambda: cmd_verify(args),
+        "run": lambda: cmd_run(args),
+    }
+    return commands[args.command]()

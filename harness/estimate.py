@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import benchmarks
+from core.atomic import atomic_write_text
 from core.spec import CellSpec
 
 CALIBRATION = Path(benchmarks.__file__).resolve().parent / "gpu_calibration.toml"
@@ -109,7 +110,9 @@ def write_calibration(device: str = "cuda") -> str:
     from benchmarks.gpu_timing import epoch_seconds
 
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("calibrate-gpu: no CUDA device here")
+        from benchmarks.matrix import PresetError
+
+        raise PresetError(f"calibrate-gpu --device {device}: no CUDA GPU is available on this machine")
     ref = calibration()
     seconds = epoch_seconds(ref["reference_arch"], REFERENCE_SHAPE, 10, REFERENCE_EXAMPLES, device=device)
     name = torch.cuda.get_device_name() if device.startswith("cuda") else device
@@ -120,5 +123,5 @@ def write_calibration(device: str = "cuda") -> str:
         f'source = "measured by harness calibrate-gpu, synthetic CIFAR-shaped data, batch 128, bf16"\n'
         f'device = "{name}"\n'
     )
-    Path(CALIBRATION).write_text(text)
+    atomic_write_text(CALIBRATION, text)
     return f"{ref['reference_arch']}: {seconds:.3f} s per epoch on {name}; wrote {CALIBRATION}"

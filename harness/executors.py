@@ -124,12 +124,16 @@ class LocalExecutor:
             initializer=init_worker,
         ) as pool:
             pending = {pool.submit(fn, *args): key for key, args in remaining.items()}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    result = future.result()  # raises BrokenProcessPool if a worker died
-                    del remaining[pending.pop(future)]
-                    yield result
+            try:
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        result = future.result()  # raises BrokenProcessPool if a worker died
+                        del remaining[pending.pop(future)]
+                        yield result
+            except BaseException:  # a task's error (a full disk) or an interrupt: start nothing more
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
 
 
 def describe_executor(executor: Executor) -> str:

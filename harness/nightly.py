@@ -14,8 +14,26 @@ from pathlib import Path
 import pandas as pd
 
 from core.store import MetricFilter, load_results
+from harness.storage import StoreError
 
 KEY = ["arch", "dataset", "pruner", "sparsity", "retrain"]
+
+
+def read_summary(path: Path | str) -> pd.DataFrame:
+    """A previous night's ``summary.parquet``; ``StoreError`` (one line) for anything else."""
+    if not Path(path).is_file():
+        raise StoreError(f"--previous {str(path)!r}: no such summary file")
+    try:
+        summary = pd.read_parquet(path)
+    except Exception as exc:  # not Parquet, damaged: whatever the reader raises
+        first = (str(exc).splitlines() or [""])[0][:160]
+        raise StoreError(f"--previous {str(path)!r}: not a readable summary Parquet file ({first})") from None
+    missing = [c for c in [*KEY, "accuracy"] if c not in summary.columns]
+    if missing:
+        raise StoreError(
+            f"--previous {str(path)!r}: not a summary written by harness compare (no column {missing[0]!r})"
+        )
+    return summary
 
 
 def summarize(results_dir: Path | str) -> pd.DataFrame:

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from benchmarks.matrix import Preset, apply_filters, load_preset
+from benchmarks.filters import apply_filters
+from benchmarks.matrix import Preset, load_preset
 from benchmarks.studies import Study, load_study
+from core.atomic import DiskFullError, is_disk_full
 from core.spec import CellSpec, StabilitySpec, canonical_json
 from core.studies import MANIFEST_VERSION
 from harness.executors import Executor, LocalExecutor, describe_executor
@@ -24,16 +26,27 @@ from harness.tasks import CellOutcome, cell_task, parent_task, spec_id
 
 @dataclass
 class RunSummary:
+    """What a run found and did. ``stored_before``: cells stored ``ok`` at the start;
+    ``failed_before``: cells stored as ``failed`` and not retried; ``attempted``: cells handed
+    to the executor (``ran`` of them were run here, the others were taken by another run)."""
+
     total: int
     stored_before: int
     ran: int
+    failed_before: int = 0
+    attempted: int = 0
     counts: Counter = field(default_factory=Counter)
     failures: list[CellOutcome] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
+    def failed(self) -> int:
+        """Cells of the plan stored as failed after this run."""
+        return self.failed_before + self.counts["failed"]
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.failures else 0
+        return 1 if self.failed else 0
 
 
 def cell_epochs(cell) -> float:
@@ -58,14 +71,51 @@ def cell_epochs(cell) -> float:
     return total + retrain
 
 
-def plan(cells: list, store: ResultsStore, retry_failed: bool) -> list:
-    status = store.cell_status()
-    todo = []
+def plan(cells: list, status: dict[str, str], retry_failed: bool) -> tuple[list, int]:
+    """``(cells to run, cells stored as failed and left as they are)``; ``status`` is the
+    store's sound cells (``ResultsStore.inspect``): a damaged cell is not stored."""
+    todo, failed = [], 0
     for cell in cells:
         s = status.get(spec_id(cell))
         if s is None or (s == "failed" and retry_failed):
             todo.append(cell)
-    return todo
+        elif s == "failed":
+            failed += 1
+    return todo, failed
+
+
+def parent_jobs(todo: list, cells: list, store: ResultsStore) -> dict[tuple[str, str], CellSpec]:
+    """One cell per (dense parent, evaluation config) to compute before the cells: the parents of
+    the cells to run, and every parent of the plan whose folder is in the store but incomplete
+    (its record, a checkpoint or an evaluation missing, or moved aside as damaged): a parent
+    kept in the store is kept whole; one deleted as a whole is trained only when a cell needs it."""
+    jobs: dict[tuple[str, str], CellSpec] = {}
+    for cell in todo:
+        if isinstance(cell, CellSpec):
+            jobs.setdefault((cell.parent.id, cell.eval.id), cell)
+    for cell in cells:
+        if isinstance(cell, CellSpec) and (cell.parent.id, cell.eval.id) not in jobs:
+            pid = cell.parent.id
+            if store.parent_dir(pid).is_dir() and not (
+                store.has_parent(pid) and store.dense_rows_path(pid, cell.eval.id).exists()
+            ):
+                jobs[(pid, cell.eval.id)] = cell
+    return jobs
+
+
+def describe_repair(damages, store: ResultsStore, dry_run: bool) -> str:
+    """One line: what was damaged, where it went, what is recomputed."""
+    from core.integrity import describe_damages
+
+    cells = len({d.cell_id for d in damages if d.cell_id})
+    parents = len({d.parent_id for d in damages if d.parent_id})
+    redo = [f"{cells} cell{'s' if cells != 1 else ''}"] if cells else []
+    redo += [f"{parents} dense parent{'s' if parents != 1 else ''}"] if parents else []
+    moved = "would move" if dry_run else "moved"
+    return (
+        f"store: {describe_damages(damages, store.root)}; {moved} aside to {store.damaged_dir}, "
+        f"recomputing {' and '.join(redo) or 'nothing (rewritten by this run)'}"
+    )
 
 
 @dataclass
@@ -142,27 +192,42 @@ def run_all(
     cells = run.cells
     executor = executor or LocalExecutor(workers)
     store = ResultsStore(results_dir)
-    if not dry_run:
-        store.prepare()  # a dry run only reads what is there, and writes nothing
+    if dry_run:  # a dry run only reads what is there, and writes nothing
+        damages, status = store.inspect() if store.exists() else ([], {})
+    else:
+        damages, status = store.prepare()
         write_manifests(store, run)
-    todo = plan(cells, store, retry_failed)
-    summary = RunSummary(total=len(cells), stored_before=len(cells) - len(todo), ran=0)
+    if damages:
+        echo(describe_repair(damages, store, dry_run))
+    todo, failed_before = plan(cells, status, retry_failed)
+    summary = RunSummary(
+        total=len(cells),
+        stored_before=len(cells) - len(todo) - failed_before,
+        ran=0,
+        failed_before=failed_before,
+        attempted=0 if dry_run else len(todo),
+    )
     what = f"study {study!r}" if study else f"preset {run.preset.name!r}"
+    failed_note = (
+        f", {failed_before} stored as failed (--retry-failed runs them again)" if failed_before else ""
+    )
     echo(
         f"{what}: {len(cells)} cells ({len(run.leaderboard)} leaderboard, "
-        f"{len(run.studies)} studies), {summary.stored_before} already stored, "
+        f"{len(run.studies)} studies), {summary.stored_before} already stored{failed_note}, "
         f"{len(todo)} to run ({describe_executor(executor)}, device {device})"
     )
-    if dry_run or not todo:
-        if not todo:
-            echo("nothing to run: 0 cells run, every cell of the plan is stored")
+    parents = parent_jobs(todo, cells, store) if not dry_run else {}
+    if dry_run or not (todo or parents):
+        if not todo and not dry_run:
+            echo(
+                f"nothing to run: 0 cells run; {failed_before} cells of the plan are stored as failed "
+                f"(--retry-failed runs them again)"
+                if failed_before
+                else "nothing to run: 0 cells run, every cell of the plan is stored"
+            )
         return summary
 
     start = time.perf_counter()
-    parents: dict[tuple[str, str], CellSpec] = {}
-    for cell in todo:
-        if isinstance(cell, CellSpec):
-            parents.setdefault((cell.parent.id, cell.eval.id), cell)
     if parents:
         jobs = [(canonical_json(c.to_dict()), results_dir, device, plugins) for c in parents.values()]
         with tqdm(total=len(jobs), desc="dense parents", unit="model") as bar:
@@ -190,20 +255,24 @@ def run_all(
 def parent_task_safe(
     spec_json: str, results_dir: str, device: str, plugins: tuple[str, ...] = ()
 ) -> str | None:
-    """Pre-train a parent; a failure here is recorded later, against each of its cells."""
+    """Pre-train a parent; a failure here is recorded later, against each of its cells (a full
+    disk is no failure of the parent's: it stops the run)."""
     try:
         return parent_task(spec_json, results_dir, device, plugins)
-    except Exception:
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(getattr(exc, "filename", None) or results_dir) from None
         return None
 
 
 def format_summary(summary: RunSummary) -> str:
-    stored = summary.stored_before + summary.counts["ok"] + summary.counts["failed"]
+    ok = summary.stored_before + summary.counts["ok"]
+    failed = f", {summary.failed} failed (--retry-failed runs them again)" if summary.failed else ""
     lines = [
         f"done: {summary.ran} cells run in {summary.seconds:.1f} s "
         f"({summary.counts['ok']} ok, {summary.counts['failed']} failed, "
         f"{summary.counts['skipped']} skipped as taken by another run); "
-        f"{stored}/{summary.total} cells stored"
+        f"{ok}/{summary.total} cells stored ok{failed}"
     ]
     for f in summary.failures[:20]:
         lines.append(f"  failed {f.cell_id}: {f.reason}")

@@ -3,20 +3,27 @@
 Layout::
 
     <results>/store.json                   the store's schema version, checked on every run
-    <results>/cells/<cell_id>.parquet      one row per cell (spec, status, budget, timings, environment)
+    <results>/cells/<cell_id>.parquet      one row per cell (spec, status, budget, timings, environment,
+                                           the row count and SHA-256 of its metrics file)
     <results>/metrics/<cell_id>.parquet    the cell's metric rows (long form)
-    <results>/parents/<parent_id>/         dense parent: model.pt, rewind.pt, parent.json,
-                                           dense-<eval id>.parquet (its rows per evaluation config),
-                                           states/ (intermediate states its cells share: IMP rounds)
+    <results>/parents/<parent_id>/         dense parent: model.pt, rewind.pt, parent.json (with their
+                                           SHA-256), dense-<eval id>.parquet (its rows per evaluation
+                                           config), states/ (intermediate states its cells share: IMP
+                                           rounds, each with a .sha256 beside it)
     <results>/studies/<name>.json          each study's definition and cell ids (``core.studies``)
     <results>/leaderboard.json             the preset's grid, the leaderboard's cell ids, the latency protocol
     <results>/cache/                       generated shift sets, built once and reused by every cell
     <results>/locks/                       lock files of cells and parents in progress
-    <results>/damaged/                     unreadable files moved aside (never silently skipped)
+    <results>/damaged/                     damaged files moved aside (never silently skipped), by path
+    <results>/site/                        the report (``harness report``, ``run-all``)
 
 Every file goes through ``core.atomic`` (hidden temporary name, fsync, rename); a cell's
-metrics are written first and its cell row last, so the cell row is the commit record and
-metric files without one are removed when a run starts. Reading is ``core.store``'s job.
+metrics are written first and its cell row last, so the cell row is the commit record, and it
+records the SHA-256 of the metrics file it commits. A cell is done only when its row is
+readable and its metrics file is the one the row records (``core.integrity``); anything
+damaged is moved to ``damaged/`` by ``prepare`` and recomputed, dense parents included.
+Metric files without a committed row (a run killed between the two writes) are removed when
+no run holds their cell. Reading is ``core.store``'s job.
 """
 
 from __future__ import annotations
@@ -27,17 +34,27 @@ import os
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from core.atomic import atomic_write, atomic_write_bytes, atomic_write_parquet, remove_stale_temporaries
+from core.atomic import (
+    atomic_write_bytes,
+    atomic_write_parquet,
+    parquet_bytes,
+    remove_stale_temporaries,
+)
+from core.integrity import Damage, audit, first_line, metrics_problem, read_verified, sha256_bytes
 from core.schema import CELL_SCHEMA, METRIC_SCHEMA, SCHEMA_VERSION
-from core.store import StoreReader, part_files
+from core.store import StoreProblem, StoreReader, part_files
 
 VERSION_META = {b"prunebench_schema_version": str(SCHEMA_VERSION).encode()}
+CHECKPOINTS = ("model.pt", "rewind.pt")
 
 
 class StoreError(Exception):
     """The results directory cannot be used as it is."""
+
+
+class DamagedFile(Exception):
+    """A stored file is not what was written; the caller moves it aside and recomputes it."""
 
 
 class ResultsStore(StoreReader):
@@ -46,14 +63,16 @@ class ResultsStore(StoreReader):
         self.parents_dir = self.root / "parents"
         self.locks_dir = self.root / "locks"
         self.cache_dir = self.root / "cache"
+        self.damaged_dir = self.root / "damaged"
 
     # -- set-up ---------------------------------------------------------------------
-    def prepare(self) -> None:
+    def prepare(self) -> tuple[list[Damage], dict[str, str]]:
         """Open the store for writing: check writability, schema version and every file.
 
-        Raises ``StoreError`` (one line, naming the path) for an unwritable directory, a
-        store of another schema version, or a damaged Parquet file; a damaged file is moved
-        to ``damaged/`` first, so the next run recomputes that cell instead of skipping it.
+        Raises ``StoreError`` (one line, naming the path) for an unwritable directory or a
+        store of another schema version. Damaged files are moved to ``damaged/`` (so the
+        next steps recompute them); uncommitted metric files are removed. Returns the
+        damaged files and ``cell_id -> status`` of the sound cells.
         """
         self._check_version()
         try:
@@ -67,11 +86,78 @@ class ResultsStore(StoreReader):
         if not self.version_file.exists():
             atomic_write_bytes(self.version_file, json.dumps({"schema_version": SCHEMA_VERSION}).encode())
         remove_stale_temporaries((self.cells_dir, self.metrics_dir, self.cache_dir))
-        self.check_files()
-        committed = {Path(p).stem for p in part_files(self.cells_dir)}
-        for metrics_file in part_files(self.metrics_dir):
-            if Path(metrics_file).stem not in committed:
-                Path(metrics_file).unlink(missing_ok=True)
+        damages, status = self.inspect()
+        self.repair(damages)
+        self._remove_uncommitted(set(status) | {d.cell_id for d in damages if d.cell_id})
+        return damages, status
+
+    def inspect(self, check_version: bool = True) -> tuple[list[Damage], dict[str, str]]:
+        """Read only: the damaged files and ``cell_id -> status`` of every sound cell."""
+        if check_version:
+            self._check_version()
+        try:
+            return audit(self.root)
+        except StoreProblem as exc:
+            raise StoreError(str(exc)) from None
+
+    def check_readable(self) -> None:
+        """For the commands that read a store (analyze, report, submit, compare): refuse a store
+        with damaged files, in one line, instead of reading a wrong or partial number."""
+        from core.integrity import describe_damages
+
+        if not self.exists():
+            raise StoreError(f"--results {str(self.root)!r}: no results store there")
+        # a copy of the tables without store.json is readable: every file's columns are checked
+        damages, _ = self.inspect(check_version=self.version_file.exists())
+        if damages:
+            raise StoreError(
+                f"results dir {str(self.root)!r} holds {describe_damages(damages, self.root)}: "
+                f"run `harness run-all` on it to move them aside and recompute them"
+            )
+
+    def repair(self, damages: list[Damage]) -> None:
+        """Move each damaged file to ``damaged/``, with what goes with it: a cell row and its
+        metrics file go together; a parent's record goes with a damaged checkpoint."""
+        for d in damages:
+            paths = [d.path]
+            if d.kind in ("cell", "metrics") and d.cell_id:
+                paths = [self.cell_path(d.cell_id), self.metrics_dir / f"{d.cell_id}.parquet"]
+            elif d.kind == "checkpoint":
+                paths.append(d.path.parent / "parent.json")
+            for path in paths:
+                self.move_aside(path)
+
+    def move_aside(self, path: Path) -> Path | None:
+        """``path`` to ``damaged/<its path in the store>`` (``.1``, ``.2``, ... when taken)."""
+        target = self.damaged_dir / path.relative_to(self.root)
+        n = 0
+        while target.exists():
+            n += 1
+            target = target.with_name(f"{path.name}.{n}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:  # not there, or moved by a concurrent run
+            return None
+        return target
+
+    def _remove_uncommitted(self, committed: set[str]) -> None:
+        """Metric files without a committed cell row, of cells no run holds (a killed run's)."""
+        from filelock import FileLock, Timeout
+
+        for path in map(Path, part_files(self.metrics_dir)):
+            if path.stem in committed:
+                continue
+            lock = FileLock(self.locks_dir / f"{path.stem}.lock")
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue  # a run is writing that cell now
+            try:
+                if not self.cell_path(path.stem).exists():
+                    path.unlink(missing_ok=True)
+            finally:
+                lock.release()
 
     @property
     def version_file(self) -> Path:
@@ -87,7 +173,7 @@ class ResultsStore(StoreReader):
             return
         try:
             found = json.loads(self.version_file.read_text())["schema_version"]
-        except (ValueError, KeyError, OSError):
+        except (ValueError, KeyError, TypeError, OSError):
             raise StoreError(f"{self.version_file}: unreadable store version file") from None
         if found != SCHEMA_VERSION:
             raise StoreError(
@@ -95,47 +181,45 @@ class ResultsStore(StoreReader):
                 f"reads and writes version {SCHEMA_VERSION}: use another --results dir"
             )
 
-    def check_files(self) -> None:
-        """Read every part file's footer; move a damaged one aside and say which."""
-        for directory, schema in ((self.cells_dir, CELL_SCHEMA), (self.metrics_dir, METRIC_SCHEMA)):
-            for path in map(Path, part_files(directory)):
-                try:
-                    found = pq.read_schema(path)
-                except FileNotFoundError:
-                    continue  # removed by a concurrent run between glob and read
-                except Exception as exc:  # any unreadable footer is damage
-                    target = self.root / "damaged" / directory.name / path.name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(path, target)
-                    raise StoreError(
-                        f"damaged Parquet file {path} ({type(exc).__name__}) moved aside to {target}; "
-                        f"run again to recompute that cell"
-                    ) from None
-                if found.remove_metadata() != schema:
-                    raise StoreError(
-                        f"{path} does not have the schema version {SCHEMA_VERSION} columns; "
-                        f"written by an incompatible prunebench: use another --results dir"
-                    )
-
     # -- cells ----------------------------------------------------------------------
     def cell_path(self, cell_id: str) -> Path:
         return self.cells_dir / f"{cell_id}.parquet"
 
     def cell_status_of(self, cell_id: str) -> str | None:
+        """The committed status of one cell; a damaged row or metrics file is moved aside
+        first (the cell is then not stored: None)."""
         path = self.cell_path(cell_id)
         if not path.exists():
             return None
-        return pq.read_table(path, columns=["status"])["status"][0].as_py()
+        try:
+            (row,) = read_verified(path).select(["status", "metric_rows", "metrics_sha256"]).to_pylist()
+        except FileNotFoundError:
+            return None
+        except Exception:
+            self.repair([Damage("cell", path, "unreadable", cell_id=cell_id)])
+            return None
+        problem = metrics_problem(self.metrics_dir / f"{cell_id}.parquet", row)
+        if problem:
+            self.repair([Damage("metrics", self.metrics_dir / f"{cell_id}.parquet", problem, cell_id)])
+            return None
+        return row["status"]
 
-    def write_cell(self, cell_row: dict, metric_rows: list[dict]) -> None:
+    def write_cell(self, cell_row: dict, metric_rows: list[dict] | pa.Table) -> None:
+        """The metrics file, then the cell row recording its row count and SHA-256 (the commit)."""
         cell_id = cell_row["cell_id"]
-        if metric_rows:
-            metrics = pa.Table.from_pylist(
+        if not isinstance(metric_rows, pa.Table):
+            metric_rows = pa.Table.from_pylist(
                 [{"cell_id": cell_id, **r} for r in metric_rows], schema=METRIC_SCHEMA
             )
-            atomic_write_parquet(self.metrics_dir / f"{cell_id}.parquet", metrics, VERSION_META)
-        cell = pa.Table.from_pylist([{**cell_row, "schema_version": SCHEMA_VERSION}], schema=CELL_SCHEMA)
-        atomic_write_parquet(self.cell_path(cell_id), cell, VERSION_META)
+        check = {"metric_rows": metric_rows.num_rows, "metrics_sha256": None}
+        if metric_rows.num_rows:
+            payload = parquet_bytes(metric_rows.replace_schema_metadata(None), VERSION_META)
+            atomic_write_bytes(self.metrics_dir / f"{cell_id}.parquet", payload)
+            check["metrics_sha256"] = sha256_bytes(payload)
+        row = {**cell_row, **check, "schema_version": SCHEMA_VERSION}
+        atomic_write_parquet(
+            self.cell_path(cell_id), pa.Table.from_pylist([row], schema=CELL_SCHEMA), VERSION_META
+        )
 
     # -- manifests --------------------------------------------------------------------
     def write_manifest(self, name: str, manifest: dict) -> None:
@@ -162,18 +246,37 @@ class ResultsStore(StoreReader):
 
     def write_parent(self, parent_id: str, state: dict, rewind_state: dict, info: dict) -> None:
         d = self.parent_dir(parent_id)
-        for name, obj in (("model.pt", state), ("rewind.pt", rewind_state)):
-            atomic_write(d / name, lambda handle, obj=obj: _torch_save(obj, handle))
-        # parent.json last: its presence marks the parent complete
-        atomic_write_bytes(d / "parent.json", json.dumps(info, indent=1, sort_keys=True).encode())
+        files = {}
+        for name, obj in zip(CHECKPOINTS, (state, rewind_state), strict=True):
+            payload = torch_bytes(obj)
+            atomic_write_bytes(d / name, payload)
+            files[name] = sha256_bytes(payload)
+        # parent.json last, with the checkpoints' SHA-256: its presence marks the parent complete
+        record = {**info, "files": files}
+        atomic_write_bytes(d / "parent.json", json.dumps(record, indent=1, sort_keys=True).encode())
 
     def read_parent(self, parent_id: str) -> tuple[dict, dict, dict]:
+        """``(state, rewind state, info)``; ``DamagedFile`` when a file is not the one recorded
+        (``torch.load`` verifies nothing: a flipped byte would load as a wrong weight)."""
         import torch
 
         d = self.parent_dir(parent_id)
-        state = torch.load(d / "model.pt", weights_only=True)
-        rewind = torch.load(d / "rewind.pt", weights_only=True)
-        return state, rewind, json.loads((d / "parent.json").read_text())
+        try:
+            info = json.loads((d / "parent.json").read_bytes())
+            payloads = {name: (d / name).read_bytes() for name in CHECKPOINTS}
+        except (OSError, ValueError) as exc:
+            raise DamagedFile(f"dense parent {parent_id}: {first_line(exc)}") from None
+        for name, payload in payloads.items():
+            if sha256_bytes(payload) != (info.get("files") or {}).get(name):
+                raise DamagedFile(f"dense parent {parent_id}: {name} is not the file parent.json records")
+        state, rewind = (torch.load(io.BytesIO(payloads[n]), weights_only=True) for n in CHECKPOINTS)
+        return state, rewind, info
+
+    def discard_parent(self, parent_id: str) -> None:
+        """Move a damaged parent's checkpoints and record aside (it is trained again)."""
+        d = self.parent_dir(parent_id)
+        for name in ("parent.json", *CHECKPOINTS):
+            self.move_aside(d / name)
 
     def dense_rows_path(self, parent_id: str, eval_id: str) -> Path:
         return self.parent_dir(parent_id) / f"dense-{eval_id}.parquet"
@@ -183,37 +286,55 @@ class ResultsStore(StoreReader):
         atomic_write_parquet(self.dense_rows_path(parent_id, eval_id), table, VERSION_META)
 
     def read_dense_rows(self, parent_id: str, eval_id: str) -> list[dict] | None:
+        """The parent's dense rows under one evaluation config; None when not stored (a damaged
+        file is moved aside: it is evaluated again)."""
         path = self.dense_rows_path(parent_id, eval_id)
         if not path.exists():
             return None
-        return pq.read_table(path).drop(["cell_id"]).to_pylist()
+        try:
+            return read_verified(path).drop(["cell_id"]).to_pylist()
+        except FileNotFoundError:
+            return None
+        except Exception:
+            self.move_aside(path)
+            return None
 
 
 class ParentStates:
     """The ``StateCache`` of one dense parent: states its cells share (``pruners.base``),
-    stored under ``parents/<id>/states/<key>.pt``."""
+    stored under ``parents/<id>/states/<key>.pt`` with its SHA-256 in ``<key>.sha256``."""
 
     def __init__(self, store: ResultsStore, parent_id: str) -> None:
+        self.store = store
         self.dir = store.parent_dir(parent_id) / "states"
 
     def get(self, key: str):
         import torch
 
         path = self.dir / f"{key}.pt"
-        if not path.exists():
+        try:
+            payload = path.read_bytes()
+            recorded = (self.dir / f"{key}.sha256").read_text().strip()
+        except OSError:
+            return None  # not stored (or its checksum not yet written): computed again
+        if sha256_bytes(payload) != recorded:
+            self.store.move_aside(path)  # torn or damaged: recomputed, never trusted
             return None
         try:
-            return torch.load(path, weights_only=True)
-        except Exception:  # a torn or foreign file is recomputed, never trusted
+            return torch.load(io.BytesIO(payload), weights_only=True)
+        except Exception:
             return None
 
     def put(self, key: str, state) -> None:
-        atomic_write(self.dir / f"{key}.pt", lambda handle: _torch_save(state, handle))
+        payload = torch_bytes(state)
+        atomic_write_bytes(self.dir / f"{key}.pt", payload)
+        atomic_write_bytes(self.dir / f"{key}.sha256", sha256_bytes(payload).encode())
 
 
-def _torch_save(obj, handle) -> None:
+def torch_bytes(obj) -> bytes:
+    """``torch.save`` of ``obj`` as bytes (deterministic: the same tensors, the same bytes)."""
     import torch
 
     buffer = io.BytesIO()
     torch.save(obj, buffer)
-    handle.write(buffer.getvalue())
+    return buffer.getvalue()

@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 
 from filelock import FileLock, Timeout
 
+from core.atomic import DiskFullError, is_disk_full
 from core.spec import CellSpec, EvalConfig, ParentSpec, StabilitySpec, canonical_json
 from harness.environment import environment
-from harness.storage import ParentStates, ResultsStore
+from harness.storage import DamagedFile, ParentStates, ResultsStore
 
 
 @dataclass
@@ -33,17 +34,21 @@ def ensure_parent(store: ResultsStore, spec: ParentSpec, device: str) -> tuple[d
     from benchmarks.pipeline import train_parent
 
     with FileLock(store.locks_dir / f"{spec.id}.lock"):
-        if not store.has_parent(spec.id):
-            result = train_parent(spec, device)
-            info = {
-                "spec": spec.to_dict(),
-                "train_seconds": result.train_seconds,
-                "epochs": result.epochs,
-                "train_flops": result.flops,
-                **environment(),
-            }
-            store.write_parent(spec.id, result.state, result.rewind_state, info)
-    return store.read_parent(spec.id)
+        if store.has_parent(spec.id):
+            try:
+                return store.read_parent(spec.id)
+            except DamagedFile:  # torn or damaged since it was written: moved aside, trained again
+                store.discard_parent(spec.id)
+        result = train_parent(spec, device)
+        info = {
+            "spec": spec.to_dict(),
+            "train_seconds": result.train_seconds,
+            "epochs": result.epochs,
+            "train_flops": result.flops,
+            **environment(),
+        }
+        store.write_parent(spec.id, result.state, result.rewind_state, info)
+        return store.read_parent(spec.id)
 
 
 def ensure_dense_rows(
@@ -230,6 +235,10 @@ def cell_task(
                     **result.budget,
                 )
         except Exception as exc:
+            if isinstance(exc, DiskFullError):  # not the cell's failure: the run stops, cells are kept
+                raise
+            if is_disk_full(exc):
+                raise DiskFullError(exc.filename or store.root) from None
             rows, seconds = [], {}
             reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
             row.update(status="failed", reason=reason, traceback=traceback.format_exc(limit=8)[-4000:])

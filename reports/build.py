@@ -6,7 +6,7 @@ file), meanwhile draws the figures and computes the tables and claim cards in th
 checks every figure's layout, and renders ``index.html``. The site opens from ``file://`` with
 the network off: no CDN, no fetch, data embedded, every name autoescaped.
 
-Layout of ``out_dir``::
+Layout of ``out_dir`` (default ``<results>/site``: the report belongs with its store)::
 
     index.html                 claims, leaderboard, budget view, scenarios, figures, provenance
     figures/<name>.png
@@ -36,6 +36,7 @@ from reports import execute as X
 from reports import figures as F
 from reports import leaderboard as L
 from reports.notebook import CACHE_ENV, write_cache
+from reports.output import ReportOutputError, check_out
 
 log = logging.getLogger(__name__)
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -87,13 +88,6 @@ def _run_notebook(template: Path, nb_dir: Path, params: dict, env: dict, timeout
     return NotebookRun(
         template.stem, title, bool(status["ok"]), status.get("error", ""), time.perf_counter() - start
     )
-
-
-def _check_out(out: Path) -> None:
-    if out.exists() and any(out.iterdir()) and not (out / "index.html").exists():
-        raise FileExistsError(
-            f"{out} exists and is not a prunebench report (no index.html): choose another --out"
-        )
 
 
 def _table_dict(t: L.Table) -> dict:
@@ -150,26 +144,31 @@ def _latency_rows(data: D.ReportData) -> list[dict]:
 
 def build_report(
     results_dir: Path | str = "results",
-    out_dir: Path | str = "reports/site",
+    out_dir: Path | str | None = None,
     *,
     notebooks: list[str] | None = None,
     jobs: int | None = None,
     timeout: int = 600,
     strict: bool = False,
 ) -> Path:
-    """Build the report site from ``results_dir`` into ``out_dir``; return the path of index.html.
+    """Build the report site from ``results_dir`` into ``out_dir`` (default: ``<results_dir>/site``,
+    the report beside its store); return the path of index.html.
 
     ``notebooks``: template names to run (default all; ``[]`` none); ``jobs``: notebooks at once
     (default: the CPU count); ``strict``: raise ``ReportError`` when a notebook fails or a
     figure's layout check finds a problem (otherwise the page lists them).
     """
     start = time.perf_counter()
-    results_dir, out = Path(results_dir).resolve(), Path(out_dir).resolve()
-    _check_out(out)
+    results_dir = Path(results_dir).resolve()
+    out = check_out(out_dir if out_dir is not None else results_dir / "site")
     data = D.load(results_dir)
     # built aside and renamed into place: a failed build leaves the previous site as it was
-    out.parent.mkdir(parents=True, exist_ok=True)
-    final, out = out, Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    except OSError as exc:
+        raise ReportOutputError(f"--out {str(out)!r}: cannot write there ({exc.strerror})") from None
+    final, out = out, building
     try:
         return _build(data, results_dir, out, final, notebooks, jobs, timeout, strict, start)
     finally:
@@ -274,14 +273,14 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m reports.build", description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="results", help="results store to read (default: results)")
-    parser.add_argument("--out", default="reports/site", help="output folder (default: reports/site)")
+    parser.add_argument("--out", default=None, help="output folder (default: RESULTS/site)")
     parser.add_argument("--jobs", type=int, default=None, help="notebooks executed at once")
     parser.add_argument("--strict", action="store_true", help="fail when a notebook or a figure check fails")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         index = build_report(args.results, args.out, jobs=args.jobs, strict=args.strict)
-    except (FileNotFoundError, FileExistsError, ReportError) as exc:
+    except (FileNotFoundError, ReportOutputError, ReportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(index)

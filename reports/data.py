@@ -152,7 +152,7 @@ def cell_frame(cells: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame
         "flops_effective": ("retrained", "flops_effective", "model"),
         "achieved_sparsity": ("retrained", "achieved_sparsity", "model"),
     }.items():
-        out[name] = out["cell_id"].map(_scalar(metrics, phase, metric, eval_set))
+        out[name] = out["cell_id"].map(_scalar(metrics, phase, metric, eval_set)).astype(float)
     corr = metrics[(metrics["kind"] == "corruption") & (metrics["metric"] == "accuracy")]
     by_type = corr.groupby(["cell_id", "phase", "eval_set"])["value"].mean().unstack("phase").reset_index()
     out["corruption_accuracy"] = out["cell_id"].map(
@@ -292,12 +292,16 @@ def outside_entries(root: Path) -> list[dict]:
             .mean()
         )
         rule = record.get("rule", {})
-        verification = (
-            f"accepted {record.get('verified_at', '')[:10]}: {len(record.get('sample', {}).get('cell_ids', []))} "  # noqa: E501
-            f"cells re-run, {rule.get('mode', '?').replace('_', '-')}"
-        )
+        sample = record.get("sample", {})
+        rerun = set(sample.get("cell_ids", []))
         for pruner, g in cells[cells["cell_type"] == "prune"].groupby("pruner"):
             plugin = g["plugin"].dropna()
+            n_rerun = len(rerun & set(g["cell_id"]))
+            verification = (
+                f"accepted {record.get('verified_at', '')[:10]}: {n_rerun} of {len(g)} "
+                f"cells re-run (sample seed {sample.get('seed', '?')}), "
+                f"{rule.get('mode', '?').replace('_', '-')}; every cell checked against its spec"
+            )
             out.append(
                 {
                     "bundle": record.get("bundle", {}).get("file", folder.name),
@@ -306,6 +310,7 @@ def outside_entries(root: Path) -> list[dict]:
                     if len(plugin)
                     else "",
                     "cells": len(g),
+                    "cells_rerun": n_rerun,
                     "epochs": " + ".join(
                         f"{g[c].min():g}" if g[c].min() == g[c].max() else f"{g[c].min():g}–{g[c].max():g}"
                         for c in ("epochs_dense", "epochs_prune", "epochs_retrain")
@@ -315,6 +320,32 @@ def outside_entries(root: Path) -> list[dict]:
                 }
             )
     return out
+
+
+def missing_notes(every: pd.DataFrame, board: dict, manifests: dict, grid: list[float]) -> list[str]:
+    """What a partial store lacks, in sentences for the page: cells of the leaderboard and of each
+    study that are not stored ``ok`` (failed, or not run), grid points without a cell."""
+    ok = set(every.loc[every["status"] == "ok", "cell_id"])
+    failed = set(every.loc[every["status"] != "ok", "cell_id"])
+    if not len(every):
+        return ["this store holds no cells yet (`python -m harness run-all` fills it): the page is empty"]
+    notes = []
+    for what, ids in [
+        ("the leaderboard", set(board.get("cell_ids", []))),
+        *((f"study {name}", set(m["cell_ids"])) for name, m in sorted(manifests.items())),
+    ]:
+        missing = ids - ok
+        if missing:
+            n_failed = len(missing & failed)
+            notes.append(
+                f"partial store: {len(missing)} of {len(ids)} cells of {what} are not stored "
+                f"({n_failed} failed, {len(missing) - n_failed} not run); the page shows the stored ones"
+            )
+    stored = every[(every["status"] == "ok") & every["cell_id"].isin(set(board.get("cell_ids", ok)))]
+    for s in grid:
+        if not np.isclose(stored["sparsity"].astype(float), s).any():
+            notes.append(f"partial store: no leaderboard cell is stored at sparsity {s:g}")
+    return notes
 
 
 def load(results_dir: Path | str) -> ReportData:
@@ -353,7 +384,7 @@ def load(results_dir: Path | str) -> ReportData:
     frame.attrs["classes"] = classes
     grid = sorted(float(s) for s in board.get("grid", sorted(frame["sparsity"].unique())))
     claims_dir = root / "claims"
-    notes = []
+    notes = missing_notes(every, board, manifests, grid)
     if not (claims_dir / "primary.json").exists():
         notes.append("no claims in this store (run `python -m harness analyze`): claim cards are not shown")
     return ReportData(

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmarks.matrix import PresetError, apply_filters, load_preset, preset_names
+from benchmarks.filters import apply_filters
+from benchmarks.matrix import PresetError, load_preset, preset_names
 from harness.cli import main
 from pruners import PRUNERS
 

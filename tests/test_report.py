@@ -186,8 +186,10 @@ def test_outside_entries_are_listed_with_their_verification(store, tmp_path):
     cells, metrics = S.mask_controls(np.random.default_rng(1), {"sq_magnitude": -0.01}, seeds=2)
     cells = cells.assign(plugin="pb-example", plugin_version="1.0")
     S.write_store(entry, {"sub": ({"analysis": "none"}, cells, metrics)}, per_cell=False)
+    rerun = sorted(cells["cell_id"])[:2]
     (entry / "verification.json").write_text(
-        json.dumps({"result": "accepted", "bundle": {"file": "mine.tar.gz"}, "sample": {"cell_ids": ["a", "b"]},  # noqa: E501
+        json.dumps({"result": "accepted", "bundle": {"file": "mine.tar.gz"},
+                    "sample": {"cell_ids": rerun, "seed": 7},
                     "rule": {"mode": "bit_identical"}, "verified_at": "2026-12-02T10:00:00"})
     )  # fmt: skip
     rejected = root / "submissions" / "bad"
@@ -197,8 +199,10 @@ def test_outside_entries_are_listed_with_their_verification(store, tmp_path):
     assert [(e["bundle"], e["pruner"], e["plugin"]) for e in entries] == [
         ("mine.tar.gz", "sq_magnitude", "pb-example==1.0")
     ]
-    assert "2 cells re-run, bit-identical" in entries[0]["verification"]
-    assert L.outside_table(entries).rows[0][5]["text"] == entries[0]["verification"]
+    n = len(cells[cells["cell_type"] == "prune"])
+    assert f"2 of {n} cells re-run (sample seed 7), bit-identical" in entries[0]["verification"]
+    row = L.outside_table(entries).rows[0]
+    assert row[4]["text"] == "2" and row[6]["text"] == entries[0]["verification"]
     assert entries[0]["epochs"] == "30 + 0 + 8"
 
 

@@ -3,42 +3,24 @@ accepted, one edited metric value is refused, input that is no bundle is exit 2.
 
 import io
 import json
-import tarfile
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from core.schema import METRIC_SCHEMA
+from harness.bundle import CELLS, MANIFEST, METRICS, read_bundle
 from harness.cli import main
-from harness.submit import CELLS, MANIFEST, METRICS, read_bundle, sample_cells
+from harness.verify import sample_cells
+from tests.tiny import members_of, pack, tiny_store
 
-PRESET = """datasets = ["digits"]
-archs = ["mlp_256x2"]
-pruners = ["global_magnitude", "random"]
-sparsities = [0.5]
-seeds = [0]
-retrain = ["finetune"]
-[train]
-epochs = 1
-[retrain_config]
-epochs = 1
-[eval]
-sets = "clean"
-"""
 EDITED = ("retrained", "test", "accuracy")  # (phase, eval_set, metric) of the row a tamperer edits
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """Two cells (two pruners, one dense parent) run once for the module."""
-    root = tmp_path_factory.mktemp("submit")
-    preset = root / "tiny.toml"
-    preset.write_text(PRESET)
-    results = root / "results"
-    args = ["run-all", "--preset", str(preset), "--results", str(results), "--workers", "1", "--no-report"]
-    assert main(args) == 0
-    return results
+    return tiny_store(tmp_path_factory.mktemp("submit"))[1]
 
 
 @pytest.fixture(scope="module")
@@ -46,21 +28,6 @@ def bundle(store, tmp_path_factory):
     out = tmp_path_factory.mktemp("bundle") / "entry.tar.gz"
     assert main(["submit", "--results", str(store), "--out", str(out)]) == 0
     return out
-
-
-def members_of(path):
-    """The bundle's members in order, name -> bytes."""
-    with tarfile.open(path, "r:gz") as tar:
-        return {info.name: tar.extractfile(info).read() for info in tar}
-
-
-def pack(path, members):
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
 
 
 def edited_metrics(members, cell_id):
@@ -135,9 +102,8 @@ def test_an_edited_value_breaks_the_members_hash(bundle, tmp_path, capsys):
     members[METRICS], _, _ = edited_metrics(members, cell_id)
     tampered = pack(tmp_path / "tampered.tar.gz", members)
     accept = tmp_path / "board"
-    assert main(["verify", str(tampered), "--accept-into", str(accept)]) == 1
-    out = capsys.readouterr().out
-    assert f"verdict: refused: member {METRICS} does not match its SHA-256" in out
+    assert main(["verify", str(tampered), "--accept-into", str(accept)]) == 2
+    assert f"refused: member {METRICS} does not match its SHA-256" in one_error_line(capsys)
     assert not (accept / "submissions" / "tampered").exists()
 
 
@@ -176,12 +142,13 @@ def tar_with_manifest(path, payload: bytes):
     [
         (lambda p: p, "no such file"),
         (lambda p: p.write_text("not a tarball\n") and p, "not a readable .tar.gz file"),
-        (lambda p: pack(p, {"notes.txt": b"hi"}), f"no {MANIFEST}"),
+        (lambda p: pack(p, {"notes.txt": b"hi"}), "is not part of the bundle format"),
+        (lambda p: pack(p, {"studies/x.json": b"{}"}), f"no {MANIFEST}"),
         (lambda p: tar_with_manifest(p, b"{"), "is not valid JSON"),
         (lambda p: tar_with_manifest(p, b"[1, 2]"), "is not a JSON object"),
         (lambda p: tar_with_manifest(p, b'{"format": "other"}'), "has format 'other'"),
     ],
-    ids=["missing", "not-a-tarball", "no-manifest", "bad-json", "json-list", "other-format"],
+    ids=["missing", "not-a-tarball", "foreign", "no-manifest", "bad-json", "json-list", "other-format"],
 )
 def test_input_that_is_no_bundle_is_exit_2_with_one_line(tmp_path, capsys, make, message):
     path = make(tmp_path / "thing.tar.gz")
