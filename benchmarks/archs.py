@@ -81,6 +81,13 @@ def cnn_32x3_fc512(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return SimpleCNN(input_shape, num_classes, width=32, depth=3, hidden=512)
 
 
+@ARCHS.register("cnn_64x3_fc512")
+def cnn_64x3_fc512(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """cnn_32x3_fc512 at twice the width (64 channels): the generalization-stability study's CNN, wide
+    enough that removing one filter is a small event (Bartoldson et al. 2020 prune 512-filter layers)."""
+    return SimpleCNN(input_shape, num_classes, width=64, depth=3, hidden=512)
+
+
 @ARCHS.register("lenet5")
 def lenet5(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """LeNet-5 (LeCun et al. 1998), ReLU and max-pooling: conv 6@5x5, conv 16@5x5, 120, 84 (61k weights

@@ -41,6 +41,17 @@ STUDY_KEYS = {
     "regime",
 }
 LEADERBOARD = "leaderboard"  # ``uses = "leaderboard"``: a claim about the preset's own cells
+SEED_BLOCK = 1000  # block k of a study's seeds is its seeds + k * SEED_BLOCK (disjoint, same size)
+
+
+def shift_seeds(cells, block: int) -> tuple:
+    """The same cells on seed block ``block`` (``seed + block * SEED_BLOCK``): a second, disjoint
+    sample of dense models and runs of the same size, to check that verdicts hold on it."""
+    from dataclasses import replace
+
+    return tuple(replace(c, seed=c.seed + block * SEED_BLOCK) for c in cells) if block else tuple(cells)
+
+
 ANALYSES = ("intensification", "per_class", "generalization_stability", "potential", "mask_sanity")
 
 
@@ -76,8 +87,9 @@ def study_path(name: str) -> Path:
     return path
 
 
-def load_study(name: str, _seen: tuple[str, ...] = ()) -> Study:
-    """Read, validate and expand one study file."""
+def load_study(name: str, _seen: tuple[str, ...] = (), seed_block: int = 0) -> Study:
+    """Read, validate and expand one study file; ``seed_block`` k > 0 shifts every seed of its
+    design by ``k * SEED_BLOCK`` (``shift_seeds``)."""
     path = study_path(name)
     raw, text = read_toml(path)
     at = Located(path, text)
@@ -123,7 +135,7 @@ def load_study(name: str, _seen: tuple[str, ...] = ()) -> Study:
             cells = tuple(expand_stability(raw["stability"]))
         except ValueError as exc:
             raise PresetError(f"{path}:{line_of_key(text, str(exc))}: {exc}") from None
-    return Study(name, raw["version"], path, raw, cells)
+    return Study(name, raw["version"], path, raw, shift_seeds(cells, seed_block))
 
 
 def line_of_key(text: str, message: str) -> int:

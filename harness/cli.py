@@ -168,6 +168,7 @@ def cmd_run_all(args: argparse.Namespace) -> int:
         executor=executor,
         study=args.study,
         plugins=tuple(args.plugin),
+        seed_block=args.seed_block,
     )
     if summary.attempted:  # also when every cell was taken by another run
         print(format_summary(summary))

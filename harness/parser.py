@@ -84,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     ra.add_argument("--workers", type=int, default=None, help="local worker processes (default: cores)")
     ra.add_argument("--filter", action="append", default=[], metavar="KEY=GLOB", help="keep matching cells")
     ra.add_argument("--study", default=None, help="run one study only (harness list studies)")
+    ra.add_argument(
+        "--seed-block",
+        type=int,
+        default=0,
+        choices=range(0, 10),
+        metavar="K",
+        help="studies only, every seed + K*1000: a second, disjoint block of seeds (compare-verdicts)",
+    )
     add_plugin(ra)
     ra.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     ra.add_argument("--retry-failed", action="store_true", help="run cells stored as failed again")

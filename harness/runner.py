@@ -129,20 +129,36 @@ class RunPlan:
 
 
 def build_plan(
-    preset: str, study: str | None = None, filters: list[str] | None = None, plugins=()
+    preset: str,
+    study: str | None = None,
+    filters: list[str] | None = None,
+    plugins=(),
+    seed_block: int = 0,
 ) -> RunPlan:
-    """The preset's leaderboard and studies (or one study only), deduplicated by cell id, filtered."""
+    """The preset's leaderboard and studies (or one study only), deduplicated by cell id, filtered.
+
+    ``seed_block`` k > 0 runs the studies only, every seed shifted by ``k * SEED_BLOCK``
+    (``benchmarks.studies.shift_seeds``): the verdicts' check on a second, disjoint block of seeds."""
+    from benchmarks.studies import shift_seeds
+
     spec = load_preset(preset, tuple(plugins))
     names = [study] if study is not None else list(spec.studies)
-    studies = [load_study(n) for n in names]
-    leaderboard = [] if study is not None else spec.expand()
+    studies = [load_study(n, seed_block=seed_block) for n in names]
+    leaderboard = [] if study is not None or seed_block else spec.expand()
     if any(s.uses_leaderboard for s in studies) and not leaderboard:
-        leaderboard = spec.expand()  # a study of the leaderboard's cells needs them
+        leaderboard = list(shift_seeds(spec.expand(), seed_block))  # a study of the leaderboard's cells
     seen: dict[str, object] = {}
     for cell in [*leaderboard, *(c for s in studies for c in s.cells)]:
         seen.setdefault(spec_id(cell), cell)
     cells = apply_filters(list(seen.values()), filters or [])
     return RunPlan(spec, cells, leaderboard, studies)
+
+
+def seed_block_of(cells) -> int:
+    """The seed block a study's cells were drawn from (0: the design's own seeds)."""
+    from benchmarks.studies import SEED_BLOCK
+
+    return min((c.seed // SEED_BLOCK for c in cells), default=0)
 
 
 def write_manifests(store: ResultsStore, run: RunPlan) -> None:
@@ -156,6 +172,7 @@ def write_manifests(store: ResultsStore, run: RunPlan) -> None:
                 "name": s.name,
                 "version": s.version,
                 "definition": s.definition,
+                "seed_block": seed_block_of(cells),
                 "cell_ids": sorted({spec_id(c) for c in cells}),
             },
         )
@@ -183,11 +200,12 @@ def run_all(
     executor: Executor | None = None,
     study: str | None = None,
     plugins: tuple[str, ...] = (),
+    seed_block: int = 0,
 ) -> RunSummary:
     from pruners.plugins import load_plugins
 
     plugins = tuple(load_plugins(plugins))  # entry points and --plugin modules, in this process
-    run = build_plan(preset, study, filters, plugins)
+    run = build_plan(preset, study, filters, plugins, seed_block)
     plugins = tuple(dict.fromkeys([*plugins, *run.preset.plugins]))
     cells = run.cells
     executor = executor or LocalExecutor(workers)
