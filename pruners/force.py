@@ -82,6 +82,7 @@ class Force(Pruner):
     name = "force"
     timing = "at_init"
     invertible = True
+    scope = "global"
     recover: ClassVar[bool] = True  # score with the initial weights, so pruned weights can return
 
     @dataclass(frozen=True)

@@ -118,7 +118,7 @@ def allocate(
 
 @register_pruner
 class PFP(StructuredPruner):
-    """PFP: unit sensitivity s_c = max_S max w a / z over its edges, eps-allocated (Liebenwein et al. 2020)"""
+    """PFP: unit sensitivity s_c = max_S max w a/z over its edges, eps-allocated (Liebenwein et al. 2020)."""
 
     name = "pfp"
     scope = "global"

@@ -142,19 +142,26 @@ def mean_patch_sensitivity(module: nn.Module, a: torch.Tensor) -> torch.Tensor:
 
 
 def max_input_sensitivity(module: nn.Module, a: torch.Tensor) -> torch.Tensor:
-    """PFP: ``max_{x in S} max_f max_p g_fjp(x)`` for every input ``j`` (``J`` values)."""
+    """PFP: ``max_{x in S} max_f max_p g_fjp(x)`` for every input ``j`` (``J`` values).
+
+    With ``q = (x, p)``: ``max_f g_fjq = a_jq max_f |W_fj| |r^{sign W_fj}_fq|``, ``r = 1 / z``, a
+    max-times product accumulated one output ``f`` at a time (no ``F x J x P`` block per point).
+    """
     w = weight_matrix(module)
-    positive = w > 0
-    s = torch.zeros(w.shape[1], dtype=w.dtype)
+    w_plus, w_minus = w.clamp_min(0.0), (-w).clamp_min(0.0)
+    s = torch.zeros(w.shape[1], dtype=w.dtype, device=w.device)
     x = unfolded(module, a)
-    filters = max(1, BLOCK // max(1, w.shape[1] * x.shape[-1]))
     for h in halves(x):
         r_plus, r_minus = inverse_sums(w, h)
-        for f in range(0, w.shape[0], filters):
-            fb = slice(f, f + filters)
-            wb, pb = w[fb], positive[fb]
-            for c in _chunks(h.shape[0], wb.numel() * h.shape[-1]):
-                r = torch.where(pb[None, :, :, None], r_plus[c, fb, None, :], r_minus[c, fb, None, :])
-                g = wb[None, :, :, None] * h[c, None] * r
-                s = torch.maximum(s, g.amax(dim=(0, 1, 3)))
+        rows = h.shape[0] * h.shape[-1]
+        r_plus = r_plus.transpose(1, 2).reshape(rows, -1)  # (Q, F)
+        r_minus = r_minus.abs().transpose(1, 2).reshape(rows, -1)
+        inputs = h.transpose(1, 2).reshape(rows, -1)  # (Q, J)
+        for c in _chunks(rows, w.shape[1]):
+            best = torch.zeros_like(inputs[c])
+            tmp = torch.empty_like(best)
+            for f in range(w.shape[0]):
+                torch.maximum(best, torch.mul(r_plus[c, f, None], w_plus[f], out=tmp), out=best)
+                torch.maximum(best, torch.mul(r_minus[c, f, None], w_minus[f], out=tmp), out=best)
+            s = torch.maximum(s, (best * inputs[c]).amax(0))
     return s

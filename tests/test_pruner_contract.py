@@ -25,9 +25,10 @@ from pruners.structured import alive_units, unit_sparsity
 
 SHAPES = {"1d": (1, 40), "2d": (1, 8, 8)}
 HEAVY = 300_000  # archs with more parameters at the test shape run only with -m slow
-# Cheaper configs on heavy archs: synflow's 100 rounds (its paper's) take minutes there; 5 rounds
-# still run the iterative schedule (re-scoring the masked network), so the contract is the same.
-HEAVY_CONFIG = {"synflow": {"rounds": 5}}
+# Cheaper configs on heavy archs: synflow's 100 rounds (its paper's) and force's / iter_snip's 60
+# steps take minutes there; 5 rounds or steps still run the iterative schedule (re-scoring the
+# masked network), so the contract is the same.
+HEAVY_CONFIG = {"synflow": {"rounds": 5}, "force": {"steps": 5}, "iter_snip": {"steps": 5}}
 
 
 @functools.cache
