@@ -56,6 +56,7 @@ import torch
 from core.config import param
 from pruners.base import PruneContext, register_pruner
 from pruners.sensitivity import (
+    SampleConfig,
     layer_inputs,
     max_input_sensitivity,
     points,
@@ -125,11 +126,7 @@ class PFP(StructuredPruner):
     invertible = False  # the allocation reads the sensitivities as a distribution
 
     @dataclass(frozen=True)
-    class Config:
-        delta: float = param(
-            1e-16, "failure probability delta in |S| and alpha_l (torchprune deltaS)", gt=0.0, lt=1.0
-        )
-        c_constant: float = param(3.0, "constant C in |S| and alpha_l (torchprune c_constant)", gt=0.0)
+    class Config(SampleConfig):  # delta and C enter alpha_l too
         k_constant: float = param(
             3.0, "constant K of the sample complexity n_l (torchprune k_constant)", gt=0.0
         )

@@ -24,14 +24,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.config import param
 from pruners.base import PruneContext
 from pruners.masks import effective_weight, prunable_modules
 from pruners.scoring import preserved
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """The constants of ``|S|`` (``sipp``'s config; ``pfp`` adds its own), torchprune's defaults."""
+
+    delta: float = param(
+        1e-16, "failure probability delta in |S| = ceil(C log(8 eta* eta / delta)) (torchprune deltaS)",
+        gt=0.0, lt=1.0,
+    )  # fmt: skip
+    c_constant: float = param(3.0, "constant C in the size of S (torchprune c_constant)", gt=0.0)
+
 
 EPS = float(torch.finfo(torch.float32).eps)  # |z| at or below it counts as zero (the authors' threshold)
 BLOCK = 1 << 22  # elements of one intermediate block (32 MiB in float64)

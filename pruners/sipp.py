@@ -47,14 +47,11 @@ the per-layer sample sizes of the global top-k; the masks equal the reference's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from core.config import param
 from pruners.base import PruneContext, ScorePruner, register_pruner
 from pruners.masks import prunable_modules
-from pruners.sensitivity import layer_inputs, mean_patch_sensitivity, points, sample_size
+from pruners.sensitivity import SampleConfig, layer_inputs, mean_patch_sensitivity, points, sample_size
 
 
 @register_pruner
@@ -63,14 +60,7 @@ class SiPP(ScorePruner):
 
     name = "sipp"
     scope = "global"
-
-    @dataclass(frozen=True)
-    class Config:
-        delta: float = param(
-            1e-16, "failure probability delta in |S| = ceil(C log(8 eta* eta / delta)) (torchprune deltaS)",
-            gt=0.0, lt=1.0,
-        )  # fmt: skip
-        c_constant: float = param(3.0, "constant C in the size of S (torchprune c_constant)", gt=0.0)
+    Config = SampleConfig
 
     def scores(self, model, ctx: PruneContext) -> dict[str, torch.Tensor]:
         size = sample_size(model, ctx.example_shape(), self.config.delta, self.config.c_constant)
