@@ -40,6 +40,11 @@ Differences from the authors' code, and why:
   program) rescale surviving weights, which prunebench's masks never do. "Lost in Pruning"
   (Liebenwein et al. 2021), whose prune-potential study prunebench repeats, uses ``SiPPNet``.
 
+What it does on small networks: a sensitivity's scale falls with the layer's fan-in, and only a
+convolution's is averaged over patches, so the global threshold can empty a whole layer (the
+second convolution of ``cnn_32x3_fc512`` on ``digits`` at sparsity 0.8; README, "Pruners"). The
+authors' code has no guard against it either, and none is added.
+
 Faithfulness reference (``tests/test_faithfulness_sipp.py``): the sensitivities by explicit loops
 over points, neurons, inputs and patches from the formula above, ``|S|`` from its formula, and
 the per-layer sample sizes of the global top-k; the masks equal the reference's.
