@@ -32,10 +32,10 @@ Archs are built at the contract test's small input shapes, 1-D ``(1, 40)`` and 2
 ``(1, 8, 8)``. The CIFAR-scale archs (over ``HEAVY_PARAMS`` parameters or ``HEAVY_LAYERS``
 prunable layers at the 1-D shape) run at the 1-D shape and one sparsity only (the highest;
 train_sparse at ``TRAIN_SPARSITY``), with fewer training steps, and a built-in pruner too slow
-there at its defaults runs with a reduced config (``HEAVY_CONFIG``: synflow's rounds; named in
-the detail lines), so that a check takes under a minute on one CPU thread. Every pruner call
-is memoised per (arch, shape, sparsity, seed), so the checks share the pruned models; the
-determinism check repeats calls uncached.
+there at its defaults runs with a reduced config (``HEAVY_CONFIG``: synflow's rounds, force's and
+iter_snip's steps; named in the detail lines), so that a check takes under a minute on one CPU
+thread. Every pruner call is memoised per (arch, shape, sparsity, seed), so the checks share the
+pruned models; the determinism check repeats calls uncached.
 """
 
 from __future__ import annotations
@@ -74,8 +74,9 @@ STRUCTURED_SPARSITIES = (0.5, 0.9)
 TRAIN_SPARSITY = 0.8  # the zero check's sparsity, and every train_sparse run's
 # built-in pruners too slow on the heavy archs at their defaults (synflow: 100 rounds take
 # 35-60 s on each of vgg_16_bn, resnet_18, wrn_16_8): the config used there instead; imp's
-# rounds (8 at TRAIN_SPARSITY) take 32 s in all, within the minute
-HEAVY_CONFIG: dict[str, dict] = {"synflow": {"rounds": 5}}
+# rounds (8 at TRAIN_SPARSITY) take 32 s in all, within the minute; force and iter_snip: 60 steps
+# (their authors' CIFAR setting) took 380 s on the heavy archs together
+HEAVY_CONFIG: dict[str, dict] = {"synflow": {"rounds": 5}, "force": {"steps": 5}, "iter_snip": {"steps": 5}}
 TRAIN_STEPS = {"light": 8, "heavy": 2}  # optimizer steps of the short training runs
 
 

@@ -10,7 +10,9 @@ hyperparameters declared with ``param(default, "description")``. Subclass
 - ``ScorePruner`` and return ``scores(model, ctx)`` (higher keeps; the lowest
   ``round(s * n)`` are masked, globally or per layer by ``scope``), or
 - ``Pruner`` and implement ``prune(model, sparsity, ctx)`` with the mask helpers, or
-- ``StructuredPruner`` and return ``unit_scores(model, ctx)`` per unit group, or
+- ``StructuredPruner`` and return ``unit_scores(model, ctx)`` per unit group (override ``prune``
+  to allocate a budget per layer yourself: ``select_units_by_count`` removes a given number of
+  the lowest-scoring units of each group), or
 - ``DuringTrainingPruner`` and implement ``train_sparse(model, sparsity, ctx, run)``, training
   through ``run.train(...)`` (a ``SparseTraining``).
 
@@ -39,7 +41,7 @@ from pruners.masks import (
     prunable_modules,
     sparsity_stats,
 )
-from pruners.structured import StructuredPruner, apply_unit_masks, select_units
+from pruners.structured import StructuredPruner, apply_unit_masks, select_units, select_units_by_count
 
 API_VERSION = "1"
 
@@ -61,6 +63,7 @@ __all__ = [
     "prunable_modules",
     "register_pruner",
     "select_units",
+    "select_units_by_count",
     "sparsity_stats",
     "unit_groups",
     "weights",

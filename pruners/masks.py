@@ -42,10 +42,20 @@ def dense_weight(module: nn.Module) -> torch.Tensor:
 
 
 def _lowest_k_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
-    mask = torch.ones(scores.numel(), dtype=torch.float32, device=scores.device)
-    if k > 0:
-        order = torch.argsort(scores.flatten().double(), stable=True)
-        mask[order[:k]] = 0.0
+    """Zeros at the ``k`` lowest scores, ties by position: the first ``k`` of a stable ascending
+    sort, found by selection (``kthvalue``, linear time; iterative pruners call it every round)."""
+    flat = scores.flatten().double()
+    mask = torch.ones(flat.numel(), dtype=torch.float32, device=scores.device)
+    if k <= 0:
+        return mask
+    if k >= flat.numel() or bool(torch.isnan(flat).any()):  # NaN: leave the order to the sort
+        mask[torch.argsort(flat, stable=True)[:k]] = 0.0
+        return mask
+    kth = torch.kthvalue(flat, k).values
+    below = flat < kth
+    mask[below] = 0.0
+    ties = torch.nonzero(flat == kth).flatten()
+    mask[ties[: k - int(below.sum())]] = 0.0
     return mask
 
 

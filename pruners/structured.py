@@ -58,12 +58,11 @@ def select_units(
     for g in groups:
         alive = alive_units(model, g)
         ranked[g.producer] = torch.where(alive, scores[g.producer].detach().double(), float("-inf"))
-    keep = {n: torch.ones(s.numel(), dtype=torch.bool) for n, s in ranked.items()}
     if scope == "layer":
-        for name, s in ranked.items():
-            k = min(round(sparsity * s.numel()), s.numel() - 1)
-            keep[name][torch.argsort(s, stable=True)[:k]] = False
-        return keep
+        return select_units_by_count(
+            model, scores, {n: round(sparsity * s.numel()) for n, s in ranked.items()}
+        )
+    keep = {n: torch.ones(s.numel(), dtype=torch.bool) for n, s in ranked.items()}
     if scope != "global":
         raise ValueError(f"scope {scope!r} is not one of: global, layer")
     names = [n for n, s in ranked.items() for _ in range(s.numel())]
@@ -78,6 +77,22 @@ def select_units(
             keep[names[j]][index[j]] = False
             left[names[j]] -= 1
             to_remove -= 1
+    return keep
+
+
+def select_units_by_count(
+    model: nn.Module, scores: dict[str, torch.Tensor], removed: dict[str, int]
+) -> dict[str, torch.Tensor]:
+    """Producer name -> bool keep vector with ``removed[name]`` units of each group removed, its
+    lowest-scoring ones (units already removed rank lowest and count; ties by position; every
+    group keeps at least one unit): for pruners that allocate a budget per layer themselves."""
+    keep = {}
+    for g in groups_of(model):
+        alive = alive_units(model, g)
+        ranked = torch.where(alive, scores[g.producer].detach().double(), float("-inf"))
+        k = max(0, min(int(removed.get(g.producer, 0)), ranked.numel() - 1))
+        keep[g.producer] = torch.ones(ranked.numel(), dtype=torch.bool)
+        keep[g.producer][torch.argsort(ranked, stable=True)[:k]] = False
     return keep
 
 

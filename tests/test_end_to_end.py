@@ -14,6 +14,7 @@ from harness.cli import main
 from harness.runner import build_plan, run_all
 from harness.storage import ResultsStore
 from harness.tasks import cell_task
+from pruners import PRUNERS
 
 
 def test_smoke_run_stores_every_cell_ok(smoke_results):
@@ -112,7 +113,12 @@ def test_smoke_metrics_have_all_phases_and_achieved_sparsity(smoke_results):
         sparsity.loc[unstructured, "pruned"], cells.loc[unstructured, "sparsity"], atol=1e-3
     )
     np.testing.assert_allclose(units.loc[structured, "pruned"], cells.loc[structured, "sparsity"], atol=0.04)
-    assert (sparsity.loc[structured, "pruned"] >= units.loc[structured, "pruned"] - 1e-9).all()
+    # the same fraction of every layer's units removes at least that fraction of the weights; a
+    # pruner that allocates units per layer (pfp) may remove the cheap ones, so only those that
+    # rank per layer are held to it
+    per_layer = [c for c in structured if PRUNERS.get(cells.loc[c, "pruner"]).scope == "layer"]
+    assert per_layer
+    assert (sparsity.loc[per_layer, "pruned"] >= units.loc[per_layer, "pruned"] - 1e-9).all()
 
 
 def test_per_class_recall_is_consistent_with_accuracy(smoke_results):

@@ -25,9 +25,11 @@ from pruners.structured import alive_units, unit_sparsity
 
 SHAPES = {"1d": (1, 40), "2d": (1, 8, 8)}
 HEAVY = 300_000  # archs with more parameters at the test shape run only with -m slow
-# Cheaper configs on heavy archs: synflow's 100 rounds (its paper's) take minutes there; 5 rounds
-# still run the iterative schedule (re-scoring the masked network), so the contract is the same.
-HEAVY_CONFIG = {"synflow": {"rounds": 5}}
+# Cheaper configs on the archs ``harness check-pruner`` reduces them on (``harness.check.is_heavy``:
+# over 200k parameters or 16 prunable layers): synflow's 100 rounds (its paper's) and force's /
+# iter_snip's 60 steps take minutes there; 5 rounds or steps still run the iterative schedule
+# (re-scoring the masked network), so the contract is the same.
+HEAVY_CONFIG = {"synflow": {"rounds": 5}, "force": {"steps": 5}, "iter_snip": {"steps": 5}}
 
 
 @functools.cache
@@ -35,9 +37,16 @@ def _arch_params(name):
     return sum(p.numel() for p in build_arch(name, SHAPES["1d"], 10).parameters())
 
 
+@functools.cache
+def _reduced(name):
+    from harness.check import is_heavy
+
+    return is_heavy(name)
+
+
 def pruner_for(name, arch):
     """Pruner ``name`` for a test on ``arch``: its defaults, or ``HEAVY_CONFIG`` on a heavy arch."""
-    return get_pruner(name, HEAVY_CONFIG.get(name) if _arch_params(arch) > HEAVY else None)
+    return get_pruner(name, HEAVY_CONFIG.get(name) if _reduced(arch) else None)
 
 
 ARCH_PARAMS = [
