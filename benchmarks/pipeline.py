@@ -5,8 +5,10 @@ weight rewinding); its evaluation rows (phase ``dense``) are computed per evalua
 (``dense_rows``) and the harness copies them into every cell of the parent. A cell's flow
 depends on when its pruner acts (``Pruner.timing``):
 
-- ``after_training``: load the trained parent -> prune once (scores on training batches)
-  -> evaluate ``pruned`` (before any retraining) -> retrain with the cell's recipe
+- ``after_training``: load the trained parent -> prune once (scores on training batches;
+  a ``PhasePruner`` first runs its pruning phase on the parent through ``SparseTraining``,
+  charged to ``epochs_prune``) -> evaluate ``pruned`` (before any retraining) -> retrain with
+  the cell's recipe
   (``finetune``, ``lr_rewind``, ``weight_rewind``; the lowest-validation-loss epoch kept when
   ``retrain_config.selection`` says so) -> evaluate ``retrained``.
 - ``at_init``: fresh init with the cell's seed (the parent's own initialisation) -> choose
@@ -28,7 +30,7 @@ only (no analysis reads it on shifted sets); ``retrained`` on the cell's ``EvalC
 The cell's budget (``benchmarks.budget``) is the training epochs and FLOPs of the dense
 parent (when the cell's model descends from it), of the pruning procedure and of the
 retraining. Its ``seconds`` are ``prune`` (mask choice; for during-training pruners the
-whole sparse training run), ``retrain`` and ``eval``.
+whole sparse training run, for phase pruners their phase), ``retrain`` and ``eval``.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from benchmarks.evaluation import evaluate
 from benchmarks.retrain import load_rewind_weights, retrain
 from benchmarks.training import steps_per_epoch, train, training_batches
 from core.spec import CellSpec, EvalConfig, ParentSpec, TrainConfig
-from pruners import DuringTrainingPruner, PruneContext, Pruner, SparseTraining, get_pruner
+from pruners import DuringTrainingPruner, PhasePruner, PruneContext, Pruner, SparseTraining, get_pruner
 from pruners.base import StateCache
 from pruners.masks import current_mask, dense_weight, mask_tensor, prunable_modules
 
@@ -203,8 +205,8 @@ def tensor_training(
     meter: BudgetMeter | None = None,
     cache: StateCache | None = None,
 ) -> SparseTraining:
-    """The ``SparseTraining`` a during-training pruner trains through, on training tensors ``x, y``
-    (pruners get the training function from here instead of importing ``benchmarks.training``)."""
+    """The ``SparseTraining`` a during-training or phase pruner trains through, on training tensors
+    ``x, y`` (pruners get the training function from here instead of importing ``benchmarks.training``)."""
 
     def train_fn(model, config_=None, *, epoch_range=None, step_hook=None, epoch_hook=None, regularizer=None):
         return train(
@@ -289,7 +291,20 @@ def run_cell(
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()
-    if pruner.timing == "after_training":
+    if isinstance(pruner, PhasePruner):  # after training, with a pruning phase on the parent
+        model = load_parent_model(spec.parent, copy.deepcopy(parent_state), device)
+        run = tensor_training(
+            x,
+            y,
+            spec.train,
+            spec.seed,
+            spec.retrain_config.rewind_epoch,
+            rewind_state,
+            parent_state,
+            prune_meter,
+        )
+        pruner.prune_with_phase(model, spec.sparsity, ctx, run)
+    elif pruner.timing == "after_training":
         model = load_parent_model(spec.parent, copy.deepcopy(parent_state), device)
         pruner.prune(model, spec.sparsity, ctx)
     elif pruner.timing == "at_init":

@@ -5,6 +5,8 @@ from pruners import (  # noqa: F401  (registration side effects)
     fisher,
     gmp,
     grasp,
+    greg1,
+    greg2,
     imp,
     l1_filter,
     lamp,
@@ -21,6 +23,7 @@ from pruners import (  # noqa: F401  (registration side effects)
 from pruners.base import (
     PRUNERS,
     DuringTrainingPruner,
+    PhasePruner,
     PruneContext,
     Pruner,
     ScorePruner,
@@ -32,6 +35,7 @@ from pruners.base import (
 __all__ = [
     "PRUNERS",
     "DuringTrainingPruner",
+    "PhasePruner",
     "PruneContext",
     "Pruner",
     "ScorePruner",
