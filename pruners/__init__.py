@@ -3,6 +3,7 @@
 from pruners import (  # noqa: F401  (registration side effects)
     ebn_filter,
     fisher,
+    gibbs,
     gmp,
     grasp,
     greg1,
@@ -14,6 +15,7 @@ from pruners import (  # noqa: F401  (registration side effects)
     random_erk,
     random_pruning,
     rigl,
+    sbp_sr,
     slimming,
     snip,
     synflow,
