@@ -84,6 +84,15 @@ def rescaling_factors(weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(kept > 0, (dense / kept.clamp_min(1e-30)).sqrt(), torch.ones_like(kept))
 
 
+def rescale(model: nn.Module) -> None:
+    """The rescaling trick on every masked layer: kept weights times ``rho_beta``."""
+    with torch.no_grad():
+        for module in prunable_modules(model).values():
+            w = dense_weight(module)
+            w.mul_(rescaling_factors(w, current_mask(module)))
+    refresh_masked(model)
+
+
 @register_pruner
 class SbpSr(Pruner):
     """SBP-SR: SNIP on an edge-of-chaos init, kept weights rescaled back onto the EOC (Hayou et al. 2021)."""
@@ -108,8 +117,4 @@ class SbpSr(Pruner):
         scores = {n: ctx.score_sign * s for n, s in Snip().scores(model, ctx).items()}
         apply_masks(model, masks_from_scores(model, scores, sparsity, "global"))
         if self.config.rescale:
-            with torch.no_grad():
-                for module in prunable_modules(model).values():
-                    w = dense_weight(module)
-                    w.mul_(rescaling_factors(w, current_mask(module)))
-            refresh_masked(model)
+            rescale(model)
