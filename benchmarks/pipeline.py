@@ -290,10 +290,8 @@ def run_cell(
     prune_meter, retrain_meter = BudgetMeter(data.input_shape), BudgetMeter(data.input_shape)
     seconds: dict[str, float] = {}
 
-    t = time.perf_counter()
-    if isinstance(pruner, PhasePruner):  # after training, with a pruning phase on the parent
-        model = load_parent_model(spec.parent, copy.deepcopy(parent_state), device)
-        run = tensor_training(
+    def training_run(cache: StateCache | None = None) -> SparseTraining:  # charged to the pruning budget
+        return tensor_training(
             x,
             y,
             spec.train,
@@ -302,8 +300,13 @@ def run_cell(
             rewind_state,
             parent_state,
             prune_meter,
+            cache,
         )
-        pruner.prune_with_phase(model, spec.sparsity, ctx, run)
+
+    t = time.perf_counter()
+    if isinstance(pruner, PhasePruner):  # after training, with a pruning phase on the parent
+        model = load_parent_model(spec.parent, copy.deepcopy(parent_state), device)
+        pruner.prune_with_phase(model, spec.sparsity, ctx, training_run())
     elif pruner.timing == "after_training":
         model = load_parent_model(spec.parent, copy.deepcopy(parent_state), device)
         pruner.prune(model, spec.sparsity, ctx)
@@ -312,18 +315,7 @@ def run_cell(
         pruner.prune(model, spec.sparsity, ctx)
     elif isinstance(pruner, DuringTrainingPruner):
         model = fresh_model(spec.arch, data, spec.seed, device)
-        run = tensor_training(
-            x,
-            y,
-            spec.train,
-            spec.seed,
-            spec.retrain_config.rewind_epoch,
-            rewind_state,
-            parent_state,
-            prune_meter,
-            state_cache,
-        )
-        pruner.train_sparse(model, spec.sparsity, ctx, run)
+        pruner.train_sparse(model, spec.sparsity, ctx, training_run(state_cache))
     else:
         raise NotImplementedError(f"pruner {spec.pruner!r}: timing {pruner.timing!r} has no pipeline")
     if spec.control == "shuffle_layer":

@@ -76,6 +76,15 @@ def keep_probability(score: torch.Tensor, fraction: float, beta: float) -> torch
     return torch.sigmoid(beta * (score.double() - q)).to(score.dtype)
 
 
+@dataclass(frozen=True)
+class GibbsConfig:
+    beta_start: float = param(1.0, "inverse temperature at the first step (authors: 10^0)", gt=0.0)
+    beta_end: float = param(1e4, "inverse temperature reached and held (authors: 10^4)", gt=0.0)
+    anneal: float = param(
+        0.64, "fraction of the steps over which beta anneals (authors: 128 of 200 epochs)", gt=0.0, le=1.0
+    )
+
+
 @register_pruner
 class Gibbs(DuringTrainingPruner):
     """Gibbs pruning: masks drawn with P(keep) = sigma(beta (w^2 - Q_p)), beta annealed (Labach & Valaee)."""
@@ -83,14 +92,7 @@ class Gibbs(DuringTrainingPruner):
     name = "gibbs"
     scope = "layer"
     invertible = True
-
-    @dataclass(frozen=True)
-    class Config:
-        beta_start: float = param(1.0, "inverse temperature at the first step (authors: 10^0)", gt=0.0)
-        beta_end: float = param(1e4, "inverse temperature reached and held (authors: 10^4)", gt=0.0)
-        anneal: float = param(
-            0.64, "fraction of the steps over which beta anneals (authors: 128 of 200 epochs)", gt=0.0, le=1.0
-        )
+    Config = GibbsConfig
 
     def fractions(self, model, sparsity: float) -> dict[str, float]:
         """Per-layer pruning fraction: the first convolution 0, the others its share of ``sparsity``."""

@@ -31,7 +31,7 @@ from torch import nn
 
 from core.config import param
 from core.spec import TrainConfig
-from pruners.base import PruneContext, SparseTraining
+from pruners.base import PhasePruner, PruneContext, SparseTraining
 from pruners.magnitude import first_convolution, uniform_sparsity
 from pruners.masks import apply_masks, effective_weight, masks_from_scores, prunable_modules
 from pruners.structured import apply_unit_masks, groups_of, select_units
@@ -157,7 +157,21 @@ def run_phase(
     return total
 
 
-def prune_final(model: nn.Module, sparsity: float, ctx: PruneContext, structured: bool) -> None:
-    """The final pruning event alone: the lowest-magnitude fraction ``sparsity`` of each layer's groups."""
-    groups = Groups(model, structured)
-    groups.apply(model, groups.select(model, sparsity, ctx.score_sign))
+class GregPruner(PhasePruner):
+    """What GReg-1 and GReg-2 share: the phase's declared length, the final pruning event, and
+    the unit scores of their structured variants (which also subclass ``StructuredPruner``)."""
+
+    structured = False  # True: filters / neurons; False: single weights
+    scope = "layer"
+    invertible = True
+
+    def phase_epochs(self, train: TrainConfig) -> int:
+        return self.config.epochs
+
+    def prune(self, model: nn.Module, sparsity: float, ctx: PruneContext) -> None:
+        """The final pruning event alone: each layer's fraction ``sparsity`` of lowest-magnitude groups."""
+        groups = Groups(model, self.structured)
+        groups.apply(model, groups.select(model, sparsity, ctx.score_sign))
+
+    def unit_scores(self, model: nn.Module, ctx: PruneContext) -> dict[str, torch.Tensor]:
+        return Groups(model, True).magnitudes()

@@ -53,9 +53,8 @@ relative magnitude of the kept ones.
 
 from __future__ import annotations
 
-from core.spec import TrainConfig
-from pruners.base import PhasePruner, PruneContext, SparseTraining, register_pruner
-from pruners.greg import Groups, PhaseConfig, linear_ramp, prune_final, run_phase
+from pruners.base import PruneContext, SparseTraining, register_pruner
+from pruners.greg import GregPruner, Groups, PhaseConfig, linear_ramp, run_phase
 from pruners.structured import StructuredPruner
 
 
@@ -66,17 +65,10 @@ def greg1_schedule(total: int, config: PhaseConfig) -> list[float]:
     return linear_ramp(total - hold, 0.0, config.ceiling) + [config.ceiling] * hold
 
 
-class Greg1Base(PhasePruner):
+class Greg1Base(GregPruner):
     """GReg-1 on weights or units; ``structured`` says which."""
 
-    structured = False
     Config = PhaseConfig
-
-    def phase_epochs(self, train: TrainConfig) -> int:
-        return self.config.epochs
-
-    def prune(self, model, sparsity: float, ctx: PruneContext) -> None:
-        prune_final(model, sparsity, ctx, self.structured)
 
     def prune_with_phase(self, model, sparsity: float, ctx: PruneContext, run: SparseTraining) -> None:
         groups = Groups(model, self.structured)
@@ -97,8 +89,6 @@ class Greg1(Greg1Base):
     """GReg-1: magnitude-chosen weights under a growing L2 penalty, then removed (Wang et al. 2021)."""
 
     name = "greg1"
-    scope = "layer"
-    invertible = True
 
 
 @register_pruner
@@ -107,10 +97,3 @@ class Greg1Filter(Greg1Base, StructuredPruner):
 
     name = "greg1_filter"
     structured = True
-    scope = "layer"
-
-    def unit_scores(self, model, ctx: PruneContext):
-        return Groups(model, True).magnitudes()
-
-    def prune(self, model, sparsity: float, ctx: PruneContext) -> None:
-        prune_final(model, sparsity, ctx, True)

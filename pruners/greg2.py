@@ -48,12 +48,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from core.config import param
-from core.spec import TrainConfig
-from pruners.base import PhasePruner, PruneContext, SparseTraining, register_pruner
-from pruners.greg import Groups, PhaseConfig, linear_ramp, prune_final, run_phase
+from pruners.base import PruneContext, SparseTraining, register_pruner
+from pruners.greg import GregPruner, Groups, PhaseConfig, linear_ramp, run_phase
 from pruners.structured import StructuredPruner
 
 AUTHORS_SHARE = 1e4 / 1.19e5  # picking and holding iterations of the authors' CIFAR phase
@@ -93,17 +90,10 @@ def greg2_schedule(total: int, config: Greg2Config) -> tuple[int, list[float], l
     return pick, chosen, others
 
 
-class Greg2Base(PhasePruner):
+class Greg2Base(GregPruner):
     """GReg-2 on weights or units; ``structured`` says which."""
 
-    structured = False
     Config = Greg2Config
-
-    def phase_epochs(self, train: TrainConfig) -> int:
-        return self.config.epochs
-
-    def prune(self, model, sparsity: float, ctx: PruneContext) -> None:
-        prune_final(model, sparsity, ctx, self.structured)
 
     def prune_with_phase(self, model, sparsity: float, ctx: PruneContext, run: SparseTraining) -> None:
         groups = Groups(model, self.structured)
@@ -129,8 +119,6 @@ class Greg2(Greg2Base):
     """GReg-2: uniform growing L2, then the lowest |w| per layer pushed to zero (Wang et al. 2021)."""
 
     name = "greg2"
-    scope = "layer"
-    invertible = True
 
 
 @register_pruner
@@ -139,10 +127,3 @@ class Greg2Filter(Greg2Base, StructuredPruner):
 
     name = "greg2_filter"
     structured = True
-    scope = "layer"
-
-    def unit_scores(self, model, ctx: PruneContext) -> dict[str, torch.Tensor]:
-        return Groups(model, True).magnitudes()
-
-    def prune(self, model, sparsity: float, ctx: PruneContext) -> None:
-        prune_final(model, sparsity, ctx, True)
