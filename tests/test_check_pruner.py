@@ -301,7 +301,8 @@ def test_unknown_name_exits_2_with_one_line(capsys):
         ("no_such_module_xyz:Pruner", "module 'no_such_module_xyz' failed to import: ModuleNotFoundError"),
         (
             "tests.test_check_pruner:Missing",
-            "has no 'Missing'; pruner classes there: Clashes, MissesSparsity, Regrows, Undocumented",
+            "has no 'Missing'; pruner classes there: Clashes, MissesSparsity, PhaseMissesSparsity, Regrows, "
+            "ShrinkThenPrune, Undocumented",
         ),
         ("tests.test_check_pruner:check", "check is not a subclass of prunebench.Pruner"),
         (
