@@ -5,8 +5,10 @@ weight rewinding); its evaluation rows (phase ``dense``) are computed per evalua
 (``dense_rows``) and the harness copies them into every cell of the parent. A cell's flow
 depends on when its pruner acts (``Pruner.timing``):
 
-- ``after_training``: load the trained parent -> prune once (scores on training batches)
-  -> evaluate ``pruned`` (before any retraining) -> retrain with the cell's recipe
+- ``after_training``: load the trained parent -> prune once (scores on training batches;
+  a ``PhasePruner`` first runs its pruning phase on the parent through ``SparseTraining``,
+  charged to ``epochs_prune``) -> evaluate ``pruned`` (before any retraining) -> retrain with
+  the cell's recipe
   (``finetune``, ``lr_rewind``, ``weight_rewind``; the lowest-validation-loss epoch kept when
   ``retrain_config.selection`` says so) -> evaluate ``retrained``.
 - ``at_init``: fresh init with the cell's seed (the parent's own initialisation) -> choose
@@ -31,7 +33,7 @@ After pruning, the model's sparsity must be the spec's within the pruner contrac
 The cell's budget (``benchmarks.budget``) is the training epochs and FLOPs of the dense
 parent (when the cell's model descends from it), of the pruning procedure and of the
 retraining. Its ``seconds`` are ``prune`` (mask choice; for during-training pruners the
-whole sparse training run), ``retrain`` and ``eval``.
+whole sparse training run, for phase pruners their phase), ``retrain`` and ``eval``.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from benchmarks.evaluation import evaluate
 from benchmarks.retrain import load_rewind_weights, retrain
 from benchmarks.training import steps_per_epoch, train, training_batches
 from core.spec import CellSpec, EvalConfig, ParentSpec, TrainConfig
-from pruners import DuringTrainingPruner, PruneContext, Pruner, SparseTraining, get_pruner
+from pruners import DuringTrainingPruner, PhasePruner, PruneContext, Pruner, SparseTraining, get_pruner
 from pruners.base import StateCache
 from pruners.contract import check_sparsity
 from pruners.masks import current_mask, dense_weight, mask_tensor, prunable_modules
@@ -207,8 +209,8 @@ def tensor_training(
     meter: BudgetMeter | None = None,
     cache: StateCache | None = None,
 ) -> SparseTraining:
-    """The ``SparseTraining`` a during-training pruner trains through, on training tensors ``x, y``
-    (pruners get the training function from here instead of importing ``benchmarks.training``)."""
+    """The ``SparseTraining`` a during-training or phase pruner trains through, on training tensors
+    ``x, y`` (pruners get the training function from here instead of importing ``benchmarks.training``)."""
 
     def train_fn(model, config_=None, *, epoch_range=None, step_hook=None, epoch_hook=None, regularizer=None):
         return train(
@@ -292,16 +294,8 @@ def run_cell(
     prune_meter, retrain_meter = BudgetMeter(data.input_shape), BudgetMeter(data.input_shape)
     seconds: dict[str, float] = {}
 
-    t = time.perf_counter()
-    if pruner.timing == "after_training":
-        model = load_parent_model(spec.parent, copy.deepcopy(parent_state), device)
-        pruner.prune(model, spec.sparsity, ctx)
-    elif pruner.timing == "at_init":
-        model = fresh_model(spec.arch, data, spec.seed, device)
-        pruner.prune(model, spec.sparsity, ctx)
-    elif isinstance(pruner, DuringTrainingPruner):
-        model = fresh_model(spec.arch, data, spec.seed, device)
-        run = tensor_training(
+    def training_run(cache: StateCache | None = None) -> SparseTraining:  # charged to the pruning budget
+        return tensor_training(
             x,
             y,
             spec.train,
@@ -310,9 +304,22 @@ def run_cell(
             rewind_state,
             parent_state,
             prune_meter,
-            state_cache,
+            cache,
         )
-        pruner.train_sparse(model, spec.sparsity, ctx, run)
+
+    t = time.perf_counter()
+    if isinstance(pruner, PhasePruner):  # after training, with a pruning phase on the parent
+        model = load_parent_model(spec.parent, copy.deepcopy(parent_state), device)
+        pruner.prune_with_phase(model, spec.sparsity, ctx, training_run())
+    elif pruner.timing == "after_training":
+        model = load_parent_model(spec.parent, copy.deepcopy(parent_state), device)
+        pruner.prune(model, spec.sparsity, ctx)
+    elif pruner.timing == "at_init":
+        model = fresh_model(spec.arch, data, spec.seed, device)
+        pruner.prune(model, spec.sparsity, ctx)
+    elif isinstance(pruner, DuringTrainingPruner):
+        model = fresh_model(spec.arch, data, spec.seed, device)
+        pruner.train_sparse(model, spec.sparsity, ctx, training_run(state_cache))
     else:
         raise NotImplementedError(f"pruner {spec.pruner!r}: timing {pruner.timing!r} has no pipeline")
     if spec.control == "shuffle_layer":

@@ -11,11 +11,12 @@ checked for any one pruner, built in or brought by a plugin, one printed line pe
   masks say, which is what the harness records) equals the target ``s``: the number of zero
   weights within one weight of ``s * n`` for ``scope = "global"``, within one weight per layer
   otherwise (layer-wise ranking rounds each layer); for structured pruners the removed units
-  within one unit per group, and ``unit_sparsity`` agreeing with the masks. During-training
-  pruners are measured after ``prune`` and at the end of their own ``train_sparse``.
+  within one unit per group, and ``unit_sparsity`` agreeing with the masks. Pruners that train
+  are measured after ``prune`` and at the end of their own training: ``train_sparse``
+  (during-training pruners) or ``prune_with_phase`` (phase pruners, on a trained parent).
 - ``zero``: masked weights stay exactly zero, and masks unchanged, through a short training
   run (``benchmarks.training.train`` on random tensors); pruning leaves unmasked tensors
-  untouched (except for during-training pruners, which train them).
+  untouched (except for pruners that train: during-training and phase pruners).
 - ``structure`` (structured pruners): removed units are whole (weight rows, bias, BatchNorm
   scale and shift, the consumer's inputs), output exactly zero after training, and
   ``compact`` gives a smaller model with the same outputs.
@@ -60,7 +61,16 @@ from benchmarks.pipeline import tensor_training
 from benchmarks.training import train
 from core.spec import TrainConfig
 from core.units import unit_groups
-from pruners.base import KINDS, PRUNERS, TIMINGS, PruneContext, Pruner, make_pruner_config, register_pruner
+from pruners.base import (
+    KINDS,
+    PRUNERS,
+    TIMINGS,
+    PhasePruner,
+    PruneContext,
+    Pruner,
+    make_pruner_config,
+    register_pruner,
+)
 from pruners.contract import structured_deviation, unstructured_deviation
 from pruners.masks import effective_weight, prunable_modules, refresh_masked
 from pruners.plugins import PluginError
@@ -71,7 +81,7 @@ SHAPES = {"1d": (1, 40), "2d": (1, 8, 8)}
 HEAVY_PARAMS, HEAVY_LAYERS = 200_000, 16
 UNSTRUCTURED_SPARSITIES = (0.5, 0.9, 0.98)
 STRUCTURED_SPARSITIES = (0.5, 0.9)
-TRAIN_SPARSITY = 0.8  # the zero check's sparsity, and every train_sparse run's
+TRAIN_SPARSITY = 0.8  # the zero check's sparsity, and every train_sparse / prune_with_phase run's
 # built-in pruners too slow on the heavy archs at their defaults (synflow: 100 rounds take
 # 35-60 s on each of vgg_16_bn, resnet_18, wrn_16_8): the config used there instead; imp's
 # rounds (8 at TRAIN_SPARSITY) take 32 s in all, within the minute; force and iter_snip: 60 steps
@@ -232,12 +242,12 @@ class Case:
     shape: str  # a key of SHAPES
     sparsity: float
     seed: int = 0
-    mode: str = "prune"  # or "train_sparse"
+    mode: str = "prune"  # or "train_sparse", "prune_with_phase"
 
     def __str__(self) -> str:
         seed = f" seed {self.seed}" if self.seed else ""
         return f"{self.arch} {self.shape} s={self.sparsity:g}{seed}" + (
-            " train_sparse" if self.mode != "prune" else ""
+            f" {self.mode}" if self.mode != "prune" else ""
         )
 
 
@@ -284,6 +294,20 @@ class Session:
     def during(self) -> bool:
         return self.cls.timing == "during_training" and callable(getattr(self.cls, "train_sparse", None))
 
+    @property
+    def phase(self) -> bool:
+        """An after-training pruner with a pruning phase on the parent (``PhasePruner``)."""
+        return issubclass(self.cls, PhasePruner)
+
+    @property
+    def trains(self) -> bool:
+        """Whether the pruner trains the model itself (its own training method is checked)."""
+        return self.during or self.phase
+
+    @property
+    def training_mode(self) -> str:
+        return "train_sparse" if self.during else "prune_with_phase"
+
     def pruner(self, arch: str) -> Pruner:
         reduced = HEAVY_CONFIG.get(self.name) if self.heavy[arch] and self.cls.plugin is None else None
         self.reduced |= reduced is not None
@@ -322,7 +346,8 @@ class Session:
         else:
             steps = TRAIN_STEPS["heavy" if self.heavy[case.arch] else "light"]
             run = sparse_training_run(shape, steps, make(case.arch, shape, seed=1).state_dict())
-            self.call(case, lambda: pruner.train_sparse(model, case.sparsity, ctx, run))
+            method = getattr(pruner, case.mode)  # train_sparse or prune_with_phase
+            self.call(case, lambda: method(model, case.sparsity, ctx, run))
         refresh_masked(model)  # masked attributes as leaves, so the model can be copied
         if not fresh:
             self.cache[case] = copy.deepcopy(model)
@@ -340,11 +365,12 @@ class Session:
 
     def training_cases(self) -> list[Case]:
         """The zero check's models: 2-D light archs at TRAIN_SPARSITY, heavy archs at their
-        sparsity case, and each arch's own train_sparse run for during-training pruners."""
+        sparsity case, and each arch's own training run (train_sparse, prune_with_phase) for
+        pruners that train."""
         levels = STRUCTURED_SPARSITIES if self.structured else UNSTRUCTURED_SPARSITIES
-        if self.during:
+        if self.trains:
             return [
-                Case(a, "1d" if self.heavy[a] else "2d", TRAIN_SPARSITY, mode="train_sparse")
+                Case(a, "1d" if self.heavy[a] else "2d", TRAIN_SPARSITY, mode=self.training_mode)
                 for a in self.archs
             ]
         return [
@@ -384,13 +410,22 @@ def check_declares(s: Session) -> tuple[bool, str]:
             problems.append(
                 f"a {cls.kind if method != 'train_sparse' else cls.timing} pruner needs {method}()"
             )
+    phase = ""
+    if s.phase and not problems:  # the declared phase length the scheduler reads
+        try:
+            epochs = cls(make_pruner_config(s.name)).phase_epochs(TrainConfig())
+        except Exception as exc:
+            epochs = f"an error ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]})"
+        if not (isinstance(epochs, int) and epochs >= 0):
+            problems.append(f"phase_epochs() returned {epochs!r}, not a whole number of epochs >= 0")
+        phase = f", a pruning phase of {epochs} epoch(s) under the default recipe"
     if problems:
         return False, "; ".join(problems)
     scope = getattr(cls, "scope", None)
     names = ", ".join(f.name for f in fields) or "none"
     return True, (
         f"kind {cls.kind}, timing {cls.timing}, version {cls.version!r}, scope {scope or 'undeclared'}, "
-        f"frozen Config with {len(fields)} documented field(s) ({names})"
+        f"frozen Config with {len(fields)} documented field(s) ({names}){phase}"
     )
 
 
@@ -466,8 +501,8 @@ def check_sparsity(s: Session) -> tuple[bool, str]:
     dev, bound, where, case = worst
     levels = "/".join(f"{x:g}" for x in (STRUCTURED_SPARSITIES if s.structured else UNSTRUCTURED_SPARSITIES))
     first, heavy = levels.split("/")[0], levels.split("/")[-1]
-    two_d = f"2-D at {first}" + ("" if s.during else f" and {TRAIN_SPARSITY:g}")
-    extra = f"; train_sparse at {TRAIN_SPARSITY:g}, 2-D (heavy: 1-D)" if s.during else ""
+    two_d = f"2-D at {first}" + ("" if s.trains else f" and {TRAIN_SPARSITY:g}")
+    extra = f"; {s.training_mode} at {TRAIN_SPARSITY:g}, 2-D (heavy: 1-D)" if s.trains else ""
     return True, (
         f"{_n(len(cases), 'case')} on {_n(len(s.archs), 'arch')}: prune 1-D at {levels}, {two_d} "
         f"(heavy: 1-D at {heavy}){extra}; worst {dev:+.2f} {unit} ({case}, {where}), "
@@ -504,7 +539,7 @@ def check_zero(s: Session) -> tuple[bool, str]:
         ):
             problems.append(f"{case}: pruning zeroed nothing")
             continue
-        if not s.during:  # pruning touches masks only: every tensor without one is as initialised
+        if not s.trains:  # pruning touches masks only: every tensor without one is as initialised
             init = dict(make(case.arch, shape).named_parameters())
             for n, p in model.named_parameters():
                 if not n.endswith("_orig") and n in init and not torch.equal(p, init[n]):
@@ -546,8 +581,8 @@ def check_zero(s: Session) -> tuple[bool, str]:
         return False, f"{problems[0]}{more}{_raised(raised)}{s.reduced_note()}"
     if raised:
         return False, f"could not train{_raised(raised)}"
-    what = f"train_sparse at {TRAIN_SPARSITY:g}, 2-D (heavy: 1-D)"
-    if not s.during:
+    what = f"{s.training_mode} at {TRAIN_SPARSITY:g}, 2-D (heavy: 1-D)"
+    if not s.trains:
         heavy = (STRUCTURED_SPARSITIES if s.structured else UNSTRUCTURED_SPARSITIES)[-1]
         what = f"pruned to {TRAIN_SPARSITY:g}, 2-D (heavy: {heavy:g}, 1-D)"
     return True, (
@@ -646,7 +681,7 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> str | None:
 def check_determinism(s: Session) -> tuple[bool, str]:
     levels = STRUCTURED_SPARSITIES if s.structured else UNSTRUCTURED_SPARSITIES
     cases = [Case(a, "1d", levels[0]) for a in s.light]
-    if s.during:
+    if s.trains:
         cases += [c for c in s.training_cases() if not s.heavy[c.arch]]
     problems: list[str] = []
     raised: list[Case] = []

@@ -6,7 +6,8 @@
 seconds per training epoch of ``cifar_resnet_20`` on 50,000 CIFAR-shaped images) by the
 arch's dense FLOPs per example relative to the reference and by the training-set size.
 ``E_run`` counts epoch-equivalents: a dense parent trains ``T`` epochs once; a cell
-retrains (``finetune`` / ``lr_rewind``: ``E`` epochs; ``weight_rewind``: ``T - k``), or
+retrains (``finetune`` / ``lr_rewind``: ``E`` epochs; ``weight_rewind``: ``T - k``), after the
+pruning phase of a ``PhasePruner`` (its declared ``phase_epochs``) where there is one, or
 trains from scratch (at-init and during-training pruners: their own budget, ``T`` when
 they declare none); evaluation adds, per phase, a forward pass over every evaluation set,
 a third of a training epoch per training-set's worth of examples. FLOPs scaling is crude

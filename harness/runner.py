@@ -51,20 +51,24 @@ class RunSummary:
 
 def cell_epochs(cell) -> float:
     """Training epoch-equivalents of one cell, its dense parent excluded (the LPT order and the
-    GPU-hour estimate use it)."""
+    GPU-hour estimate use it); an after-training pruner's pruning phase (``PhasePruner``) counts."""
     if isinstance(cell, StabilitySpec):  # a stability-study run trains from scratch
         return float(cell.train.epochs)
     from benchmarks.retrain import retrain_epochs
-    from pruners import PRUNERS
+    from pruners import PRUNERS, get_pruner
+    from pruners.base import phase_epochs
     from pruners.imp import round_targets
 
     cls = PRUNERS.get(cell.pruner)
     total = float(cell.train.epochs)
-    if cls.timing == "at_init" or cell.control == "reinit":
+    phase = float(phase_epochs(get_pruner(cell.pruner, cell.pruner_config), cell.train))
+    if cls.timing == "at_init":
         return total
+    if cell.control == "reinit":
+        return phase + total
     retrain = float(retrain_epochs(cell.retrain, cell.train, cell.retrain_config))
     if cls.timing == "after_training":
-        return retrain
+        return phase + retrain
     if cell.pruner == "imp":
         rounds = len(round_targets(cell.sparsity, cell.pruner_config.get("rate", 0.2)))
         return rounds * (total - cell.retrain_config.rewind_epoch) + retrain

@@ -14,7 +14,12 @@ hyperparameters declared with ``param(default, "description")``. Subclass
   to allocate a budget per layer yourself: ``select_units_by_count`` removes a given number of
   the lowest-scoring units of each group), or
 - ``DuringTrainingPruner`` and implement ``train_sparse(model, sparsity, ctx, run)``, training
-  through ``run.train(...)`` (a ``SparseTraining``).
+  through ``run.train(...)`` (a ``SparseTraining``) from a fresh initialisation, or
+- ``PhasePruner`` (timing ``"after_training"``) and implement ``prune(model, sparsity, ctx)``
+  (the final pruning event), ``prune_with_phase(model, sparsity, ctx, run)`` (a pruning phase
+  on the trained dense parent through ``run.train(model, config, regularizer=..., step_hook=...,
+  epoch_hook=...)``, then the final masks) and ``phase_epochs(train)`` (the phase's length in
+  epochs, for scheduling; the cell is charged what ``run.train`` ran).
 
 ``PruneContext`` carries the seed (``ctx.generator()``), training minibatches
 (``ctx.batches``) and the recipe's weight decay. Make the module importable (installed,
@@ -26,6 +31,7 @@ from core.config import param
 from core.units import UnitGroup, unit_groups
 from pruners.base import (
     DuringTrainingPruner,
+    PhasePruner,
     PruneContext,
     Pruner,
     ScorePruner,
@@ -48,6 +54,7 @@ API_VERSION = "1"
 __all__ = [
     "API_VERSION",
     "DuringTrainingPruner",
+    "PhasePruner",
     "PruneContext",
     "Pruner",
     "ScorePruner",

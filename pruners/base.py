@@ -9,9 +9,17 @@ The version and the resolved config enter every cell id, so changing a pruner's 
 one of its defaults re-runs exactly its cells.
 
 Pruners hold no I/O and import nothing of the harness or the benchmarks: everything they
-may look at comes in a ``PruneContext`` (seeded randomness, *training* minibatches), and a
-during-training pruner gets a ``SparseTraining``, whose ``train`` runs the cell's training
-recipe on the training split and whose ``rewind`` restores the dense parent's early iterate.
+may look at comes in a ``PruneContext`` (seeded randomness, *training* minibatches). A pruner
+that trains gets a ``SparseTraining``, whose ``train`` runs the cell's training recipe (or one
+the pruner derives from it) on the training split, charged to the cell's pruning budget, and
+whose ``rewind`` restores the dense parent's early iterate. Two kinds of pruner train:
+
+- a ``DuringTrainingPruner`` (timing ``during_training``) trains from a fresh initialisation
+  (``train_sparse``);
+- a ``PhasePruner`` (timing ``after_training``) starts from the trained dense parent like any
+  after-training pruner, but runs a pruning phase of its own on it (``prune_with_phase``:
+  training with a per-step regularizer and step/epoch hooks, e.g. GReg's growing penalty)
+  before its masks are final; ``phase_epochs`` declares how long, for scheduling.
 """
 
 from __future__ import annotations
@@ -115,7 +123,7 @@ class TrainFn(Protocol):
 
 @dataclass
 class SparseTraining:
-    """What a during-training pruner trains with.
+    """What a pruner that trains (``DuringTrainingPruner``, ``PhasePruner``) trains with.
 
     ``train(model, config=None, *, epoch_range, step_hook, epoch_hook, regularizer)`` trains
     on the cell's training split with its seed (``config`` defaults to the cell's recipe) and
@@ -157,6 +165,35 @@ class DuringTrainingPruner(Pruner):
         """Train ``model`` (a fresh initialisation) with ``run``; it ends at ``sparsity``."""
 
 
+class PhasePruner(Pruner):
+    """An after-training pruner with a pruning phase: it trains the trained dense parent before
+    its masks are final (Wang et al. 2021's growing regularization), then the cell retrains.
+
+    ``prune(model, sparsity, ctx)`` is the final pruning event alone (the masks the phase ends
+    with, chosen on the model as it is); ``prune_with_phase`` is the whole procedure, training
+    only through ``run.train`` (so the cell is charged every epoch of the phase, as
+    ``epochs_prune`` and training FLOPs); ``phase_epochs(train)`` is the number of epochs it
+    trains under the cell's dense recipe ``train``, which the scheduler and the GPU estimate read.
+    """
+
+    timing: ClassVar[str] = "after_training"
+
+    @abstractmethod
+    def phase_epochs(self, train: TrainConfig) -> int:
+        """Epochs of the training split the phase trains (whole epochs: the budget counts epochs)."""
+
+    @abstractmethod
+    def prune_with_phase(
+        self, model: nn.Module, sparsity: float, ctx: PruneContext, run: SparseTraining
+    ) -> None:
+        """Train ``model`` (the trained dense parent) with ``run``; it ends masked at ``sparsity``."""
+
+
+def phase_epochs(pruner: Pruner, train: TrainConfig) -> int:
+    """The epochs of ``pruner``'s pruning phase under recipe ``train`` (0 for pruners without one)."""
+    return int(pruner.phase_epochs(train)) if isinstance(pruner, PhasePruner) else 0
+
+
 def register_pruner(cls: type[Pruner]) -> type[Pruner]:
     """Class decorator: validates the declared kind, timing and config, registers under ``cls.name``.
 
@@ -170,6 +207,10 @@ def register_pruner(cls: type[Pruner]) -> type[Pruner]:
         raise ValueError(f"pruner {cls.name!r}: timing {cls.timing!r} is not one of {TIMINGS}")
     if not (dataclasses.is_dataclass(cls.Config) and cls.Config.__dataclass_params__.frozen):
         raise ValueError(f"pruner {cls.name!r}: Config must be a frozen dataclass")
+    if issubclass(cls, PhasePruner) and cls.timing != "after_training":
+        raise ValueError(
+            f"pruner {cls.name!r}: a PhasePruner prunes the trained parent (timing after_training)"
+        )
     from pruners.plugins import registering_distribution
 
     cls.plugin = registering_distribution(cls)

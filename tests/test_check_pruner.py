@@ -19,12 +19,13 @@ import torch
 from benchmarks.archs import ARCHS
 from harness.check import check_pruner, guarded, is_heavy
 from harness.cli import main
+from prunebench import PhasePruner, param
 from pruners import PRUNERS
 from pruners.base import Pruner, ScorePruner, weights
 from pruners.masks import apply_masks, masks_from_scores, prunable_modules
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = {"global_magnitude", "snip", "gmp", "l1_filter", "synflow"}
+FAST = {"global_magnitude", "snip", "gmp", "l1_filter", "synflow", "greg1"}
 FAST_ARCHS = ["mlp_256x2", "cnn_32x3", "resnet_16x3", "cifar_resnet_20"]
 SCRATCH = Path(tempfile.gettempdir()) / "prunebench-check-pruner-scratch.txt"
 
@@ -77,6 +78,50 @@ class Undocumented(Regrows):
     def prune(self, model, sparsity, ctx):
         scores = {n: w.abs() for n, w in weights(model).items()}
         apply_masks(model, masks_from_scores(model, scores, sparsity, "global"))
+
+
+class ShrinkThenPrune(PhasePruner):
+    """An outside phase pruner through the public API: one epoch of L2 on the weights it will
+    remove, then global magnitude (correct)."""
+
+    name = "planted_shrink_then_prune"
+    scope = "global"
+
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        strength: float = param(1e-2, "L2 factor on the weights chosen for removal", ge=0.0)
+
+    def phase_epochs(self, train):
+        return 1
+
+    def prune(self, model, sparsity, ctx):
+        apply_masks(
+            model,
+            masks_from_scores(model, {n: w.abs() for n, w in weights(model).items()}, sparsity, "global"),
+        )
+
+    def prune_with_phase(self, model, sparsity, ctx, run):
+        chosen = masks_from_scores(model, {n: w.abs() for n, w in weights(model).items()}, sparsity, "global")
+        modules = prunable_modules(model)
+
+        def penalty(m):
+            return self.config.strength * sum(
+                ((1 - chosen[n]) * modules[n].weight ** 2).sum() for n in modules
+            )
+
+        run.train(
+            model, dataclasses.replace(run.config, epochs=self.phase_epochs(run.config)), regularizer=penalty
+        )
+        self.prune(model, sparsity, ctx)
+
+
+class PhaseMissesSparsity(ShrinkThenPrune):
+    """Correct ``prune``, but its phase ends 10% short of the target (planted: misses its sparsity)."""
+
+    name = "planted_phase_misses_sparsity"
+
+    def prune_with_phase(self, model, sparsity, ctx, run):
+        super().prune_with_phase(model, max(0.0, sparsity - 0.1), ctx, run)
 
 
 class Clashes(MissesSparsity):
@@ -192,6 +237,42 @@ def test_file_written_while_pruning_fails_the_io_check(capsys):
     SCRATCH.unlink(missing_ok=True)
 
 
+def test_an_outside_phase_pruner_passes_and_its_phase_is_checked(capsys):
+    """A pruner brought through ``prunebench.PhasePruner``: sparsity, zero and determinism are
+    checked at the end of its phase (``prune_with_phase``), and its declared phase is shown."""
+    code = check_pruner("tests.test_check_pruner:ShrinkThenPrune", archs=["mlp_256x2", "cnn_32x3"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0, "\n".join(lines)
+    checks = verdicts(lines)
+    assert "a pruning phase of 1 epoch(s)" in checks["declares"][1]
+    assert "prune_with_phase at 0.8" in checks["sparsity"][1] and "prune_with_phase" in checks["zero"][1]
+    assert "prune_with_phase" in checks["determinism"][1]
+    assert "planted_shrink_then_prune" not in PRUNERS
+
+
+def test_a_phase_that_misses_its_sparsity_fails_the_sparsity_check(capsys):
+    code = check_pruner("tests.test_check_pruner:PhaseMissesSparsity", archs=["mlp_256x2"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 1
+    status, detail = verdicts(lines)["sparsity"]
+    assert status == "FAIL" and "prune_with_phase: off by -" in detail
+    assert sum(line.startswith("FAIL") for line in lines) == 1, "\n".join(lines)
+
+
+def test_a_phase_pruner_must_prune_the_trained_parent():
+    from pruners.base import register_pruner
+
+    class DuringPhase(ShrinkThenPrune):
+        """A phase pruner that claims to act during training (refused)."""
+
+        name = "planted_during_phase"
+        timing = "during_training"
+
+    with pytest.raises(ValueError, match="a PhasePruner prunes the trained parent"):
+        register_pruner(DuringPhase)
+    assert "planted_during_phase" not in PRUNERS
+
+
 def test_guard_ignores_imports_but_records_file_use(tmp_path):
     fresh = next(m for m in ("tabnanny", "pyclbr", "mailbox", "netrc") if m not in sys.modules)
     with guarded() as events:
@@ -220,7 +301,8 @@ def test_unknown_name_exits_2_with_one_line(capsys):
         ("no_such_module_xyz:Pruner", "module 'no_such_module_xyz' failed to import: ModuleNotFoundError"),
         (
             "tests.test_check_pruner:Missing",
-            "has no 'Missing'; pruner classes there: Clashes, MissesSparsity, Regrows, Undocumented",
+            "has no 'Missing'; pruner classes there: Clashes, MissesSparsity, PhaseMissesSparsity, Regrows, "
+            "ShrinkThenPrune, Undocumented",
         ),
         ("tests.test_check_pruner:check", "check is not a subclass of prunebench.Pruner"),
         (

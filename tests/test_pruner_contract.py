@@ -19,7 +19,7 @@ from benchmarks.datasets import load_dataset
 from benchmarks.pipeline import tensor_training
 from benchmarks.training import TrainConfig, train
 from core.spec import CellSpec
-from pruners import PRUNERS, PruneContext, get_pruner
+from pruners import PRUNERS, PhasePruner, PruneContext, get_pruner
 from pruners.masks import current_mask, effective_weight, prunable_modules, sparsity_stats
 from pruners.structured import alive_units, unit_sparsity
 
@@ -220,7 +220,8 @@ def test_forbidden_tensor_really_fails():
 @pytest.mark.parametrize("pruner", PRUNERS.names())
 def test_pruners_score_on_training_data_only(pruner, guarded_digits):
     """The pipeline's context is built from the data with held-out splits poisoned; pruning
-    (and a during-training pruner's whole sparse training) must never touch them."""
+    (and a during-training pruner's whole sparse training, a phase pruner's whole phase) must
+    never touch them."""
     from benchmarks.pipeline import prune_context
 
     data = guarded_digits
@@ -231,13 +232,14 @@ def test_pruners_score_on_training_data_only(pruner, guarded_digits):
     assert all(tuple(r.tolist()) in train_rows for x, _ in ctx.batches for r in x.flatten(1)[:16])
     model = make("cnn_32x3", data.input_shape)
     p = get_pruner(pruner)
-    if p.timing == "during_training":
+    if p.timing == "during_training" or isinstance(p, PhasePruner):
         parent = make("cnn_32x3", data.input_shape).state_dict()
         run = tensor_training(
             data.x_train[:256], data.y_train[:256], TrainConfig(epochs=2, batch_size=64), 0,
             rewind_epoch=1, rewind_state=parent, parent_state=parent,
         )  # fmt: skip
-        p.train_sparse(model, 0.5, ctx, run)
+        train_then_prune = p.prune_with_phase if isinstance(p, PhasePruner) else p.train_sparse
+        train_then_prune(model, 0.5, ctx, run)
     else:
         p.prune(model, 0.5, ctx)
     assert all_masks(model)
@@ -270,6 +272,10 @@ def test_pruner_declares_kind_timing_and_version(pruner):
         assert callable(getattr(cls, "compact", None)) and callable(getattr(cls, "unit_sparsity", None))
     if cls.timing == "during_training":
         assert callable(getattr(cls, "train_sparse", None))
+    if issubclass(cls, PhasePruner):  # a pruning phase on the trained parent, declared for scheduling
+        assert cls.timing == "after_training" and callable(getattr(cls, "prune_with_phase", None))
+        epochs = get_pruner(pruner).phase_epochs(TrainConfig())
+        assert isinstance(epochs, int) and epochs >= 0
 
 
 def test_zoo_has_every_family_and_harness_lists_it():

@@ -29,7 +29,7 @@ def value(rows, phase, metric, eval_set="model"):
     return found[0]
 
 
-@pytest.mark.parametrize("pruner", ["lamp", "snip", "gmp", "imp", "l1_filter", "slimming"])
+@pytest.mark.parametrize("pruner", ["lamp", "snip", "gmp", "imp", "l1_filter", "slimming", "greg1_filter"])
 def test_every_timing_runs_through_the_pipeline(pruner, parent):
     spec = CellSpec("mlp_256x2", "digits", pruner, 0.5, 0, train=TRAIN, retrain_config=RETRAIN)
     result = run_cell(spec, parent.state, parent.rewind_state)
@@ -52,6 +52,34 @@ def test_at_init_starts_from_the_parents_initialisation_and_trains_from_scratch(
     assert a.rows == b.rows  # the trained parent plays no part in an at-init cell
     # from-scratch training with the dense recipe learns (digits: far above chance)
     assert value(a.rows, "retrained", "accuracy", "test") > 0.5
+
+
+def test_a_phase_pruner_trains_the_parent_and_every_phase_epoch_is_charged(parent):
+    """GReg-1 (a PhasePruner) starts from the trained parent, trains its phase (charged as
+    epochs_prune on top of the parent's epochs), ends at the target; the scheduler counts the
+    phase; the mask controls apply to its final masks."""
+    from core.spec import EvalConfig
+    from harness.runner import cell_epochs
+
+    spec = CellSpec(
+        "mlp_256x2", "digits", "greg1", 0.5, 0, train=TRAIN, retrain_config=RETRAIN,
+        pruner_config={"epochs": 2}, eval=EvalConfig(sets="clean"),
+    )  # fmt: skip
+    budget = (parent.epochs, parent.flops)
+    result = run_cell(spec, parent.state, parent.rewind_state, parent_budget=budget)
+    assert result.budget["epochs_dense"] == TRAIN.epochs
+    assert result.budget["epochs_prune"] == 2
+    assert result.budget["epochs_retrain"] == RETRAIN.epochs
+    assert result.budget["train_flops"] > parent.flops
+    assert value(result.rows, "pruned", "achieved_sparsity") == pytest.approx(0.5, abs=1e-3)
+    assert value(result.rows, "pruned", "accuracy", "test") > 0.5  # the parent's knowledge kept
+    assert cell_epochs(spec) == 2 + RETRAIN.epochs
+    assert cell_epochs(spec.with_(control="reinit")) == 2 + TRAIN.epochs
+    for control in ("shuffle_layer", "invert", "reinit"):
+        other = run_cell(spec.with_(control=control), parent.state, parent.rewind_state, parent_budget=budget)
+        assert other.budget["epochs_prune"] == 2, control
+        assert value(other.rows, "pruned", "achieved_sparsity") == pytest.approx(0.5, abs=1e-3), control
+        assert other.rows != result.rows, control
 
 
 def test_imp_uses_the_parent_and_its_rewind_iterate(parent):

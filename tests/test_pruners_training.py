@@ -1,15 +1,16 @@
-"""During-training and at-init pruners, run for real on tiny data, and the scores' formulas."""
+"""During-training, phase and at-init pruners, run for real on tiny data, and the scores' formulas."""
 
 import math
 
 import pytest
 import torch
 
+from benchmarks.budget import BudgetMeter
 from benchmarks.pipeline import tensor_training
 from benchmarks.retrain import retrain
 from benchmarks.training import TrainConfig, train
 from core.spec import RetrainConfig
-from pruners import PRUNERS, PruneContext, get_pruner
+from pruners import PRUNERS, PhasePruner, PruneContext, get_pruner
 from pruners.gmp import cubic_sparsity, event_steps
 from pruners.imp import round_targets
 from pruners.lamp import lamp_scores
@@ -19,6 +20,7 @@ from pruners.structured import unit_sparsity
 from tests.test_pruner_contract import ARCH_PARAMS, all_masks, context, make
 
 DURING = [p for p in PRUNERS.names() if PRUNERS.get(p).timing == "during_training"]
+PHASE = [p for p in PRUNERS.names() if issubclass(PRUNERS.get(p), PhasePruner)]
 SHAPE = (1, 40)
 CONFIG = TrainConfig(epochs=2, batch_size=64, lr=1e-2, weight_decay=1e-4)
 
@@ -28,21 +30,27 @@ def data(n=256):
     return torch.randn(n, *SHAPE, generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
-def sparse_run(pruner, arch, sparsity, seed=0):
+def sparse_run(pruner, arch, sparsity, seed=0, meter=None):
+    """A during-training pruner's ``train_sparse`` from a fresh init, or a phase pruner's
+    ``prune_with_phase`` on the trained parent (``meter`` counts what the run trains)."""
     x, y = data()
     parent = make(arch, SHAPE, seed)
     rewind = {k: v.clone() for k, v in parent.state_dict().items()}
     train(parent, x, y, CONFIG, seed)
     run = tensor_training(
-        x, y, CONFIG, seed, rewind_epoch=0, rewind_state=rewind, parent_state=parent.state_dict()
+        x, y, CONFIG, seed, rewind_epoch=0, rewind_state=rewind, parent_state=parent.state_dict(), meter=meter
     )
-    model = make(arch, SHAPE, seed)
     ctx = PruneContext(seed, [(x[:64], y[:64])], 1e-4, input_shape=SHAPE)
-    get_pruner(pruner).train_sparse(model, sparsity, ctx, run)
+    p = get_pruner(pruner)
+    if isinstance(p, PhasePruner):
+        p.prune_with_phase(parent, sparsity, ctx, run)
+        return parent, x, y
+    model = make(arch, SHAPE, seed)
+    p.train_sparse(model, sparsity, ctx, run)
     return model, x, y
 
 
-@pytest.mark.parametrize("pruner", DURING)
+@pytest.mark.parametrize("pruner", DURING + PHASE)
 @pytest.mark.parametrize("arch", ARCH_PARAMS)
 def test_sparse_training_ends_at_target_and_masks_survive_retraining(pruner, arch):
     model, x, y = sparse_run(pruner, arch, 0.5)
@@ -64,12 +72,31 @@ def test_sparse_training_ends_at_target_and_masks_survive_retraining(pruner, arc
         assert torch.all(getattr(modules[module], buffer[:-5])[mask == 0] == 0)
 
 
-@pytest.mark.parametrize("pruner", DURING)
+@pytest.mark.parametrize("pruner", DURING + PHASE)
 def test_sparse_training_is_deterministic(pruner):
     a, _, _ = sparse_run(pruner, "mlp_256x2", 0.5)
     b, _, _ = sparse_run(pruner, "mlp_256x2", 0.5)
     for (k, v), (k2, v2) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(v, v2), k
+
+
+@pytest.mark.parametrize("pruner", PHASE)
+def test_a_phase_trains_the_parent_for_its_declared_epochs(pruner):
+    """The phase changes the trained parent's weights (it trains) and the budget meter counts
+    exactly the epochs ``phase_epochs`` declares, which the scheduler reads."""
+    meter = BudgetMeter(SHAPE)
+    model, x, y = sparse_run(pruner, "mlp_256x2", 0.5, meter=meter)
+    parent = make("mlp_256x2", SHAPE)
+    train(parent, x, y, CONFIG, 0)
+    kept = {n: m.weight_orig[current_mask(m).bool()] for n, m in prunable_modules(model).items()}
+    before = {
+        n: m.weight[current_mask(prunable_modules(model)[n]).bool()]
+        for n, m in prunable_modules(parent).items()
+    }
+    assert any(not torch.equal(kept[n], before[n]) for n in kept)
+    declared = get_pruner(pruner).phase_epochs(CONFIG)
+    assert declared > 0 and meter.epochs == declared
+    assert meter.flops > 0
 
 
 def test_rigl_changes_the_mask_but_not_the_layer_sparsity():
