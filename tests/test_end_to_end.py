@@ -54,7 +54,7 @@ def test_every_cell_records_its_budget(smoke_results):
     train_epochs, retrain_epochs = 4, 1  # the smoke recipes
     after = prune[prune.pruner_timing == "after_training"]
     assert (after.epochs_dense == train_epochs).all() and (after.epochs_retrain == retrain_epochs).all()
-    phase = after.index.str.startswith("greg")  # pruning phases of 2 epochs (the smoke preset)
+    phase = after.index.str.startswith("greg") | (after.index == "sipp")  # 2-epoch phases (smoke)
     assert phase.any() and (after[phase].epochs_prune == 2).all() and (after[~phase].epochs_prune == 0).all()
     at_init = prune[prune.pruner_timing == "at_init"]
     assert (at_init.epochs_dense == 0).all() and (at_init.epochs_retrain == train_epochs).all()

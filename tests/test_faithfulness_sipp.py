@@ -91,3 +91,108 @@ def test_all_examples_are_used_when_fewer_than_the_sample_size(reference):
         torch.testing.assert_close(scores[name].double(), expected, rtol=1e-5, atol=1e-7)
         changed = max(changed, float((expected - ref).abs().max()))
     assert changed > 1e-3  # the 6 further examples matter
+
+
+# --- the cascade (the authors' ``mode: "cascade"``): re-scored on the masked network at every step
+
+
+STEPS, EPOCHS, TARGET = 3, 2, 0.7
+LAYERS = ("conv1", "conv2", "fc1", "fc2")
+
+
+def plain_state(model):
+    """The model's state with every masked weight as ``weight_orig * weight_mask`` (no masks)."""
+    state = {}
+    for key, value in model.state_dict().items():
+        if key.endswith("_mask"):
+            continue
+        if key.endswith("_orig"):
+            base = key[: -len("_orig")]
+            state[base] = value * model.state_dict()[base + "_mask"]
+        else:
+            state[key] = value.clone()
+    return state
+
+
+def masks_of(model):
+    return {n: current_mask(getattr(model, n)).bool().clone() for n in LAYERS}
+
+
+def reference_step(state, alive, t):
+    """Step ``t`` (1-based) recomputed: SiPP's sensitivities on the masked network ``state``, the
+    step's target ``1 - (1 - s)^(t / T)``, the global top-k among the weights still alive."""
+    model = tiny_cnn()
+    model.load_state_dict(state)
+    inputs = layer_inputs(model.eval(), data(30)[: sample_size(TINY_ETAS, 1e-16, C)])
+    sens = {}
+    for name in LAYERS:
+        weight = getattr(model, name).weight.detach()
+        sens[name] = contributions(weight.flatten(1), inputs[name]).mean(-1).amax(0).view(weight.shape)
+    total = sum(a.numel() for a in alive.values())
+    target = 1.0 - (1.0 - TARGET) ** (t / STEPS)
+    prune_alive = round(target * total) - sum(int((~a).sum()) for a in alive.values())
+    ordered = torch.sort(torch.cat([sens[n][alive[n]] for n in LAYERS])).values
+    assert 0 < prune_alive < ordered.numel()
+    assert ordered[prune_alive] - ordered[prune_alive - 1] > 1e-6  # no tie at the cut
+    return {n: alive[n] & (sens[n] > ordered[prune_alive - 1]) for n in LAYERS}
+
+
+def test_cascade_masks_equal_an_independent_recomputation_after_every_step():
+    """Every step's masks are the reference's on the network as the step found it (retrained
+    after the previous step); the retraining between steps is the declared, charged phase."""
+    from benchmarks.budget import BudgetMeter
+    from benchmarks.pipeline import tensor_training
+    from core.spec import TrainConfig
+
+    x = data(60, seed=5)
+    y = torch.arange(60) % 3
+    meter = BudgetMeter((2, 1, 8))
+    run = tensor_training(x, y, TrainConfig(epochs=4, batch_size=20, weight_decay=1e-4), 0, meter=meter)
+    pruner = get_pruner("sipp", {"c_constant": C, "steps": STEPS, "retrain_epochs": EPOCHS})
+    model = tiny_cnn()
+    seen = [(plain_state(model), masks_of(model))]  # (the state a step starts from, its alive weights)
+    after_step = []
+    train = run.train
+
+    def recorded_train(m, config=None, **kwargs):
+        assert (config.optimizer, config.lr, config.momentum, config.schedule) == ("sgd", 0.01, 0.9, "constant")
+        t = len(after_step)
+        assert kwargs["epoch_range"] == (t * EPOCHS, (t + 1) * EPOCHS) and config.epochs == (STEPS - 1) * EPOCHS
+        after_step.append(masks_of(m))
+        before = plain_state(m)
+        steps = train(m, config, **kwargs)
+        state = plain_state(m)
+        assert any(not torch.equal(before[k], state[k]) for k in state)  # it trained
+        seen.append((state, masks_of(m)))
+        return steps
+
+    run.train = recorded_train
+    pruner.prune_with_phase(model, TARGET, context(), run)
+    after_step.append(masks_of(model))
+    assert len(after_step) == STEPS and meter.epochs == pruner.phase_epochs(run.config) == (STEPS - 1) * EPOCHS
+    sizes = []
+    for t, ((state, alive), masks) in enumerate(zip(seen, after_step, strict=True), start=1):
+        expected = reference_step(state, alive, t)
+        for name in LAYERS:
+            assert torch.equal(masks[name], expected[name]), (t, name)
+        sizes.append([int(expected[n].sum()) for n in LAYERS])
+    total = sum(m.numel() for m in after_step[-1].values())
+    assert sum(sizes[-1]) == total - round(TARGET * total)
+    assert all(sum(a) > sum(b) for a, b in zip(sizes, sizes[1:]))  # every step removes weights
+
+
+def test_one_step_is_the_one_shot_method():
+    """``steps = 1``: the one-shot SiPP of the authors' SiPPNet, nothing trained."""
+    one_shot, cascade = tiny_cnn(), tiny_cnn()
+    get_pruner("sipp", {"c_constant": C}).prune(one_shot, 0.6, context())
+
+    class NoTraining:
+        config = None
+
+        def train(self, *args, **kwargs):
+            raise AssertionError("one step trains nothing")
+
+    pruner = get_pruner("sipp", {"c_constant": C, "steps": 1})
+    assert pruner.phase_epochs(None) == 0
+    pruner.prune_with_phase(cascade, 0.6, context(), NoTraining())
+    assert all(torch.equal(masks_of(one_shot)[n], masks_of(cascade)[n]) for n in LAYERS)
