@@ -173,8 +173,8 @@ def linear_sensitivity(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             best_plus = torch.zeros_like(w[block])
             best_minus, tmp = torch.zeros_like(best_plus), torch.empty_like(best_plus)
             for i in range(inputs.shape[0]):
-                torch.maximum(best_plus, torch.mul(r_plus[block, i, None], inputs[i], out=tmp), out=best_plus)
-                torch.maximum(best_minus, torch.mul(r_minus[block, i, None], inputs[i], out=tmp), out=best_minus)
+                for best, r in ((best_plus, r_plus), (best_minus, r_minus)):
+                    torch.maximum(best, torch.mul(r[block, i, None], inputs[i], out=tmp), out=best)
             s[block] = torch.maximum(s[block], torch.where(positive[block], best_plus, best_minus))
     return w.abs() * s
 

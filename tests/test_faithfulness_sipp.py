@@ -9,6 +9,8 @@ the reference's float64; both compute the sensitivities in float64), masks and p
 sizes exactly, at sparsities whose cut is not within 1e-4 of a tie.
 """
 
+import itertools
+
 import pytest
 import torch
 
@@ -155,9 +157,11 @@ def test_cascade_masks_equal_an_independent_recomputation_after_every_step():
     train = run.train
 
     def recorded_train(m, config=None, **kwargs):
-        assert (config.optimizer, config.lr, config.momentum, config.schedule) == ("sgd", 0.01, 0.9, "constant")
+        recipe = (config.optimizer, config.lr, config.momentum, config.schedule)
+        assert recipe == ("sgd", 0.01, 0.9, "constant")
         t = len(after_step)
-        assert kwargs["epoch_range"] == (t * EPOCHS, (t + 1) * EPOCHS) and config.epochs == (STEPS - 1) * EPOCHS
+        assert kwargs["epoch_range"] == (t * EPOCHS, (t + 1) * EPOCHS)
+        assert config.epochs == (STEPS - 1) * EPOCHS
         after_step.append(masks_of(m))
         before = plain_state(m)
         steps = train(m, config, **kwargs)
@@ -169,7 +173,8 @@ def test_cascade_masks_equal_an_independent_recomputation_after_every_step():
     run.train = recorded_train
     pruner.prune_with_phase(model, TARGET, context(), run)
     after_step.append(masks_of(model))
-    assert len(after_step) == STEPS and meter.epochs == pruner.phase_epochs(run.config) == (STEPS - 1) * EPOCHS
+    assert len(after_step) == STEPS
+    assert meter.epochs == pruner.phase_epochs(run.config) == (STEPS - 1) * EPOCHS
     sizes = []
     for t, ((state, alive), masks) in enumerate(zip(seen, after_step, strict=True), start=1):
         expected = reference_step(state, alive, t)
@@ -178,7 +183,7 @@ def test_cascade_masks_equal_an_independent_recomputation_after_every_step():
         sizes.append([int(expected[n].sum()) for n in LAYERS])
     total = sum(m.numel() for m in after_step[-1].values())
     assert sum(sizes[-1]) == total - round(TARGET * total)
-    assert all(sum(a) > sum(b) for a, b in zip(sizes, sizes[1:]))  # every step removes weights
+    assert all(sum(a) > sum(b) for a, b in itertools.pairwise(sizes))  # every step removes weights
 
 
 def test_one_step_is_the_one_shot_method():

@@ -111,7 +111,8 @@ def test_default_preset_budgets():
     intensification = load_study("intensification").cells
     seeds = Counter((c.dataset, c.arch, c.pruner) for c in intensification if c.sparsity == 0.98)
     assert seeds["mnist5k", "lenet5", "global_magnitude"] == seeds["mnist5k", "lenet5", "undecayed"] == 30
-    assert seeds["mnist1d", "mlp_256x2", "global_magnitude"] == seeds["mnist1d", "mlp_256x2", "undecayed"] == 10
+    mlp = ("mnist1d", "mlp_256x2")
+    assert seeds[(*mlp, "global_magnitude")] == seeds[(*mlp, "undecayed")] == 10
     stability = load_study("stability").cells
     per_config = Counter((s.target, s.variant, s.every) for s in stability)
     assert min(per_config.values()) >= 10  # the paper: 10 runs per configuration
