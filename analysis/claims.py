@@ -205,8 +205,11 @@ def render_primary(primaries: list[dict]) -> str:
         lines.append(f"  gates: {_gate_text(p.get('gates', []))}")
         if p.get("collapsed_scopes"):
             lines.append(f"  ({p['collapsed_scopes']} collapsed scopes flagged and left out of verdicts)")
-    counts = pd.Series([p["verdict"] for p in primaries]).value_counts()
+    untested = [p for p in primaries if p.get("reason", "").startswith("not tested")]
+    counts = pd.Series([p["verdict"] for p in primaries if p not in untested], dtype=object).value_counts()
     summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in VERDICTS if counts.get(v, 0))
+    if untested:  # a partial store (a filtered run): said apart, never counted as a verdict
+        summary = ", ".join(filter(None, [summary, f"{len(untested)} not tested (no cells in this store)"]))
     lines.append(f"summary: {summary} (rules: shared/design/claims.md 0b)")
     return "\n".join(lines)
 

@@ -76,12 +76,17 @@ def render_sanity(table: pd.DataFrame) -> str:
     if table.empty:
         return "sanity: no leaderboard cells in this store"
     ok = int(table["recovers"].sum())
+    measured = int((table["seeds"] > 0).sum())
     head = (
         f"recovery: global_magnitude at {RECOVERY_SPARSITY:g} within {RECOVERY_POINTS:g} points of dense on "
-        f"{ok} of {len(table)} (arch, dataset)"
+        f"{ok} of {measured} (arch, dataset)"
+        + (f" ({len(table) - measured} not in this store)" if measured < len(table) else "")
     )
     lines = [head]
     for r in table.to_dict("records"):
+        if not r["seeds"]:
+            lines.append(f"  {r['arch']:<16} {r['dataset']:<13} global_magnitude@0.9 not in this store")
+            continue
         lines.append(
             f"  {r['arch']:<16} {r['dataset']:<13} dense {r['dense']:.3f}  global_magnitude@0.9 "
             f"{r['global_magnitude_0.9']:.3f}  drop {r['drop_points']:+.2f} points "
