@@ -96,8 +96,7 @@ def cascade_sparsities(sparsity: float, steps: int) -> list[float]:
 
 @register_pruner
 class SiPP(PhasePruner, ScorePruner):
-    """SiPP: s = max_S mean_p w a / z, an edge's share of its neuron, global, in a cascade
-    (Baykal et al. 2019)."""
+    """SiPP cascade: s = max_S mean_p w a / z, global, re-scored at each of 10 steps (Baykal et al. 2019)."""
 
     name = "sipp"
     version = "2"
