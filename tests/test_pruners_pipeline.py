@@ -110,13 +110,13 @@ def test_default_preset_budgets():
         assert {c.retrain_config.selection for c in mine} == {"best_val_loss"}
     intensification = load_study("intensification").cells
     seeds = Counter((c.dataset, c.arch, c.pruner) for c in intensification if c.sparsity == 0.98)
-    assert seeds["mnist5k", "lenet5", "global_magnitude"] == seeds["mnist5k", "lenet5", "undecayed"] == 30
+    assert seeds["mnist5k", "lenet5", "global_magnitude"] == 30 and seeds["mnist5k", "lenet5", "undecayed"] == 20
     mlp = ("mnist1d", "mlp_256x2")
     assert seeds[(*mlp, "global_magnitude")] == seeds[(*mlp, "undecayed")] == 10
     stability = load_study("stability").cells
     per_config = Counter((s.target, s.variant, s.every) for s in stability)
-    assert min(per_config.values()) >= 10  # the paper: 10 runs per configuration
-    assert len({c.seed for c in load_study("mask_sanity").cells}) >= 10
+    assert min(per_config.values()) >= 8  # the paper: 10 runs per configuration; 8 in the CPU budget
+    assert len({c.seed for c in load_study("mask_sanity").cells}) >= 8
 
 
 def test_mask_controls_keep_densities_or_weights(parent):
