@@ -110,7 +110,8 @@ def test_default_preset_budgets():
         assert {c.retrain_config.selection for c in mine} == {"best_val_loss"}
     intensification = load_study("intensification").cells
     seeds = Counter((c.dataset, c.arch, c.pruner) for c in intensification if c.sparsity == 0.98)
-    assert seeds["mnist5k", "lenet5", "global_magnitude"] == 30 and seeds["mnist5k", "lenet5", "undecayed"] == 20
+    assert seeds["mnist5k", "lenet5", "global_magnitude"] == 30
+    assert seeds["mnist5k", "lenet5", "undecayed"] == 20
     mlp = ("mnist1d", "mlp_256x2")
     assert seeds[(*mlp, "global_magnitude")] == seeds[(*mlp, "undecayed")] == 10
     stability = load_study("stability").cells
