@@ -29,7 +29,7 @@ from analysis.evidence import bh
 from analysis.load import load_studies
 from analysis.verdict import Row
 from core.atomic import atomic_write_bytes, atomic_write_parquet
-from core.studies import VERDICTS
+from core.hypotheses import VERDICTS
 
 ANALYSES = {
     "intensification": intensification,

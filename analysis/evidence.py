@@ -37,7 +37,7 @@ from scipy import stats
 
 from analysis import power as P
 from analysis.verdict import Evidence
-from core.studies import Hypothesis
+from core.hypotheses import Hypothesis
 
 
 def _clean(x) -> np.ndarray:

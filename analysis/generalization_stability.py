@@ -47,7 +47,7 @@ import pandas as pd
 from analysis import evidence as E
 from analysis.load import StudyData
 from analysis.verdict import Evidence, Gate, Row, judge, make_row, pooled
-from core.studies import Hypothesis
+from core.hypotheses import Hypothesis
 
 AUTHORS_STABILITY = (97.0, 99.7)  # the authors' run stabilities, Fig. 3 (r <= 100)
 

@@ -44,7 +44,7 @@ from analysis.distortion import (
 from analysis.load import StudyData
 from analysis.regime import collapse_gate, convergence_gate
 from analysis.verdict import Gate, Row, judge, make_row
-from core.studies import Hypothesis
+from core.hypotheses import Hypothesis
 
 UP, MP = "undecayed", "global_magnitude"
 LABELS = "labels"  # the hypothesis whose rows are the paper's label table (every scope)

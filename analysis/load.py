@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.hypotheses import Claim, claims, regime
 from core.store import MetricFilter, StoreReader, select_rows
-from core.studies import Claim, claims, regime
 
 CELL_COLUMNS = [
     "cell_id",
@@ -72,7 +72,7 @@ class StudyData:
 
     @property
     def regime(self) -> dict[str, float]:
-        """The regime gates' thresholds (``core.studies.REGIME_DEFAULTS`` and its ``[regime]``)."""
+        """The regime gates' thresholds (``core.hypotheses.REGIME_DEFAULTS`` and its ``[regime]``)."""
         return regime(self.definition, self.name)
 
 

@@ -28,7 +28,7 @@ from analysis import evidence as E
 from analysis.load import StudyData, kept_epochs, n_classes, scalar
 from analysis.regime import collapse_gate, convergence_gate
 from analysis.verdict import Gate, Row, judge, make_row, pooled
-from core.studies import Hypothesis
+from core.hypotheses import Hypothesis
 
 CONTROL = "global_magnitude"  # magnitude pruning after training: the positive control
 

@@ -33,7 +33,7 @@ from analysis.evidence import bh
 from analysis.load import StudyData, kept_epochs, predictions, prune_cells, recalls, scalar
 from analysis.regime import collapse_gate, convergence_gate
 from analysis.verdict import Evidence, Row, judge, make_row
-from core.studies import Hypothesis
+from core.hypotheses import Hypothesis
 
 
 def class_shift_samples(recall: np.ndarray, accuracy: np.ndarray) -> np.ndarray:

@@ -34,7 +34,7 @@ from analysis import evidence as E
 from analysis.load import StudyData, kept_epochs, n_classes, prune_cells
 from analysis.regime import collapse_gate, convergence_gate
 from analysis.verdict import Gate, Row, judge, make_row
-from core.studies import Hypothesis
+from core.hypotheses import Hypothesis
 
 DELTA = 0.005
 CLEAN = "test"

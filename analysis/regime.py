@@ -1,8 +1,8 @@
 """Where a claim can be tested: the regime gates of ``shared/design/claims.md`` section 0b.
 
 Each gate returns an ``analysis.verdict.Gate`` with its numbers; a failed gate makes the verdict
-``out of regime``. The thresholds live in one place: ``core.studies.REGIME_DEFAULTS``, overridden
-by a study's ``[regime]`` table (``core.studies.regime``).
+``out of regime``. The thresholds live in one place: ``core.hypotheses.REGIME_DEFAULTS``, overridden
+by a study's ``[regime]`` table (``core.hypotheses.regime``).
 
 - **collapse** (every claim): a scope is collapsed when the mean retrained accuracy is within
   ``collapse_margin`` (10 points) of chance, ``mean(A_t) < 1 / K + margin``; for per-class and
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.verdict import Gate
-from core.studies import REGIME_DEFAULTS
+from core.hypotheses import REGIME_DEFAULTS
 
 COLLAPSE_MARGIN = REGIME_DEFAULTS["collapse_margin"]
 

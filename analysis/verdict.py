@@ -52,7 +52,7 @@ import numpy as np
 from scipy import stats
 
 from analysis.power import resampling
-from core.studies import MARGIN_DIRECTIONS, REGIME_DEFAULTS, VERDICTS, Hypothesis
+from core.hypotheses import MARGIN_DIRECTIONS, REGIME_DEFAULTS, VERDICTS, Hypothesis
 
 BOOTSTRAP = 200
 POWER = 0.8

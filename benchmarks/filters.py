@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import fnmatch
 
+from benchmarks.cells import kind_of
 from benchmarks.matrix import PresetError
-from core.spec import CellSpec
 
 FILTER_KEYS = ("arch", "dataset", "pruner", "sparsity", "seed", "retrain", "control", "cell_type")
 
 
 def _filter_field(cell, key: str):
-    """A cell's value for ``--filter``; stability runs answer ``pruner`` with their target,
-    ``sparsity`` with their final fraction and ``retrain`` with their variant."""
-    if key == "cell_type":
-        return "prune" if isinstance(cell, CellSpec) else "stability"
-    if not isinstance(cell, CellSpec):
-        key = {"pruner": "target", "sparsity": "final_fraction", "retrain": "variant"}.get(key, key)
-    return getattr(cell, key, None)
+    """A cell's value for ``--filter``, as its kind answers (``CellKind.filter_value``)."""
+    return kind_of(cell).filter_value(cell, key)
 
 
 def apply_filters(cells: list, filters: list[str]) -> list:

@@ -6,7 +6,7 @@ cell carries (``[train]``, ``[retrain_config]``, ``[eval]``, per-pruner hyperpar
 ``[[override]]`` tables give some pruners other axes (the first matching table applies).
 ``expand`` is the cartesian product. A *preset* (``benchmarks/presets/*.toml``) is a design
 plus its description, the plugins it needs and the studies it runs with it
-(``benchmarks.studies``); its own cells are the leaderboard, and its top-level
+(``benchmarks.designs``); its own cells are the leaderboard, and its top-level
 ``sparsities`` are the leaderboard's common grid. An error names the file, the line and the
 key, and what would be valid.
 """
@@ -34,7 +34,7 @@ from core.spec import (
 )
 
 PRESET_DIR = Path(__file__).parent / "presets"
-STUDY_DIR = Path(__file__).parent / "studies"  # the study files (``benchmarks.studies``) presets name
+STUDY_DIR = Path(__file__).parent / "studies"  # the study files (``benchmarks.designs``) presets name
 AXES = ("datasets", "archs", "pruners", "sparsities", "seeds", "retrain")
 DESIGN_KEYS = {*AXES, "controls", "train", "retrain_config", "eval", "pruner_config", "override"}
 PRESET_KEYS = {"description", "plugins", "studies", *DESIGN_KEYS}
@@ -155,7 +155,7 @@ class Preset:
         return self.design.axes.sparsities
 
     def expand(self) -> list[CellSpec]:
-        """The leaderboard's cells (the studies' cells come from ``benchmarks.studies``)."""
+        """The leaderboard's cells (the studies' cells come from ``benchmarks.designs``)."""
         return self.design.expand()
 
 
@@ -323,21 +323,16 @@ def _pruner_configs(table, base: dict, at: Located, **where) -> dict:
 
 
 def _controls(values, pruners: tuple[str, ...], at: Located, **where) -> tuple[str, ...]:
+    """The mask controls (``benchmarks.controls``), each accepted by every pruner it applies to."""
+    from benchmarks.controls import CONTROLS
     from pruners import PRUNERS
 
     controls = _choices(values, "controls", MASK_CONTROLS, at, **where)
     for p in pruners:
-        cls = PRUNERS.get(p)
-        if "invert" in controls and not getattr(cls, "invertible", False):
-            raise at.error(
-                "controls", f"'invert' needs a pruner with scores to invert; {p!r} has none", **where
-            )
-        if "shuffle_layer" in controls and cls.kind != "unstructured":
-            raise at.error("controls", f"'shuffle_layer' shuffles weight masks; {p!r} is structured", **where)
-        if set(controls) - {"none"} and cls.timing == "during_training":
-            raise at.error(
-                "controls", f"mask controls apply to one-shot masks; {p!r} prunes during training", **where
-            )
+        for control in controls:
+            problem = CONTROLS.get(control).refuses(PRUNERS.get(p))
+            if problem:
+                raise at.error("controls", problem, **where)
     return controls
 
 

@@ -20,12 +20,10 @@ depends on when its pruner acts (``Pruner.timing``):
   its epoch-``k`` iterate) -> evaluate ``pruned`` at the end of its sparse training ->
   retrain with the cell's recipe -> evaluate ``retrained``.
 
-Mask sanity controls (``CellSpec.control``; Frankle, Dziugaite, Roy & Carbin, ICLR 2021):
-``shuffle_layer`` permutes each layer's mask at random (the layer-wise densities kept, the
-choice of weights lost); ``reinit`` keeps the mask and draws new initial weights, then trains
-from scratch with the dense recipe; ``invert`` keeps the weights the pruner scores lowest
-(``PruneContext.score_sign = -1``). The ``pruned`` phase is evaluated on the clean splits
-only (no analysis reads it on shifted sets); ``retrained`` on the cell's ``EvalConfig``.
+Mask sanity controls (``CellSpec.control``, ``benchmarks.controls``): the control the spec names
+changes the pruner's context before pruning and the pruned model after it, and may make the cell
+train from scratch (``reinit``). The ``pruned`` phase is evaluated on the clean splits only (no
+analysis reads it on shifted sets); ``retrained`` on the cell's ``EvalConfig``.
 
 After pruning, the model's sparsity must be the spec's within the pruner contract's slack
 (``pruners.contract``): a cell that misses it fails with that reason.
@@ -48,6 +46,7 @@ from torch import nn
 
 from benchmarks.archs import build_arch
 from benchmarks.budget import BudgetMeter
+from benchmarks.controls import CONTROLS
 from benchmarks.datasets import DatasetSplits, load_dataset
 from benchmarks.evaluation import evaluate
 from benchmarks.retrain import load_rewind_weights, retrain
@@ -56,10 +55,6 @@ from core.spec import CellSpec, EvalConfig, ParentSpec, TrainConfig
 from pruners import DuringTrainingPruner, PhasePruner, PruneContext, Pruner, SparseTraining, get_pruner
 from pruners.base import StateCache
 from pruners.contract import check_sparsity
-from pruners.masks import current_mask, dense_weight, mask_tensor, prunable_modules
-
-REINIT_SEED_OFFSET = 1_000_000_007  # the reinit control's fresh weights: another draw than the parent's
-SHUFFLE_SALT = 4_242
 
 
 @dataclass
@@ -118,34 +113,23 @@ def dense_rows(
 
 
 def prune_context(spec: CellSpec, data: DatasetSplits, device: str = "cpu") -> PruneContext:
-    """The pruner's view: seeded randomness and a fixed list of *training* minibatches."""
+    """The pruner's view: seeded randomness and a fixed list of *training* minibatches, as the
+    spec's mask control changes it (``benchmarks.controls``: ``invert`` reverses the ranking)."""
     x, y = data.x_train.to(device), data.y_train.to(device)
-    return PruneContext(
+    ctx = PruneContext(
         seed=spec.seed,
         batches=training_batches(x, y, spec.eval.score_batch_size, spec.seed, spec.eval.score_batches),
         weight_decay=spec.train.weight_decay,
         input_shape=data.input_shape,
-        score_sign=-1.0 if spec.control == "invert" else 1.0,
     )
+    return CONTROLS.get(spec.control).context(ctx)
 
 
 def structure_rows(pruner: Pruner, model: nn.Module, phase: str) -> list[dict]:
     """The ``unit_sparsity`` row of a structured pruner (none for unstructured ones)."""
     if pruner.kind != "structured":
         return []
-    value = float(pruner.unit_sparsity(model))
-    return [
-        {
-            "phase": phase,
-            "eval_set": "model",
-            "kind": "model",
-            "severity": 0,
-            "metric": "unit_sparsity",
-            "class": None,
-            "step": None,
-            "value": value,
-        }
-    ]
+    return [model_row(phase, "unit_sparsity", float(pruner.unit_sparsity(model)))]
 
 
 def model_row(phase: str, metric: str, value: float) -> dict:
@@ -173,29 +157,6 @@ def evaluate_phase(
     return evaluate(model, data, phase, cache_dir, compact_model=compact, config=config) + structure_rows(
         pruner, model, phase
     )
-
-
-def shuffle_within_layers(model: nn.Module, generator: torch.Generator) -> None:
-    """Permute every prunable layer's mask at random: its density kept, its choice of weights lost."""
-    for module in prunable_modules(model).values():
-        mask = current_mask(module)
-        perm = torch.randperm(mask.numel(), generator=generator).to(mask.device)
-        mask_tensor(module, "weight", mask.flatten()[perm].view_as(mask).clone(), replace=True)
-
-
-def reinitialise(model: nn.Module, arch: str, data: DatasetSplits, seed: int, device: str) -> None:
-    """New initial weights (another seed's draw), masks kept and masked entries zero."""
-    fresh = fresh_model(arch, data, seed + REINIT_SEED_OFFSET, device)
-    own = model.state_dict()
-    with torch.no_grad():
-        for key, value in fresh.state_dict().items():
-            target = key if key in own and not key.endswith("_mask") else f"{key}_orig"
-            if target in own:
-                own[target].copy_(value)
-        for module in prunable_modules(model).values():
-            dense_weight(module).mul_(current_mask(module))
-            if hasattr(module, "weight_mask"):
-                module.weight = module.weight_orig * module.weight_mask
 
 
 def tensor_training(
@@ -290,6 +251,7 @@ def run_cell(
     data = load_dataset(spec.dataset)
     x, y = data.x_train.to(device), data.y_train.to(device)
     val = (data.x_val.to(device), data.y_val.to(device))
+    control = CONTROLS.get(spec.control)
     ctx = prune_context(spec, data, device)
     prune_meter, retrain_meter = BudgetMeter(data.input_shape), BudgetMeter(data.input_shape)
     seconds: dict[str, float] = {}
@@ -322,10 +284,8 @@ def run_cell(
         pruner.train_sparse(model, spec.sparsity, ctx, training_run(state_cache))
     else:
         raise NotImplementedError(f"pruner {spec.pruner!r}: timing {pruner.timing!r} has no pipeline")
-    if spec.control == "shuffle_layer":
-        shuffle_within_layers(model, ctx.generator(salt=SHUFFLE_SALT))
-    elif spec.control == "reinit":
-        reinitialise(model, spec.arch, data, spec.seed, device)
+    if control.transform is not None:
+        control.transform(model, spec, data, ctx, device)
     check_sparsity(pruner, model, spec.sparsity)  # a missed target fails the cell (pruners.contract)
     seconds["prune"] = time.perf_counter() - t
 
@@ -336,7 +296,7 @@ def run_cell(
 
     t = time.perf_counter()
     kept_epoch = None
-    if pruner.timing == "at_init" or spec.control == "reinit":
+    if pruner.timing == "at_init" or control.from_scratch:
         train(model, x, y, spec.train, spec.seed, meter=retrain_meter)
     else:
         kept_epoch = retrain(

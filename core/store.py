@@ -171,7 +171,7 @@ class StoreReader:
         return int(ds.dataset(files, schema=METRIC_SCHEMA, format="parquet").count_rows()) if files else 0
 
     def study_manifests(self) -> dict[str, dict]:
-        """name -> manifest (``core.studies``) of every study run into this store."""
+        """name -> manifest (``core.hypotheses``) of every study run into this store."""
         out = {}
         for path in sorted(self.studies_dir.glob("*.json")) if self.studies_dir.is_dir() else ():
             if not path.name.startswith(TMP_PREFIX):

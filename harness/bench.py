@@ -178,7 +178,7 @@ def training_vs_dataloader(
 
 def throughput(echo=print, preset: str = "default") -> dict:
     from harness.executors import LocalExecutor
-    from harness.runner import build_plan, run_all
+    from harness.runner import build_plan, parent_jobs, run_all
 
     filters = throughput_filters(preset)
     cells = build_plan(preset, filters=filters).cells
@@ -186,7 +186,7 @@ def throughput(echo=print, preset: str = "default") -> dict:
     try:
         # dense parents and their evaluations first (not timed): cells per minute on a warm store
         ResultsStore(warm).prepare()
-        parents = {c.parent.id + c.eval.id: c for c in cells if isinstance(c, CellSpec)}
+        parents = parent_jobs(cells, [], ResultsStore(warm))
         jobs = [(canonical_json(c.to_dict()), str(warm), "cpu") for c in parents.values()]
         for _ in LocalExecutor(2).map_unordered(parent_task, jobs):
             pass

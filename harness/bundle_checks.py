@@ -30,17 +30,10 @@ import math
 import pandas as pd
 import pyarrow as pa
 
+from benchmarks.cells import kind_named, kind_of
 from core.config import ConfigError, config_dict, make_config
 from core.registry import UnknownNameError
-from core.spec import (
-    SPEC_VERSION,
-    CellSpec,
-    EvalConfig,
-    RetrainConfig,
-    StabilitySpec,
-    TrainConfig,
-    canonical_json,
-)
+from core.spec import SPEC_VERSION, canonical_json
 from harness.bundle import LIMITS, BundleError, Limits
 
 KEY = ("phase", "eval_set", "kind", "severity", "metric", "class", "step")
@@ -68,8 +61,8 @@ def is_bounded(metric: str) -> bool:
 
 
 def untrusted_spec(spec_json: object):
-    """The ``CellSpec`` or ``StabilitySpec`` a bundle's ``spec_json`` is exactly, or ``ValueError``
-    saying why not. Only JSON is parsed; nothing is imported."""
+    """The cell spec (of a registered kind, ``benchmarks.cells``) a bundle's ``spec_json`` is
+    exactly, or ``ValueError`` saying why not. Only JSON is parsed; nothing is imported."""
     from pruners import PRUNERS, make_pruner_config
 
     if not isinstance(spec_json, str) or len(spec_json) > MAX_SPEC_CHARS:
@@ -82,22 +75,21 @@ def untrusted_spec(spec_json: object):
         raise ValueError("spec_json is not a JSON object")
     if d.get("spec_version") != SPEC_VERSION:
         raise ValueError(f"spec_version {d.get('spec_version')!r}; this prunebench reads {SPEC_VERSION}")
-    stability = d.get("cell_type") == "stability"
-    cls = StabilitySpec if stability else CellSpec
-    fields = {k: v for k, v in d.items() if k not in ("spec_version", "cell_type")}
     try:
-        configs = {"train": TrainConfig}
-        if not stability:
-            configs.update(retrain_config=RetrainConfig, eval=EvalConfig)
-        for key, config in configs.items():
+        kind = kind_named(d)
+    except UnknownNameError as exc:
+        raise ValueError(f"spec_json is not a cell spec: {exc}") from None
+    fields = {k: v for k, v in d.items() if k not in ("spec_version", "cell_type")}
+    name_key, config_key = kind.pruner_fields
+    try:
+        for key, config in kind.config_fields.items():
             fields[key] = make_config(config, _table(fields.get(key), key), key)
-        name = fields.get("scorer") if stability else fields.get("pruner")
+        name = fields.get(name_key)
         if not isinstance(name, str):
             raise ValueError("names no pruner")
         PRUNERS.get(name)  # registered here, or UnknownNameError
-        key = "scorer_config" if stability else "pruner_config"
-        fields[key] = config_dict(make_pruner_config(name, _table(fields.get(key), key)))
-        spec = cls(**fields)
+        fields[config_key] = config_dict(make_pruner_config(name, _table(fields.get(config_key), config_key)))
+        spec = kind.spec_type(**fields)
     except UnknownNameError:
         raise ValueError(
             f"pruner {name!r} is not registered here; if a plugin provides it, install the plugin and "
@@ -119,21 +111,16 @@ def _table(value, key: str) -> dict:
 
 
 def derived_columns(spec, cell_id: str) -> dict:
-    """The columns of ``DERIVED`` as this prunebench writes them for ``spec``."""
-    from harness.tasks import cell_row, stability_row
-
-    make = stability_row if isinstance(spec, StabilitySpec) else cell_row
-    row = make(spec, cell_id, "", "")
+    """The columns of ``DERIVED`` as this prunebench writes them for ``spec`` (its kind's row)."""
+    row = kind_of(spec).row(spec, cell_id)
     return {k: row.get(k) for k in DERIVED}
 
 
 def rerun_epochs(spec) -> float:
     """Training epochs a re-run of the cell costs: its dense parent's and its own."""
-    from harness.runner import cell_epochs
-
-    if isinstance(spec, StabilitySpec):
-        return float(spec.train.epochs)
-    return float(spec.train.epochs) + cell_epochs(spec)
+    kind = kind_of(spec)
+    parent = kind.parent(spec)
+    return (float(parent.train.epochs) if parent is not None else 0.0) + kind.epochs(spec)
 
 
 def cost_problem(spec, limits: Limits) -> str | None:
@@ -142,8 +129,8 @@ def cost_problem(spec, limits: Limits) -> str | None:
         return f"a re-run costs {epochs:g} training epochs, over the limit of {limits.cell_epochs}"
     if spec.train.batch_size < limits.min_batch_size:
         return f"training batch size {spec.train.batch_size}, under the limit of {limits.min_batch_size}"
-    if isinstance(spec, CellSpec):
-        ev = spec.eval
+    ev = kind_of(spec).eval_config(spec)
+    if ev is not None:
         largest = max(ev.shift_set_size, ev.ood_set_size)
         if largest > limits.set_size:
             return f"evaluation sets of {largest} examples, over the limit of {limits.set_size}"
@@ -153,44 +140,28 @@ def cost_problem(spec, limits: Limits) -> str | None:
 
 
 def budget_problem(row: dict, spec) -> str | None:
-    """The row's budget columns against what its spec allows."""
-    from benchmarks.pipeline import uses_dense_parent
-    from harness.runner import cell_epochs
-    from pruners import PRUNERS
-
+    """The row's budget columns against what its spec allows (``CellKind.budget_problem``)."""
     budget = [row.get(c) for c in ("epochs_dense", "epochs_prune", "epochs_retrain")]
     if any(not isinstance(v, float | int) or not math.isfinite(v) or v < 0 for v in budget):
         return "its budget columns are not finite non-negative numbers"
-    dense, prune, retrain = budget
-    if isinstance(spec, StabilitySpec):
-        expected = (0.0, float(spec.train.epochs), 0.0)
-        return None if tuple(budget) == expected else f"budget {budget} is not the run's {list(expected)}"
-    wanted = float(spec.train.epochs) if uses_dense_parent(PRUNERS.get(spec.pruner)) else 0.0
-    if dense != wanted:
-        return f"epochs_dense {dense:g}, its spec's dense parent trains {wanted:g}"
-    most = cell_epochs(spec)
-    if prune + retrain > most + 1e-9:
-        return f"epochs_prune + epochs_retrain {prune + retrain:g}, more than its spec runs ({most:g})"
-    return None
+    return kind_of(spec).budget_problem(spec, budget)
 
 
 def cell_problem(row: dict, limits: Limits) -> tuple[object | None, str | None]:
     """``(spec, problem)`` of one cell row: its spec, columns, budget and cost."""
-    from harness.tasks import check_plugin, spec_id
-
     if row.get("status") != "ok":
         return None, f"status {row.get('status')!r}, not 'ok'"
     try:
         spec = untrusted_spec(row.get("spec_json"))
     except ValueError as exc:
         return None, str(exc)
-    if spec_id(spec) != row.get("cell_id"):
+    kind = kind_of(spec)
+    if kind.cell_id(spec) != row.get("cell_id"):
         return spec, "its cell id is not the id of its spec_json"
-    if isinstance(spec, CellSpec):
-        try:
-            check_plugin(spec)  # the plugin version the spec names is the one installed here
-        except RuntimeError as exc:
-            return spec, str(exc)
+    try:
+        kind.check_plugin(spec)  # the plugin version the spec names is the one installed here
+    except RuntimeError as exc:
+        return spec, str(exc)
     derived = derived_columns(spec, row["cell_id"])
     for key in DERIVED:
         if row.get(key) != derived[key]:
@@ -259,19 +230,18 @@ def _range_problems(df: pd.DataFrame) -> list[str]:
 
 
 def _sparsity_problems(df: pd.DataFrame, specs: dict) -> list[str]:
-    from pruners import PRUNERS
-
     rows = df[(df["phase"] == "retrained") & (df["eval_set"] == "model")]
     found = rows.set_index(["cell_id", "metric"])["value"]
     problems = []
     for cell_id, spec in specs.items():
-        if not isinstance(spec, CellSpec):
+        check = kind_of(spec).sparsity_check(spec)
+        if check is None:
             continue
-        metric = "unit_sparsity" if PRUNERS.get(spec.pruner).kind == "structured" else "achieved_sparsity"
+        metric, target = check
         value = found.get((cell_id, metric))
-        if value is None or not abs(float(value) - spec.sparsity) <= SPARSITY_SLACK:
+        if value is None or not abs(float(value) - target) <= SPARSITY_SLACK:
             problems.append(
-                f"cell {cell_id!r}: retrained {metric} {value!r}, its spec says {spec.sparsity:g} "
+                f"cell {cell_id!r}: retrained {metric} {value!r}, its spec says {target:g} "
                 f"(allowed: within {SPARSITY_SLACK})"
             )
     return problems
@@ -298,12 +268,14 @@ def _dense_problems(df: pd.DataFrame, specs: dict) -> list[str]:
     problems = []
     for cell_id, fingerprint in prints["print"].items():
         spec = specs.get(cell_id)
-        if not isinstance(spec, CellSpec):
+        kind = kind_of(spec) if spec is not None else None
+        parent = kind.parent(spec) if kind is not None else None
+        if parent is None:
             continue
-        key = (spec.parent.id, spec.eval.id)
+        key = (parent.id, kind.eval_config(spec).id)
         groups.setdefault(key, set()).add(fingerprint)
-        other = owners.setdefault(fingerprint, spec.parent.id)
-        if other != spec.parent.id:
+        other = owners.setdefault(fingerprint, parent.id)
+        if other != parent.id:
             problems.append(
                 f"cell {cell_id!r}: its dense rows are identical to those of dense parent {other} "
                 f"(another seed or recipe): copied numbers"

@@ -37,7 +37,7 @@ SITE = "site"  # the report of a store goes to <results>/site unless --out says 
 
 
 def cmd_list(what: str, verbose: bool = False) -> int:
-    from benchmarks import archs, datasets, matrix, studies
+    from benchmarks import archs, datasets, designs, matrix
     from core.config import describe_config
     from pruners import PRUNERS
 
@@ -69,9 +69,9 @@ def cmd_list(what: str, verbose: bool = False) -> int:
         for name in matrix.preset_names():
             print(f"  {name:<20} {matrix.describe(name)}")
     if what in ("all", "studies"):
-        print(f"studies ({len(studies.study_names())}):")
-        for name in studies.study_names():
-            print(f"  {name:<26} {studies.describe(name)}")
+        print(f"studies ({len(designs.study_names())}):")
+        for name in designs.study_names():
+            print(f"  {name:<26} {designs.describe(name)}")
     return 0
 
 
@@ -94,8 +94,8 @@ def preset_and_study(preset: str | None, study: str | None) -> str:
     explicit ``--preset`` the study must be one the preset lists (never silently another)."""
     if study is None or preset is None:
         return preset or "default"
+    from benchmarks.designs import load_study
     from benchmarks.matrix import load_preset
-    from benchmarks.studies import load_study
 
     load_study(study)  # an unknown study: did you mean ...
     listed = load_preset(preset).studies

@@ -22,11 +22,9 @@ from pathlib import Path
 
 import benchmarks
 from core.atomic import atomic_write_text
-from core.spec import CellSpec
 
 CALIBRATION = Path(benchmarks.__file__).resolve().parent / "gpu_calibration.toml"
 REFERENCE_SHAPE, REFERENCE_EXAMPLES = (3, 32, 32), 50_000
-EVAL_PHASES = 3
 FORWARD_FRACTION = 1 / 3  # a forward pass costs about a third of a training step
 
 
@@ -57,7 +55,8 @@ def flops_per_example(arch: str, shape: tuple[int, ...], classes: int, memo: dic
 
 
 def estimate(preset: str, filters: list[str] | None = None, study: str | None = None) -> dict:
-    from harness.runner import build_plan, cell_epochs
+    from benchmarks.cells import cell_epochs, kind_of
+    from harness.runner import build_plan
 
     cells = build_plan(preset, study, filters).cells
     ref = calibration()
@@ -71,19 +70,24 @@ def estimate(preset: str, filters: list[str] | None = None, study: str | None = 
         return ref["seconds_per_epoch"] * ratio * n_train / REFERENCE_EXAMPLES
 
     seconds, by_kind = 0.0, Counter()
-    parents = {c.parent.id: c for c in cells if isinstance(c, CellSpec)}
+    parents: dict[str, object] = {}
+    for c in cells:
+        parent = kind_of(c).parent(c)
+        if parent is not None:
+            parents.setdefault(parent.id, parent)
     for p in parents.values():
         s = p.train.epochs * epoch_seconds(p.arch, p.dataset)
         seconds += s
         by_kind["dense parents"] += s
     for c in cells:
         _, _, n_train, n_eval = sizes[c.dataset]
+        kind = kind_of(c)
         epochs = cell_epochs(c)
-        if isinstance(c, CellSpec):
-            epochs += EVAL_PHASES * FORWARD_FRACTION * n_eval / n_train
+        if kind.eval_passes:  # a forward pass over every evaluation set per evaluated phase
+            epochs += kind.eval_passes * FORWARD_FRACTION * n_eval / n_train
         s = epochs * epoch_seconds(c.arch, c.dataset)
         seconds += s
-        by_kind["stability runs" if not isinstance(c, CellSpec) else "pruning cells"] += s
+        by_kind[kind.label] += s
     return {
         "cells": len(cells),
         "parents": len(parents),

@@ -13,15 +13,16 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
+from benchmarks.cells import cell_epochs, cell_id, kind_of
+from benchmarks.designs import Study, load_study
 from benchmarks.filters import apply_filters
 from benchmarks.matrix import Preset, load_preset
-from benchmarks.studies import Study, load_study
 from core.atomic import DiskFullError, is_disk_full
-from core.spec import CellSpec, StabilitySpec, canonical_json
-from core.studies import MANIFEST_VERSION
+from core.hypotheses import MANIFEST_VERSION
+from core.spec import canonical_json
 from harness.executors import Executor, LocalExecutor, describe_executor
 from harness.storage import ResultsStore
-from harness.tasks import CellOutcome, cell_task, parent_task, spec_id
+from harness.tasks import CellOutcome, cell_task, parent_task
 
 
 @dataclass
@@ -49,38 +50,12 @@ class RunSummary:
         return 1 if self.failed else 0
 
 
-def cell_epochs(cell) -> float:
-    """Training epoch-equivalents of one cell, its dense parent excluded (the LPT order and the
-    GPU-hour estimate use it); an after-training pruner's pruning phase (``PhasePruner``) counts."""
-    if isinstance(cell, StabilitySpec):  # a stability-study run trains from scratch
-        return float(cell.train.epochs)
-    from benchmarks.retrain import retrain_epochs
-    from pruners import PRUNERS, get_pruner
-    from pruners.base import phase_epochs
-    from pruners.imp import round_targets
-
-    cls = PRUNERS.get(cell.pruner)
-    total = float(cell.train.epochs)
-    phase = float(phase_epochs(get_pruner(cell.pruner, cell.pruner_config), cell.train))
-    if cls.timing == "at_init":
-        return total
-    if cell.control == "reinit":
-        return phase + total
-    retrain = float(retrain_epochs(cell.retrain, cell.train, cell.retrain_config))
-    if cls.timing == "after_training":
-        return phase + retrain
-    if cell.pruner == "imp":
-        rounds = len(round_targets(cell.sparsity, cell.pruner_config.get("rate", 0.2)))
-        return rounds * (total - cell.retrain_config.rewind_epoch) + retrain
-    return total + retrain
-
-
 def plan(cells: list, status: dict[str, str], retry_failed: bool) -> tuple[list, int]:
     """``(cells to run, cells stored as failed and left as they are)``; ``status`` is the
     store's sound cells (``ResultsStore.inspect``): a damaged cell is not stored."""
     todo, failed = [], 0
     for cell in cells:
-        s = status.get(spec_id(cell))
+        s = status.get(cell_id(cell))
         if s is None or (s == "failed" and retry_failed):
             todo.append(cell)
         elif s == "failed":
@@ -88,22 +63,28 @@ def plan(cells: list, status: dict[str, str], retry_failed: bool) -> tuple[list,
     return todo, failed
 
 
-def parent_jobs(todo: list, cells: list, store: ResultsStore) -> dict[tuple[str, str], CellSpec]:
+def parent_jobs(todo: list, cells: list, store: ResultsStore) -> dict[tuple[str, str], object]:
     """One cell per (dense parent, evaluation config) to compute before the cells: the parents of
     the cells to run, and every parent of the plan whose folder is in the store but incomplete
     (its record, a checkpoint or an evaluation missing, or moved aside as damaged): a parent
     kept in the store is kept whole; one deleted as a whole is trained only when a cell needs it."""
-    jobs: dict[tuple[str, str], CellSpec] = {}
+
+    def key(cell) -> tuple[str, str] | None:
+        kind = kind_of(cell)
+        parent = kind.parent(cell)
+        return None if parent is None else (parent.id, kind.eval_config(cell).id)
+
+    jobs: dict[tuple[str, str], object] = {}
     for cell in todo:
-        if isinstance(cell, CellSpec):
-            jobs.setdefault((cell.parent.id, cell.eval.id), cell)
+        if (k := key(cell)) is not None:
+            jobs.setdefault(k, cell)
     for cell in cells:
-        if isinstance(cell, CellSpec) and (cell.parent.id, cell.eval.id) not in jobs:
-            pid = cell.parent.id
+        if (k := key(cell)) is not None and k not in jobs:
+            pid, eval_id = k
             if store.parent_dir(pid).is_dir() and not (
-                store.has_parent(pid) and store.dense_rows_path(pid, cell.eval.id).exists()
+                store.has_parent(pid) and store.dense_rows_path(pid, eval_id).exists()
             ):
-                jobs[(pid, cell.eval.id)] = cell
+                jobs[k] = cell
     return jobs
 
 
@@ -142,8 +123,8 @@ def build_plan(
     """The preset's leaderboard and studies (or one study only), deduplicated by cell id, filtered.
 
     ``seed_block`` k > 0 runs the studies only, every seed shifted by ``k * SEED_BLOCK``
-    (``benchmarks.studies.shift_seeds``): the verdicts' check on a second, disjoint block of seeds."""
-    from benchmarks.studies import shift_seeds
+    (``benchmarks.designs.shift_seeds``): the verdicts' check on a second, disjoint block of seeds."""
+    from benchmarks.designs import shift_seeds
 
     spec = load_preset(preset, tuple(plugins))
     names = [study] if study is not None else list(spec.studies)
@@ -153,14 +134,14 @@ def build_plan(
         leaderboard = list(shift_seeds(spec.expand(), seed_block))  # a study of the leaderboard's cells
     seen: dict[str, object] = {}
     for cell in [*leaderboard, *(c for s in studies for c in s.cells)]:
-        seen.setdefault(spec_id(cell), cell)
+        seen.setdefault(cell_id(cell), cell)
     cells = apply_filters(list(seen.values()), filters or [])
     return RunPlan(spec, cells, leaderboard, studies)
 
 
 def seed_block_of(cells) -> int:
     """The seed block a study's cells were drawn from (0: the design's own seeds)."""
-    from benchmarks.studies import SEED_BLOCK
+    from benchmarks.designs import SEED_BLOCK
 
     return min((c.seed // SEED_BLOCK for c in cells), default=0)
 
@@ -177,7 +158,7 @@ def write_manifests(store: ResultsStore, run: RunPlan) -> None:
                 "version": s.version,
                 "definition": s.definition,
                 "seed_block": seed_block_of(cells),
-                "cell_ids": sorted({spec_id(c) for c in cells}),
+                "cell_ids": sorted({cell_id(c) for c in cells}),
             },
         )
     if run.leaderboard:
@@ -187,7 +168,7 @@ def write_manifests(store: ResultsStore, run: RunPlan) -> None:
                 "preset": run.preset.name,
                 "description": run.preset.description,
                 "grid": list(run.preset.grid),
-                "cell_ids": sorted({spec_id(c) for c in run.leaderboard}),
+                "cell_ids": sorted({cell_id(c) for c in run.leaderboard}),
             }
         )
 

@@ -10,7 +10,7 @@ Layout::
                                            SHA-256), dense-<eval id>.parquet (its rows per evaluation
                                            config), states/ (intermediate states its cells share: IMP
                                            rounds, each with a .sha256 beside it)
-    <results>/studies/<name>.json          each study's definition and cell ids (``core.studies``)
+    <results>/studies/<name>.json          each study's definition and cell ids (``core.hypotheses``)
     <results>/leaderboard.json             the preset's grid, the leaderboard's cell ids, the latency protocol
     <results>/cache/                       generated shift sets, built once and reused by every cell
     <results>/locks/                       lock files of cells and parents in progress

@@ -7,7 +7,6 @@ runs on one store from computing the same parent, parent evaluation or cell twic
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from dataclasses import dataclass
@@ -15,8 +14,9 @@ from datetime import UTC, datetime
 
 from filelock import FileLock, Timeout
 
+from benchmarks.cells import kind_of, spec_from_json
 from core.atomic import DiskFullError, is_disk_full
-from core.spec import CellSpec, EvalConfig, ParentSpec, StabilitySpec, canonical_json
+from core.spec import EvalConfig, ParentSpec
 from harness.environment import environment
 from harness.storage import DamagedFile, ParentStates, ResultsStore
 
@@ -72,103 +72,30 @@ def parent_task(spec_json: str, results_dir: str, device: str, plugins: tuple[st
     from pruners.plugins import load_plugins
 
     load_plugins(plugins)
-    cell = CellSpec.from_dict(json.loads(spec_json))
+    cell = spec_from_json(spec_json)
+    kind = kind_of(cell)
+    parent, config = kind.parent(cell), kind.eval_config(cell)
     store = ResultsStore(results_dir)
-    state, _, _ = ensure_parent(store, cell.parent, device)
-    ensure_dense_rows(store, cell.parent, state, cell.eval, device)
-    return cell.parent.id
+    state, _, _ = ensure_parent(store, parent, device)
+    ensure_dense_rows(store, parent, state, config, device)
+    return parent.id
 
 
-def spec_from_json(spec_json: str):
-    """A ``CellSpec`` or a ``StabilitySpec``, by the ``cell_type`` field."""
-    d = json.loads(spec_json)
-    return StabilitySpec.from_dict(d) if d.get("cell_type") == "stability" else CellSpec.from_dict(d)
+class StoreEnvironment:
+    """What a running cell gets from the store (``benchmarks.cell_kind.CellEnvironment``): its
+    dense parent, trained and evaluated once under locks, and the shared states of its cells."""
 
+    def __init__(self, store: ResultsStore, device: str) -> None:
+        self.store, self.device, self.cache_dir = store, device, store.cache_dir
 
-def spec_id(spec) -> str:
-    from pruners import PRUNERS
+    def parent(self, spec: ParentSpec) -> tuple[dict, dict, dict]:
+        return ensure_parent(self.store, spec, self.device)
 
-    if isinstance(spec, CellSpec):
-        return spec.cell_id(PRUNERS.get(spec.pruner).version)
-    return spec.cell_id(PRUNERS.get(spec.scorer).version)
+    def dense_rows(self, spec: ParentSpec, state: dict, config: EvalConfig) -> list[dict]:
+        return ensure_dense_rows(self.store, spec, state, config, self.device)
 
-
-def _plugin_columns(cls) -> dict:
-    return {
-        "plugin": cls.plugin[0] if cls.plugin else None,
-        "plugin_version": cls.plugin[1] if cls.plugin else None,
-    }
-
-
-def stability_row(spec: StabilitySpec, cell_id: str, preset: str, device: str) -> dict:
-    from pruners import PRUNERS
-
-    scorer = PRUNERS.get(spec.scorer)
-    return {
-        "cell_id": cell_id,
-        "parent_id": None,
-        "cell_type": "stability",
-        "arch": spec.arch,
-        "dataset": spec.dataset,
-        "pruner": spec.target,
-        "pruner_kind": "structured",
-        "pruner_timing": "during_training",
-        "pruner_version": scorer.version,
-        "pruner_config": canonical_json(spec.scorer_config),
-        **_plugin_columns(scorer),
-        "sparsity": spec.final_fraction,
-        "seed": spec.seed,
-        "retrain": None,
-        "control": None,
-        "eval_sets": "clean",
-        "schedule": f"every_{spec.every}",
-        "score": spec.scorer,
-        "variant": spec.variant,
-        "spec_json": canonical_json(spec.to_dict()),
-        "preset": preset,
-        "device": device,
-        **environment(),
-    }
-
-
-def cell_row(spec: CellSpec, cell_id: str, preset: str, device: str) -> dict:
-    from pruners import PRUNERS
-
-    pruner = PRUNERS.get(spec.pruner)
-    return {
-        "cell_id": cell_id,
-        "parent_id": spec.parent.id,
-        "cell_type": "prune",
-        "arch": spec.arch,
-        "dataset": spec.dataset,
-        "pruner": spec.pruner,
-        "pruner_kind": pruner.kind,
-        "pruner_timing": pruner.timing,
-        "pruner_version": pruner.version,
-        "pruner_config": canonical_json(spec.pruner_config),
-        **_plugin_columns(pruner),
-        "sparsity": spec.sparsity,
-        "seed": spec.seed,
-        "retrain": spec.retrain,
-        "control": spec.control,
-        "eval_sets": spec.eval.sets,
-        "spec_json": canonical_json(spec.to_dict()),
-        "preset": preset,
-        "device": device,
-        **environment(),
-    }
-
-
-def check_plugin(spec: CellSpec) -> None:
-    """A cell names the plugin version it was planned with; a worker with another refuses it."""
-    from pruners import PRUNERS
-
-    plugin = PRUNERS.get(spec.pruner).plugin
-    here = f"{plugin[0]}=={plugin[1]}" if plugin else None
-    if here != spec.plugin:
-        raise RuntimeError(
-            f"pruner {spec.pruner!r} comes from {here or 'prunebench'} here, the cell needs {spec.plugin}"
-        )
+    def state_cache(self, parent_id: str) -> ParentStates:
+        return ParentStates(self.store, parent_id)
 
 
 def cell_task(
@@ -184,7 +111,8 @@ def cell_task(
 
     load_plugins(plugins)
     spec = spec_from_json(spec_json)
-    cell_id = spec_id(spec)
+    kind = kind_of(spec)
+    cell_id = kind.cell_id(spec)
     store = ResultsStore(results_dir)
     lock = FileLock(store.locks_dir / f"{cell_id}.lock")
     try:
@@ -195,45 +123,13 @@ def cell_task(
         status = store.cell_status_of(cell_id)
         if status == "ok" or (status == "failed" and not retry_failed):
             return CellOutcome(cell_id, "skipped", "already stored")
-        stability = isinstance(spec, StabilitySpec)
-        row = (stability_row if stability else cell_row)(spec, cell_id, preset, device)
+        row = {**kind.row(spec, cell_id), "preset": preset, "device": device, **environment()}
         started = datetime.now(UTC)
         t0 = time.perf_counter()
         try:
-            if stability:
-                from benchmarks.stability import run_stability
-
-                rows, seconds = run_stability(spec, device), {}
-                budget = {
-                    "epochs_dense": 0.0,
-                    "epochs_prune": float(spec.train.epochs),
-                    "epochs_retrain": 0.0,
-                }
-                row.update(status="ok", reason=None, traceback=None, **budget)
-            else:
-                from benchmarks.pipeline import run_cell
-
-                check_plugin(spec)
-                state, rewind, info = ensure_parent(store, spec.parent, device)
-                dense = ensure_dense_rows(store, spec.parent, state, spec.eval, device)
-                result = run_cell(
-                    spec,
-                    state,
-                    rewind,
-                    device,
-                    store.cache_dir,
-                    parent_budget=(info["epochs"], info["train_flops"]),
-                    state_cache=ParentStates(store, spec.parent.id),
-                )
-                seconds = result.seconds
-                rows = dense + result.rows
-                row.update(
-                    status="ok",
-                    reason=None,
-                    traceback=None,
-                    dense_train_s=info["train_seconds"],
-                    **result.budget,
-                )
+            out = kind.run(spec, StoreEnvironment(store, device))
+            rows, seconds = out.rows, out.seconds
+            row.update(status="ok", reason=None, traceback=None, **out.columns)
         except Exception as exc:
             if isinstance(exc, DiskFullError):  # not the cell's failure: the run stops, cells are kept
                 raise

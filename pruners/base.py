@@ -164,6 +164,11 @@ class DuringTrainingPruner(Pruner):
     def train_sparse(self, model: nn.Module, sparsity: float, ctx: PruneContext, run: SparseTraining) -> None:
         """Train ``model`` (a fresh initialisation) with ``run``; it ends at ``sparsity``."""
 
+    def sparse_epochs(self, sparsity: float, train: TrainConfig, rewind_epoch: int) -> float:
+        """Epochs its sparse training trains under the recipe ``train`` (the scheduler's longest-first
+        order and the GPU estimate read it): the recipe's, unless the pruner says otherwise."""
+        return float(train.epochs)
+
 
 class PhasePruner(Pruner):
     """An after-training pruner with a pruning phase: it trains the trained dense parent before

@@ -69,6 +69,10 @@ class Imp(DuringTrainingPruner):
             if run.cache is not None and full and r + 1 < len(targets):
                 run.cache.put(self._key(r + 1, ctx), model.state_dict())
 
+    def sparse_epochs(self, sparsity: float, train, rewind_epoch: int) -> float:
+        """Every round retrains epochs ``k..T`` of the recipe."""
+        return len(round_targets(sparsity, self.config.rate)) * (float(train.epochs) - rewind_epoch)
+
     def _key(self, rounds: int, ctx: PruneContext) -> str:
         sign = f"{ctx.score_sign:+.0f}"
         return f"imp-v{self.version}-rate{self.config.rate}-seed{ctx.seed}-sign{sign}-round{rounds}"

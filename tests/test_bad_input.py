@@ -12,11 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from benchmarks.cells import cell_id as spec_id
 from core.atomic import FAULT_DISK_FULL_ENV
 from harness.cli import main
 from harness.runner import build_plan
 from harness.storage import ResultsStore
-from harness.tasks import spec_id
 from tests.tiny import tiny_store, tiny_text
 
 GOOD = tiny_text()

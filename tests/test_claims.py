@@ -18,7 +18,7 @@ from analysis.claims import analyze_studies, render_primary, run_analysis
 from analysis.distortion import cell_table
 from analysis.load import study_frames
 from analysis.mask_sanity import mask_column
-from core.studies import VERDICTS, StudyError, claims
+from core.hypotheses import VERDICTS, StudyError, claims
 from tests import claims_synth as S
 
 GRID = {0.5: 0.92, 0.75: 0.97, 0.9: 1.05, 0.95: 1.2, 0.98: 1.5}
@@ -373,7 +373,7 @@ def test_run_analysis_writes_primary_verdicts_and_is_byte_identical_on_rerun(tmp
 
 
 def test_every_study_file_declares_one_primary_with_its_sesoi():
-    from benchmarks.studies import load_study, study_names
+    from benchmarks.designs import load_study, study_names
 
     for name in study_names():
         s = load_study(name)

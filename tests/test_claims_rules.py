@@ -14,7 +14,7 @@ from scipy import stats
 from analysis import evidence as E
 from analysis.compare import compare_primaries
 from analysis.verdict import Evidence, Gate, decide, judge, n_to_settle, point_verdict, pooled
-from core.studies import VERDICTS, Hypothesis
+from core.hypotheses import VERDICTS, Hypothesis
 
 
 def _h(**kw) -> Hypothesis:

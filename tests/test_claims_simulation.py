@@ -24,7 +24,7 @@ from analysis import mask_sanity, per_class
 from analysis.load import study_frames
 from analysis.power import resampling
 from analysis.verdict import judge, point_verdict, pooled
-from core.studies import Hypothesis
+from core.hypotheses import Hypothesis
 from tests import claims_synth as S
 
 MAIN = {"arch": "lenet5", "dataset": "mnist5k"}

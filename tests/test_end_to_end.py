@@ -212,7 +212,7 @@ def test_changing_one_pruner_default_changes_exactly_its_cell_ids(monkeypatch):
     and exactly that pruner's cells get new ids (so run-all recomputes those and nothing else)."""
     import dataclasses
 
-    from harness.tasks import spec_id
+    from benchmarks.cells import cell_id as spec_id
     from pruners import PRUNERS
 
     before = {spec_id(c): c.pruner for c in load_preset("default").expand()}

@@ -23,12 +23,12 @@ def test_every_shipped_preset_loads(name):
 
 def test_default_preset_covers_the_required_matrix():
     from benchmarks.datasets import embedded_names
-    from benchmarks.studies import study_names
+    from benchmarks.designs import study_names
 
     p = load_preset("default")
     d = p.design
     # every embedded dataset is in the default run: the leaderboard's, or a study's (mnist5k: intensification)
-    from benchmarks.studies import load_study
+    from benchmarks.designs import load_study
 
     study_datasets = {c.dataset for s in p.studies for c in load_study(s).cells}
     assert set(d.datasets) | study_datasets == set(embedded_names())

@@ -58,8 +58,8 @@ def test_a_phase_pruner_trains_the_parent_and_every_phase_epoch_is_charged(paren
     """GReg-1 (a PhasePruner) starts from the trained parent, trains its phase (charged as
     epochs_prune on top of the parent's epochs), ends at the target; the scheduler counts the
     phase; the mask controls apply to its final masks."""
+    from benchmarks.cells import cell_epochs
     from core.spec import EvalConfig
-    from harness.runner import cell_epochs
 
     spec = CellSpec(
         "mlp_256x2", "digits", "greg1", 0.5, 0, train=TRAIN, retrain_config=RETRAIN,
@@ -93,7 +93,7 @@ def test_default_preset_budgets():
     pruners on the stated shorter recipe. The studies: seeds by their power rule."""
     from collections import Counter
 
-    from benchmarks.studies import load_study
+    from benchmarks.designs import load_study
 
     p = load_preset("default")
     cells = p.expand()
@@ -123,8 +123,9 @@ def test_default_preset_budgets():
 def test_mask_controls_keep_densities_or_weights(parent):
     """shuffle_layer keeps each layer's density and changes the mask; invert keeps the weights the
     scores rank lowest; reinit keeps the mask and draws new weights, then trains from scratch."""
+    from benchmarks.controls import reinitialise, shuffle_within_layers
     from benchmarks.datasets import load_dataset
-    from benchmarks.pipeline import load_parent_model, prune_context, reinitialise, shuffle_within_layers
+    from benchmarks.pipeline import load_parent_model, prune_context
     from pruners import get_pruner
     from pruners.masks import current_mask, prunable_modules
 

@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from benchmarks.cells import cell_id as spec_id
 from harness.cli import main
 from harness.runner import build_plan
 from harness.storage import SCHEMA_VERSION, DamagedFile, ResultsStore
-from harness.tasks import spec_id
 from prunebench import weights
 from pruners.base import PRUNERS, Pruner, ScorePruner
 from tests.stored import METRIC_KEY, comparable_tables

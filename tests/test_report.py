@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.studies import VERDICTS
+from core.hypotheses import VERDICTS
 from reports import cards as C
 from reports import data as D
 from reports import figures as F

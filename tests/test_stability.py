@@ -9,6 +9,7 @@ import torch
 
 from benchmarks import stability as st
 from benchmarks.datasets import load_dataset
+from benchmarks.stability_design import expand_stability
 from core.spec import StabilitySpec, TrainConfig
 from pruners.masks import current_mask
 
@@ -200,16 +201,16 @@ def test_expand_stability_counts_and_errors():
         "layers": 1,
         "train": {"epochs": 5, "lr": 1e-3, "weight_decay": 0.0, "schedule": "constant"},
     }
-    specs = st.expand_stability(table)
+    specs = expand_stability(table)
     # per (arch, seed): 1 baseline + 2 targets x 2 intervals + 1 noise run
     assert len(specs) == 2 * 2 * (1 + 4 + 1)
     assert all(s.train.epochs == 5 and s.scorer == "l1_filter" and s.scorer_config == {"p": 2} for s in specs)
     assert len({s.cell_id("1") for s in specs}) == len(specs)
     with pytest.raises(ValueError, match=r"'targets'.*prune_x"):
-        st.expand_stability({**table, "targets": ["prune_x"]})
+        expand_stability({**table, "targets": ["prune_x"]})
     with pytest.raises(ValueError, match="unknown key 'sparsity'"):
-        st.expand_stability({**table, "sparsity": [0.5]})
+        expand_stability({**table, "sparsity": [0.5]})
     with pytest.raises(ValueError, match="'seeds'"):
-        st.expand_stability({k: v for k, v in table.items() if k != "seeds"})
+        expand_stability({k: v for k, v in table.items() if k != "seeds"})
     with pytest.raises(ValueError, match="'scorer'"):
-        st.expand_stability({**table, "scorer": "global_magnitude"})
+        expand_stability({**table, "scorer": "global_magnitude"})

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from benchmarks.cells import cell_id as spec_id
 from harness.cli import main
 from harness.runner import build_plan
-from harness.tasks import spec_id
 from tests.stored import comparable_tables
 from tests.tiny import tiny_store
 

@@ -17,11 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from benchmarks.cells import cell_id as spec_id
 from core.schema import CELL_SCHEMA, METRIC_SCHEMA
 from core.spec import CellSpec, TrainConfig, canonical_json
 from harness.bundle import CELLS, MANIFEST, METRICS, Limits
 from harness.cli import main
-from harness.tasks import spec_id
 from harness.verify import SECRET_ENV, draw_seed, verify
 from tests.tiny import members_of, tiny_preset, tiny_store
 from tests.tiny import pack as pack_members

@@ -10,8 +10,8 @@
   ``[stability]`` table (the runs of ``benchmarks.stability``);
 - its ``[[claim]]`` tables, each with its hypotheses (``[[claim.hypothesis]]``: statement,
   test, direction, error rate, the paper's effect), exactly one of them ``primary``
-  (``core.studies``), and free-form ``[paper]`` numbers to show beside ours;
-- an optional ``[regime]`` table: the thresholds of its regime gates (``core.studies.regime``).
+  (``core.hypotheses``), and free-form ``[paper]`` numbers to show beside ours;
+- an optional ``[regime]`` table: the thresholds of its regime gates (``core.hypotheses.regime``).
 
 Its cells are ordinary content-addressed cells: a cell whose spec coincides with a
 leaderboard cell, or another study's, is computed once. ``run-all`` writes each study's
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.matrix import STUDY_DIR, Located, PresetError, parse_design, read_toml, study_names
-from core.studies import StudyError, claims
+from core.hypotheses import StudyError, claims
 
 STUDY_KEYS = {
     "name",
@@ -129,7 +129,7 @@ def load_study(name: str, _seen: tuple[str, ...] = (), seed_block: int = 0) -> S
             raise at.error("uses", f"{raw['uses']!r} leads back to {name!r}")
         cells = load_study(raw["uses"], (*_seen, name)).cells
     else:
-        from benchmarks.stability import expand_stability
+        from benchmarks.stability_design import expand_stability
 
         try:
             cells = tuple(expand_stability(raw["stability"]))
