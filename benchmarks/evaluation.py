@@ -32,11 +32,12 @@ from torch import nn
 
 from benchmarks import cost, metrics
 from benchmarks.datasets import DatasetSplits
+from core.metrics import computed_by, metric_row
 from core.spec import EvalConfig
 from pruners.masks import sparsity_stats
 
 EVAL_BATCH = 512  # on CPU, larger batches of small convolutions run slower (cache misses)
-OOD_METRICS = ("auroc_msp", "auroc_energy", "fpr95_msp", "fpr95_energy")
+OOD_METRICS = tuple(computed_by("ood"))  # the declared OOD metrics, ``<statistic>_<score>``
 
 
 @torch.inference_mode()
@@ -51,15 +52,8 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = EVAL_BAT
 
 
 def row(eval_set: str, kind: str, severity: int, metric: str, value: float, cls: int | None = None):
-    return {
-        "eval_set": eval_set,
-        "kind": kind,
-        "severity": severity,
-        "metric": metric,
-        "class": cls,
-        "step": None,
-        "value": float(value),
-    }
+    """A metric row without its phase (``core.metrics.metric_row``: the metric must be declared)."""
+    return metric_row(eval_set, kind, metric, value, severity=severity, cls=cls)
 
 
 def classification_rows(
@@ -76,19 +70,24 @@ def classification_rows(
 
 
 def _grouped_rows(logits, labels, groups, sets: list[tuple[str, str, int]], num_classes: int) -> list[dict]:
+    """The declared per-set metrics (``core.metrics``, source ``set``, then ``per_class``) of every set."""
     n = len(sets)
-    values = {
-        "accuracy": metrics.grouped_accuracy(logits, labels, groups, n).tolist(),
-        "loss": metrics.grouped_nll(logits, labels, groups, n).tolist(),
-        "ece": metrics.grouped_ece(logits, labels, groups, n).tolist(),
-        "brier": metrics.grouped_brier(logits, labels, groups, n).tolist(),
+    computed: dict = {}  # loss and nll are one function: computed once
+    values = {}
+    for name in computed_by("set"):
+        fn = metrics.GROUPED[name]
+        if fn not in computed:
+            computed[fn] = fn(logits, labels, groups, n).tolist()
+        values[name] = computed[fn]
+    per_class = {
+        name: metrics.GROUPED_PER_CLASS[name](logits, labels, groups, n, num_classes).tolist()
+        for name in computed_by("per_class")
     }
-    values["nll"] = values["loss"]  # the same number: mean cross-entropy of a softmax classifier
-    recall = metrics.grouped_recall(logits, labels, groups, n, num_classes).tolist()
     rows = []
     for g, (eval_set, kind, severity) in enumerate(sets):
         rows += [row(eval_set, kind, severity, m, v[g]) for m, v in values.items()]
-        rows += [row(eval_set, kind, severity, "recall", r, k) for k, r in enumerate(recall[g])]
+        for m, v in per_class.items():
+            rows += [row(eval_set, kind, severity, m, r, k) for k, r in enumerate(v[g])]
     return rows
 
 
@@ -182,15 +181,23 @@ def _ood_rows(bundle: EvalBundle, logits: torch.Tensor) -> list[dict]:
     if not ood:
         return []
     test = bundle.sets.index(("test", "clean", 0))
-    scores = {"msp": metrics.msp_score(logits).numpy(), "energy": metrics.energy_score(logits).numpy()}
+    scores = {name: fn(logits).numpy() for name, fn in metrics.OOD_SCORES.items()}
     groups = bundle.groups.numpy()
     rows = []
     for g in ood:
         name = bundle.sets[g][0]
-        for score_name, s in scores.items():
-            s_in, s_out = s[groups == test], s[groups == g]
-            rows.append(row(name, "ood", 0, f"auroc_{score_name}", metrics.auroc(s_in, s_out)))
-            rows.append(row(name, "ood", 0, f"fpr95_{score_name}", metrics.fpr_at_tpr(s_in, s_out)))
+        for metric in OOD_METRICS:  # auroc_msp, fpr95_msp, auroc_energy, fpr95_energy
+            statistic, score = metric.split("_", 1)
+            s = scores[score]
+            rows.append(
+                row(
+                    name,
+                    "ood",
+                    0,
+                    metric,
+                    metrics.OOD_STATISTICS[statistic](s[groups == test], s[groups == g]),
+                )
+            )
     return rows
 
 
@@ -199,7 +206,7 @@ def prediction_rows(bundle: EvalBundle, logits: torch.Tensor) -> list[dict]:
     analyses over populations of models (Hooker et al.'s pruning-identified exemplars)."""
     test = bundle.sets.index(("test", "clean", 0))
     labels = logits[bundle.groups == test].argmax(1).tolist()
-    return [{**row("test", "clean", 0, "prediction", float(k)), "step": i} for i, k in enumerate(labels)]
+    return [metric_row("test", "clean", "prediction", float(k), step=i) for i, k in enumerate(labels)]
 
 
 def evaluate(
@@ -238,4 +245,4 @@ def evaluate(
     if compact_model is not None:
         model_rows.update(cost.latency(model, compact_model, data.input_shape))
     rows += [row("model", "model", 0, k, v) for k, v in model_rows.items()]
-    return [{"phase": phase, **r} for r in rows]
+    return [{**r, "phase": phase} for r in rows]

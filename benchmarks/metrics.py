@@ -140,3 +140,18 @@ def fpr_at_tpr(scores_in, scores_out, tpr: float = 0.95) -> float:
     k = max(1, int(np.ceil(tpr * len(s_in) - 1e-9)))
     threshold = np.sort(s_in)[::-1][k - 1]
     return float((s_out >= threshold).mean())
+
+
+# The implementations of the metrics ``core.metrics`` declares, by declared name (the evaluation
+# computes the declared ones: an undeclared implementation is never stored, a declared one without
+# an implementation fails the evaluation).
+GROUPED = {
+    "accuracy": grouped_accuracy,
+    "loss": grouped_nll,
+    "ece": grouped_ece,
+    "brier": grouped_brier,
+    "nll": grouped_nll,  # the same number: mean cross-entropy of a softmax classifier
+}
+GROUPED_PER_CLASS = {"recall": grouped_recall}
+OOD_SCORES = {"msp": msp_score, "energy": energy_score}
+OOD_STATISTICS = {"auroc": auroc, "fpr95": fpr_at_tpr}

@@ -51,6 +51,7 @@ from benchmarks.datasets import DatasetSplits, load_dataset
 from benchmarks.evaluation import evaluate
 from benchmarks.retrain import load_rewind_weights, retrain
 from benchmarks.training import steps_per_epoch, train, training_batches
+from core.metrics import metric_row
 from core.spec import CellSpec, EvalConfig, ParentSpec, TrainConfig
 from pruners import DuringTrainingPruner, PhasePruner, PruneContext, Pruner, SparseTraining, get_pruner
 from pruners.base import StateCache
@@ -133,16 +134,7 @@ def structure_rows(pruner: Pruner, model: nn.Module, phase: str) -> list[dict]:
 
 
 def model_row(phase: str, metric: str, value: float) -> dict:
-    return {
-        "phase": phase,
-        "eval_set": "model",
-        "kind": "model",
-        "severity": 0,
-        "metric": metric,
-        "class": None,
-        "step": None,
-        "value": float(value),
-    }
+    return metric_row("model", "model", metric, value, phase=phase)
 
 
 def evaluate_phase(

@@ -53,6 +53,7 @@ from benchmarks.datasets import load_dataset
 from benchmarks.evaluation import classification_rows, predict_logits
 from benchmarks.metrics import accuracy
 from benchmarks.training import train, training_batches
+from core.metrics import metric_row
 from core.spec import StabilitySpec, TrainConfig, canonical_json
 from core.units import unit_groups
 from pruners import PruneContext, get_pruner
@@ -104,16 +105,7 @@ def best_after(curve: list[tuple[int, float, float, float]], first_epoch: int, c
 
 
 def _row(phase: str, eval_set: str, metric: str, value: float, step: int | None = None) -> dict:
-    return {
-        "phase": phase,
-        "eval_set": eval_set,
-        "kind": "clean",
-        "severity": 0,
-        "metric": metric,
-        "class": None,
-        "step": step,
-        "value": float(value),
-    }
+    return metric_row(eval_set, "clean", metric, value, step=step, phase=phase)
 
 
 class UnitState:
@@ -281,7 +273,7 @@ def run_stability(spec: StabilitySpec, device: str = "cpu") -> list[dict]:
 
     for eval_set, xs, ys in (("train", x, y), ("test", xt, yt)):
         rows += [
-            {"phase": "final", "step": None, **r}
+            {**r, "phase": "final"}
             for r in classification_rows(predict_logits(model, xs), ys, data.num_classes, eval_set)
         ]
     event_s = [r["value"] for r in rows if r["phase"] == "event" and r["metric"] == "stability"]

@@ -13,10 +13,10 @@ prunebench or by a plugin the verifier named with ``--plugin``):
 - **the cost of a re-run** is within the limits (``harness.bundle.LIMITS``): epochs, set sizes,
   scoring examples, batch size;
 - **the metric rows agree with the cells**: each cell's row count is the one its row records,
-  every bounded metric is in its range, each pruning cell's achieved sparsity (unit sparsity
-  for structured pruners) is its spec's within ``SPARSITY_SLACK``, cells of one dense parent
-  and evaluation config report identical dense rows, and no two dense parents report
-  identical dense rows (copied numbers).
+  every metric is one ``core.metrics`` declares, in its declared range, each pruning cell's
+  achieved sparsity (unit sparsity for structured pruners) is its spec's within
+  ``SPARSITY_SLACK``, cells of one dense parent and evaluation config report identical dense
+  rows, and no two dense parents report identical dense rows (copied numbers).
 
 A problem is a ``BundleError``: one line naming the first cell and what is wrong (and how many
 more there are); exit status 2, before any work.
@@ -32,20 +32,13 @@ import pyarrow as pa
 
 from benchmarks.cells import kind_named, kind_of
 from core.config import ConfigError, config_dict, make_config
+from core.metrics import METRICS
+from core.metrics import metric as declared_metric
 from core.registry import UnknownNameError
 from core.spec import SPEC_VERSION, canonical_json
 from harness.bundle import LIMITS, BundleError, Limits
 
 KEY = ("phase", "eval_set", "kind", "severity", "metric", "class", "step")
-WALL_CLOCK_PREFIX = "latency_"
-BOUNDED_METRICS = frozenset(
-    {
-        "accuracy", "recall", "ece", "brier", "achieved_sparsity", "unit_sparsity", "units_fraction",
-        "final_units_fraction", "acc_pre", "acc_post", "generalization_gap",
-    }
-)  # fmt: skip
-BOUNDED_PREFIXES = ("auroc_", "fpr95_")
-SIGNED = frozenset({"generalization_gap"})  # bounded in [-1, 1]; the others in [0, 1]
 SPARSITY_SLACK = 0.02  # reported sparsity against the spec's, for cells that are not re-run
 MAX_SPEC_CHARS = 65_536
 DERIVED = (
@@ -55,9 +48,19 @@ DERIVED = (
 )  # fmt: skip
 
 
-def is_bounded(metric: str) -> bool:
-    """Metrics in [0, 1] (or [-1, 1]) compared with an absolute tolerance."""
-    return metric in BOUNDED_METRICS or metric.endswith("_accuracy") or metric.startswith(BOUNDED_PREFIXES)
+def not_compared(metric: str) -> bool:
+    """Wall-clock metrics (declared ``verify = "never"``, ``core.metrics``), never compared."""
+    spec = declared_metric(metric)
+    return spec is not None and spec.verify == "never"
+
+
+def never_compared() -> str:
+    """The metrics never compared, as a glob (``latency_*``)."""
+    names = [n for m in METRICS if m.verify == "never" for n in m.names]
+    prefix = names[0]
+    while not all(n.startswith(prefix) for n in names):
+        prefix = prefix[:-1]
+    return prefix + "*"
 
 
 def untrusted_spec(spec_json: object):
@@ -220,10 +223,17 @@ def check_metrics(
 
 
 def _range_problems(df: pd.DataFrame) -> list[str]:
-    bounded = df["metric"].isin([m for m in df["metric"].unique() if is_bounded(m)])
-    low = df["metric"].isin(SIGNED).map({True: -1.0, False: 0.0})
-    bad = df[bounded & df["value"].notna() & ((df["value"] < low) | (df["value"] > 1.0))]
-    return [
+    """Rows of a metric ``core.metrics`` does not declare, or outside their metric's declared range."""
+    problems, low, high = [], {}, {}
+    for name in sorted(df["metric"].unique()):
+        spec = declared_metric(name)
+        if spec is None:
+            cell = df.loc[df["metric"] == name, "cell_id"].iloc[0]
+            problems.append(f"cell {cell!r}: metric {name!r} is not one this prunebench defines")
+        low[name], high[name] = (spec.low, spec.high) if spec else (-math.inf, math.inf)
+    low, high = df["metric"].map(low), df["metric"].map(high)
+    bad = df[df["value"].notna() & ((df["value"] < low) | (df["value"] > high))]
+    return problems + [
         f"cell {r.cell_id!r}: {r.metric} {r.phase}/{r.eval_set} is {r.value!r}, outside its range"
         for r in bad.head(3).itertuples()
     ]
@@ -250,7 +260,8 @@ def _sparsity_problems(df: pd.DataFrame, specs: dict) -> list[str]:
 def _dense_problems(df: pd.DataFrame, specs: dict) -> list[str]:
     """Cells of one (dense parent, evaluation config) report one set of dense rows; two dense
     parents never report identical dense rows (numbers copied from another cell)."""
-    dense = df[(df["phase"] == "dense") & ~df["metric"].str.startswith(WALL_CLOCK_PREFIX)]
+    compared = {m: not not_compared(m) for m in df["metric"].unique()}
+    dense = df[(df["phase"] == "dense") & df["metric"].map(compared).astype(bool)]
     if dense.empty:
         return []
     hashed = pd.util.hash_pandas_object(dense[[*KEY, "value"]], index=False).to_numpy()

@@ -20,13 +20,14 @@ predict, and accept the bundle only when the numbers agree.
    - **bit-identical** when the bundle's environment matches this machine's (same torch and
      numpy versions, same platform machine and CPU model) and every sampled cell was run on
      the CPU with those versions;
-   - **within tolerance** otherwise: ``|reported - measured| <= ABS_TOLERANCE`` (0.02) for
-     bounded metrics (``is_bounded``), ``<= REL_TOLERANCE`` (5%) of the larger magnitude for
-     the others; NaN agrees only with NaN. Epochs agree exactly.
+   - **within tolerance** otherwise, as each metric declares (``core.metrics``, ``verify``):
+     ``|reported - measured| <= ABS_TOLERANCE`` (0.02) for ``absolute`` ones (the bounded
+     metrics), ``<= REL_TOLERANCE`` (5%) of the larger magnitude for ``relative`` ones; NaN
+     agrees only with NaN. Epochs agree exactly, training FLOPs relatively.
 
-   Wall-clock metrics (``latency_*``) are never compared. A row reported but not measured, or
-   measured but not reported, is a disagreement. Any disagreement: exit status 1, the cells
-   listed.
+   Wall-clock metrics (``latency_*``, declared ``never``) are never compared. A row reported
+   but not measured, or measured but not reported, is a disagreement. Any disagreement: exit
+   status 1, the cells listed.
 5. **Accept** (``--accept-into DIR``): the bundle's cells and metrics are written to
    ``<DIR>/submissions/<bundle stem>/`` as a store folder (``cells/``, ``metrics/``, with the
    store's checksums), its leaderboard and study manifests, and ``verification.json`` (format
@@ -58,6 +59,8 @@ import pyarrow.parquet as pq
 
 from core.atomic import TMP_PREFIX, atomic_write_bytes
 from core.integrity import sha256_file
+from core.metrics import ABS_TOLERANCE, REL_TOLERANCE
+from core.metrics import metric as declared_metric
 from core.schema import CELL_SCHEMA, METRIC_SCHEMA, SCHEMA_VERSION
 from harness.bundle import (
     CELLS,
@@ -70,13 +73,11 @@ from harness.bundle import (
     integrity_problems,
     read_bundle,
 )
-from harness.bundle_checks import KEY, WALL_CLOCK_PREFIX, check_cells, check_metrics, is_bounded
+from harness.bundle_checks import KEY, check_cells, check_metrics, never_compared, not_compared
 from harness.storage import ResultsStore
 from harness.submit import machine_environment
 
 VERIFICATION_VERSION = 2
-ABS_TOLERANCE = 0.02
-REL_TOLERANCE = 0.05
 MISSING = "(none)"  # a row that one side lacks
 ENV_KEYS = ("torch_version", "numpy_version", "machine", "cpu_model")  # must match for bit-identity
 SECRET_ENV = "PRUNEBENCH_VERIFY_SECRET"
@@ -97,15 +98,14 @@ def values_agree(metric: str, reported: float | None, measured: float | None, ex
         return math.isnan(reported) and math.isnan(measured)
     if metric.startswith("epochs_"):
         return reported == measured
-    if is_bounded(metric):
+    spec = declared_metric(metric)
+    if spec is not None and spec.verify == "absolute":
         return abs(reported - measured) <= ABS_TOLERANCE
     return abs(reported - measured) <= REL_TOLERANCE * max(abs(reported), abs(measured))
 
 
 def _keyed(rows: list[dict]) -> dict[tuple, float | None]:
-    return {
-        tuple(r[k] for k in KEY): r["value"] for r in rows if not r["metric"].startswith(WALL_CLOCK_PREFIX)
-    }
+    return {tuple(r[k] for k in KEY): r["value"] for r in rows if not not_compared(r["metric"])}
 
 
 def _budget_rows(row: dict) -> list[dict]:
@@ -289,7 +289,7 @@ def _verify(bundle: str, sample: int, seed: int | None, accept_into: str | None,
         f"checked against its spec; re-running {len(picked)} of them"
     )
     print(f"sample seed {seed} ({source}; repeat this verification with --seed {seed})")
-    print(f"rule: {why}; {WALL_CLOCK_PREFIX}* metrics not compared")
+    print(f"rule: {why}; {never_compared()} metrics not compared")
     results, started = [], time.perf_counter()
     for cell, (status, compared, diffs, seconds) in zip(
         picked, _rerun(picked, metrics_table, exact, limits), strict=True
@@ -336,7 +336,7 @@ def _verify(bundle: str, sample: int, seed: int | None, accept_into: str | None,
                 "description": why,
                 "abs_tolerance": None if exact else ABS_TOLERANCE,
                 "rel_tolerance": None if exact else REL_TOLERANCE,
-                "not_compared": f"{WALL_CLOCK_PREFIX}*",
+                "not_compared": never_compared(),
             },
             "result": "accepted",
             "per_cell": results,

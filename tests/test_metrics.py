@@ -90,3 +90,76 @@ def test_ood_scores_and_extremes():
     logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
     assert metrics.msp_score(logits).tolist() == pytest.approx([np.exp(2) / (np.exp(2) + 2), 1 / 3])
     assert metrics.energy_score(logits).tolist() == pytest.approx([np.log(np.exp(2) + 2), np.log(3)])
+
+
+# -- the declarations (core.metrics) ---------------------------------------------------------
+
+
+def test_results_readme_metric_table_is_generated_from_the_declarations():
+    from pathlib import Path
+
+    from core.metrics import markdown_table
+
+    text = (Path(__file__).resolve().parent.parent / "results" / "README.md").read_text()
+    start = text.index("<!-- metrics table:")
+    table = text[text.index("\n", start) + 1 : text.index("<!-- end of the metrics table -->")].strip()
+    assert table == markdown_table(), "results/README.md: regenerate the table with python -m core.metrics"
+
+
+def test_every_stored_metric_is_declared_for_its_sets_and_every_declared_one_is_computed():
+    """A real cell (every set, a structured pruner's compact model timed, its dense parent's rows)
+    and a stability run store only declared metrics, each for a set kind it is declared for; every
+    metric declared as computed from the logits has its implementation."""
+    from benchmarks.pipeline import dense_rows, run_cell, train_parent
+    from benchmarks.stability import run_stability
+    from core.metrics import METRICS, computed_by, declared
+    from core.spec import CellSpec, EvalConfig, RetrainConfig, StabilitySpec, TrainConfig
+
+    config = EvalConfig(shift_set_size=20, ood_set_size=20, predictions=True)
+    recipe = TrainConfig(epochs=1, batch_size=256)
+    spec = CellSpec("cnn_32x3", "digits", "l1_filter", 0.5, 0, train=recipe, eval=config,
+                    retrain_config=RetrainConfig(epochs=1))  # fmt: skip
+    parent = train_parent(spec.parent)
+    rows = dense_rows(spec.parent, parent.state, config) + run_cell(spec, parent.state, parent.rewind_state).rows
+    rows += run_stability(
+        StabilitySpec("mlp_256x2", "digits", 0, "prune_s", "permanent", first_event=1, last_event=1,
+                      layers=1, train=TrainConfig(epochs=2, lr=1e-3, weight_decay=0.0, schedule="constant"))
+    )  # fmt: skip
+    stored = {(r["metric"], r["kind"]) for r in rows}
+    for name, kind in stored:
+        assert kind in declared(name).kinds, (name, kind)
+    names = {n for n, _ in stored}
+    for m in METRICS:  # every declaration is stored by one of them (a family by one member)
+        assert any(declared(n) is m for n in names), m.names
+    assert set(computed_by("set")) <= set(metrics.GROUPED) and set(computed_by("per_class")) <= set(
+        metrics.GROUPED_PER_CLASS
+    )
+    for name in computed_by("ood"):
+        statistic, score = name.split("_", 1)
+        assert statistic in metrics.OOD_STATISTICS and score in metrics.OOD_SCORES
+
+
+def test_a_row_of_an_undeclared_metric_or_set_is_refused():
+    from core.metrics import metric_row
+
+    assert metric_row("test", "clean", "accuracy", 1)["value"] == 1.0
+    with pytest.raises(KeyError, match="not declared"):
+        metric_row("test", "clean", "accuracy_top5", 0.5)
+    with pytest.raises(ValueError, match="declared for ood sets"):
+        metric_row("test", "clean", "auroc_msp", 0.5)
+
+
+def test_bundle_range_check_reads_the_declared_ranges():
+    import pandas as pd
+
+    from harness.bundle_checks import _range_problems
+
+    def problems(metric, value):
+        df = pd.DataFrame({"cell_id": ["c1"], "phase": ["retrained"], "eval_set": ["test"], "metric": [metric],
+                           "value": [value]})  # fmt: skip
+        return _range_problems(df)
+
+    assert problems("brier", 1.8) == []  # the Brier score lies in [0, 2]
+    assert problems("accuracy", 1.5) and problems("generalization_gap", -1.5)
+    assert problems("generalization_gap", -0.5) == [] and problems("accuracy", float("nan")) == []
+    assert "not one this prunebench defines" in problems("accuracy_top5", 0.5)[0]
