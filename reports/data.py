@@ -12,25 +12,21 @@ range of the values it resamples, so never the metric's range.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from analysis.display import BOOTSTRAP_RESAMPLES, CI_LEVEL, mean_ci
 from analysis.load import CELL_COLUMNS as ANALYSIS_CELL_COLUMNS
-from analysis.regime import COLLAPSE_MARGIN
 from core.store import MetricFilter, StoreReader
+from reports.columns import QUANTITIES, Quantity, collapsed, column_quantities
 
 SCENARIO = ["arch", "dataset"]
 ENTRY = ["pruner", "retrain"]
-CI_LEVEL = 0.95
-BOOTSTRAP_RESAMPLES = 2000
 
 # the analyses' cell columns, and what the page adds (plugin, provenance)
 CELL_COLUMNS = [
@@ -42,21 +38,11 @@ CELL_COLUMNS = [
         if c not in ANALYSIS_CELL_COLUMNS
     ],
 ]  # fmt: skip
-# whole-set rows the leaderboard reads (per-class rows and predictions are the analyses')
-LEADERBOARD_FILTERS = (
-    MetricFilter(
-        phases=["dense", "retrained"],
-        metrics=["accuracy", "ece"],
-        per_class=False,
-        kinds=["clean", "corruption"],
-    ),
-    MetricFilter(phases=["retrained"], metrics=["auroc_msp"], kinds=["ood"], per_class=False),
-    MetricFilter(
-        phases=["retrained"],
-        eval_sets=["model"],
-        metrics=["flops_dense", "flops_effective", "achieved_sparsity", "kept_epoch"],
-    ),
-)
+
+
+def quantities() -> list[Quantity]:
+    """What the report reads per cell: ``reports.columns.QUANTITIES`` and every column's quantity."""
+    return [*QUANTITIES, *(q for q in column_quantities() if q not in QUANTITIES)]
 
 
 def family(timing: str, kind: str) -> str:
@@ -64,41 +50,6 @@ def family(timing: str, kind: str) -> str:
     if timing == "after_training":
         return f"after training, {kind}"
     return timing.replace("_", " ")
-
-
-def mean_ci(values, low: float | None = None, high: float | None = None, key: object = 0) -> tuple:
-    """``(mean, ci_low, ci_high, n)`` of ``values`` (one per seed): the percentile bootstrap of the
-    mean at ``CI_LEVEL`` (scipy.stats.bootstrap), seeded by ``key`` so the page is reproducible.
-
-    The interval stays within the values' range, hence within ``[low, high]`` for a metric
-    bounded there (the bounds are asserted, not used to clip). One value: no interval.
-    """
-    a = np.asarray(values, dtype=float)
-    a = a[np.isfinite(a)]
-    if a.size == 0:
-        return (math.nan, math.nan, math.nan, 0)
-    mean = float(a.mean())
-    if a.size == 1 or np.all(a == a[0]):
-        lo = hi = mean if a.size > 1 else math.nan
-    else:
-        seed = int.from_bytes(hashlib.sha256(repr(key).encode()).digest()[:4], "little")
-        res = stats.bootstrap(
-            (a,),
-            np.mean,
-            confidence_level=CI_LEVEL,
-            n_resamples=BOOTSTRAP_RESAMPLES,
-            method="percentile",
-            random_state=np.random.default_rng(seed),
-            vectorized=True,
-        )
-        # a resampled mean lies within [min, max]; clip the last-bit rounding of the summation
-        lo = float(np.clip(res.confidence_interval.low, a.min(), a.max()))
-        hi = float(np.clip(res.confidence_interval.high, a.min(), a.max()))
-    for bound in (lo, hi):
-        if math.isfinite(bound):
-            assert low is None or bound >= low - 1e-12, (bound, low)
-            assert high is None or bound <= high + 1e-12, (bound, high)
-    return (mean, lo, hi, int(a.size))
 
 
 @dataclass
@@ -142,24 +93,13 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 
 def cell_frame(cells: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per cell: the leaderboard's numbers; per cell and corruption type: accuracy and dense's."""
+    """Per cell: every quantity (``quantities``) and the leaderboard's derived numbers; per cell and
+    corruption type: retrained and dense accuracy."""
     out = cells.copy()
-    for name, (phase, metric, eval_set) in {
-        "accuracy": ("retrained", "accuracy", "test"),
-        "dense_accuracy": ("dense", "accuracy", "test"),
-        "ece": ("retrained", "ece", "test"),
-        "flops_dense": ("retrained", "flops_dense", "model"),
-        "flops_effective": ("retrained", "flops_effective", "model"),
-        "achieved_sparsity": ("retrained", "achieved_sparsity", "model"),
-    }.items():
-        out[name] = out["cell_id"].map(_scalar(metrics, phase, metric, eval_set)).astype(float)
+    for q in quantities():
+        out[q.name] = out["cell_id"].map(q.values(metrics)).astype(float)
     corr = metrics[(metrics["kind"] == "corruption") & (metrics["metric"] == "accuracy")]
     by_type = corr.groupby(["cell_id", "phase", "eval_set"])["value"].mean().unstack("phase").reset_index()
-    out["corruption_accuracy"] = out["cell_id"].map(
-        by_type.groupby("cell_id")["retrained"].mean() if "retrained" in by_type else pd.Series(dtype=float)
-    )
-    ood = metrics[(metrics["kind"] == "ood") & (metrics["metric"] == "auroc_msp")]
-    out["ood_auroc"] = out["cell_id"].map(ood.groupby("cell_id")["value"].mean())
     out["flops_reduction"] = out["flops_dense"] / out["flops_effective"]
     out["epochs_total"] = out[["epochs_dense", "epochs_prune", "epochs_retrain"]].fillna(0).sum(axis=1)
     out["family"] = [family(t, k) for t, k in zip(out["pruner_timing"], out["pruner_kind"], strict=True)]
@@ -172,11 +112,6 @@ def cell_frame(cells: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame
 
 def n_classes_of(dataset: str, cells: pd.DataFrame) -> int:
     return int(cells.attrs.get("classes", {}).get(dataset, 10))
-
-
-def collapsed(accuracy_mean: float, classes: int = 10) -> bool:
-    """The regime rule of ``analysis.regime``: mean accuracy within the margin of chance."""
-    return bool(math.isfinite(accuracy_mean) and accuracy_mean < 1.0 / classes + COLLAPSE_MARGIN)
 
 
 def _classes(metrics: pd.DataFrame, cells: pd.DataFrame) -> dict[str, int]:
@@ -368,7 +303,7 @@ def load(results_dir: Path | str) -> ReportData:
     stability_ids = list(all_cells.loc[all_cells["cell_type"] == "stability", "cell_id"])
     metrics = reader.metrics(
         [
-            *LEADERBOARD_FILTERS,
+            *(q.filter() for q in quantities()),
             MetricFilter(phases=["retrained"], metrics=["recall"], eval_sets=["test"]),
             *(
                 [MetricFilter(cell_ids=stability_ids, phases=["final"], per_class=False)]
@@ -406,4 +341,14 @@ def load(results_dir: Path | str) -> ReportData:
     )
 
 
-__all__ = ["CI_LEVEL", "ReportData", "cell_frame", "collapsed", "family", "load", "mean_ci"]
+__all__ = [
+    "BOOTSTRAP_RESAMPLES",
+    "CI_LEVEL",
+    "ReportData",
+    "cell_frame",
+    "collapsed",
+    "family",
+    "load",
+    "mean_ci",
+    "quantities",
+]

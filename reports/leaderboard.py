@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from reports import columns as K
+from reports.columns import COLLAPSED_TEXT, LeaderboardColumn, entry_name, epochs_text, number, text
 from reports.data import ReportData, collapsed, mean_ci
-
-COLLAPSED_TEXT = "collapsed"
 
 
 @dataclass
@@ -52,40 +52,6 @@ class Table:
     def add(self, cells: list[dict], mark: str = "") -> None:
         self.rows.append(cells)
         self.row_marks.append(mark)
-
-
-def text(v) -> dict:
-    return {"text": "" if v is None else str(v), "sort": "" if v is None else str(v)}
-
-
-def number(v: float, fmt: str = ".1f", scale: float = 1.0, ci: tuple | None = None, mark: str = "") -> dict:
-    if v is None or not math.isfinite(v):
-        return {"text": "–", "sort": "", "ci": "", "mark": mark}
-    out = {"text": format(v * scale, fmt), "sort": f"{v * scale:.6g}", "ci": "", "mark": mark}
-    if ci is not None and all(c is not None and math.isfinite(c) for c in ci):
-        out["ci"] = f"[{format(ci[0] * scale, fmt)}, {format(ci[1] * scale, fmt)}]"
-        out["ci_low"], out["ci_high"] = ci[0] * scale, ci[1] * scale
-    return out
-
-
-def _ci_cell(values, fmt, scale, low, high, key, mark="") -> dict:
-    m, lo, hi, n = mean_ci(values, low, high, key)
-    cell = number(m, fmt, scale, (lo, hi), mark)
-    cell["title"] = f"mean over {n} seeds, 95% percentile-bootstrap interval"
-    cell["bounds"] = [None if low is None else low * scale, None if high is None else high * scale]
-    return cell
-
-
-def _flops(v: float) -> str:
-    return "–" if not math.isfinite(v) else f"{v / 1e12:.2f}"
-
-
-def _epochs_text(g: pd.DataFrame) -> str:
-    parts = []
-    for col in ("epochs_dense", "epochs_prune", "epochs_retrain"):
-        lo, hi = g[col].min(), g[col].max()
-        parts.append(f"{lo:g}" if lo == hi else f"{lo:g}–{hi:g}")
-    return " + ".join(parts)
 
 
 @dataclass
@@ -151,98 +117,44 @@ def win_rates(grid: Grid) -> pd.Series:
     return pd.Series(out)
 
 
-def _entry_name(e: tuple) -> str:
-    pruner, retrain = e
-    return pruner if retrain in ("finetune", None) else f"{pruner} ({retrain})"
-
-
 def _entry_meta(data: ReportData, e: tuple) -> pd.DataFrame:
     c = data.cells
     return c[(c["pruner"] == e[0]) & (c["retrain"] == e[1])]
 
 
-def _plugin(g: pd.DataFrame) -> str:
-    p = g["plugin"].dropna()
-    return f"{p.iloc[0]}=={g['plugin_version'].dropna().iloc[0]}" if len(p) else ""
+def _reference(sparsities) -> float | None:
+    """The sparsity the single-point columns are shown at: 0.9 when measured, else the middle one."""
+    if any(math.isclose(s, 0.9) for s in sparsities):
+        return 0.9
+    return sparsities[len(sparsities) // 2] if sparsities else None
+
+
+def _columns(
+    spec: tuple[LeaderboardColumn, ...], ref, sparsities
+) -> list[tuple[LeaderboardColumn, float | None]]:
+    """The table's columns with their sparsity: a per-sparsity column once per sparsity."""
+    out = []
+    for col in spec:
+        for s in sparsities if col.per_sparsity else (None,):
+            out.append((col.at(ref, s), s))
+    return out
+
+
+def _header(cols) -> list[Column]:
+    return [Column(c.id, c.header, c.kind, c.direction, c.tooltip) for c, _ in cols]
 
 
 def overall_table(data: ReportData, mask_column: dict[str, str]) -> tuple[Table, Grid]:
+    """The leaderboard: the ranked entries in order of mean win rate, one cell per column of
+    ``reports.columns.OVERALL``."""
     grid = grid_of(data)
     wr = win_rates(grid)
-    ref = (
-        0.9
-        if any(math.isclose(s, 0.9) for s in data.grid)
-        else (data.grid[len(data.grid) // 2] if data.grid else None)
-    )
-    cols = [
-        Column(
-            "pruner", "Pruner", "text", tooltip="registered pruner (and retraining recipe when not finetune)"
-        ),
-        Column("family", "Family", "text", tooltip="when it prunes and what it removes"),
-        Column("source", "Source", "text", tooltip="built-in, or the plugin distribution and version"),
-        Column("win_rate", "Mean win rate", direction="higher", tooltip=win_rate_definition(grid)),
-        *[
-            Column(
-                f"drop_{s:g}",
-                f"Drop @ {s:g} (points)",
-                direction="lower",
-                tooltip=f"dense minus pruned-and-retrained test accuracy at sparsity {s:g}, percentage points: mean over every (arch, dataset, seed) cell that did not collapse [95% bootstrap]",  # noqa: E501
-            )
-            for s in data.grid
-        ],
-        Column(
-            "corruption",
-            f"Corruption acc @ {ref:g} (%)" if ref else "Corruption acc",
-            direction="higher",
-            tooltip="test accuracy on the corrupted sets, mean over types and severities 1-5",
-        ),
-        Column(
-            "ood",
-            f"OOD AUROC @ {ref:g} (%)" if ref else "OOD AUROC",
-            direction="higher",
-            tooltip="max-softmax AUROC separating the test set from the OOD sets, mean over sets",
-        ),
-        Column(
-            "ece",
-            f"ECE @ {ref:g} (%)" if ref else "ECE",
-            direction="lower",
-            tooltip="expected calibration error (15 bins) on the clean test set",
-        ),
-        Column(
-            "flops",
-            f"FLOPs reduction @ {ref:g} (x)" if ref else "FLOPs reduction",
-            direction="higher",
-            tooltip="dense / effective (mask-aware) forward FLOPs",
-        ),
-        Column(
-            "epochs",
-            "Epochs: dense + prune + retrain",
-            "text",
-            tooltip="training epochs charged to each cell: the dense parent, the pruning procedure (rounds, from-scratch training), the retraining (range over the grid)",  # noqa: E501
-        ),
-        Column(
-            "train_flops",
-            "Training TFLOPs / cell",
-            direction="lower",
-            tooltip="forward+backward FLOPs of all training a cell cost (3 x mask-aware forward FLOPs per example), mean over the grid's cells",  # noqa: E501
-        ),
-        Column(
-            "mask",
-            "Mask sanity",
-            "text",
-            tooltip="mask > densities: shuffling its mask within each layer costs accuracy (the mask carries more than its layer-wise densities); = densities: shuffling is equivalent (TOST); from the mask-sanity study",  # noqa: E501
-        ),
-        Column(
-            "collapsed",
-            "Collapsed columns",
-            "text",
-            tooltip="grid columns (arch, dataset, sparsity) where this entry's models are within 10 points of chance",  # noqa: E501
-        ),
-    ]
+    ref = _reference(data.grid)
+    cols = _columns(K.OVERALL, ref, data.grid)
     table = Table(
         "overall",
         "Leaderboard (common grid)",
-        cols,
+        _header(cols),
         intro=(
             f"Ranked on {len(grid.ranking_columns)} columns (arch x dataset x sparsity in "
             f"{', '.join(f'{s:g}' for s in data.grid)}); every ranked entry has every column."
@@ -255,52 +167,27 @@ def overall_table(data: ReportData, mask_column: dict[str, str]) -> tuple[Table,
         )
     order = sorted(
         grid.ranked,
-        key=lambda e: (-(wr.get(e, 0) if math.isfinite(wr.get(e, np.nan)) else -1), _entry_name(e)),
+        key=lambda e: (-(wr.get(e, 0) if math.isfinite(wr.get(e, np.nan)) else -1), entry_name(e)),
     )
+    grid_sparsities = [round(s, 6) for s in data.grid]
     for e in order:
-        table.add(_overall_row(data, grid, e, wr.get(e, np.nan), ref, mask_column))
+        g = _entry_meta(data, e)
+        row = K.Row(
+            e,
+            g,
+            g[g["sparsity"].round(6).isin(grid_sparsities)],
+            ref,
+            (),
+            grid,
+            mask_column,
+            wr.get(e, np.nan),
+        )
+        table.add([c.cell(row, s) for c, s in cols])
     return table, grid
 
 
-def win_rate_definition(grid: Grid) -> str:
-    return (
-        "HELM mean win rate: per ranked column (arch, dataset, sparsity), the share of the other ranked "
-        "entries this entry beats on mean test accuracy over seeds (ties 1/2; a collapsed model loses to "
-        "every model that did not collapse and ties with the others), averaged over the columns"
-    )
-
-
-def _overall_row(data, grid, e, wr, ref, mask_column) -> list[dict]:
-    g = _entry_meta(data, e)
-    g_grid = g[g["sparsity"].round(6).isin([round(s, 6) for s in data.grid])]
-    row = [
-        text(_entry_name(e)),
-        text(g["family"].iloc[0] if len(g) else ""),
-        text(_plugin(g) or "built-in"),
-        number(wr, ".0f", 100),
-    ]
-    coll = grid.collapsed.loc[[e]] if e in grid.collapsed.index else pd.DataFrame()
-    for s in data.grid:
-        at = g_grid[np.isclose(g_grid["sparsity"], s)]
-        ok_cols = [c for c in grid.columns if math.isclose(c[2], s) and not (len(coll) and coll.iloc[0][c])]
-        keep = (
-            at[[(a, d, s) in ok_cols for a, d in zip(at["arch"], at["dataset"], strict=True)]]
-            if len(at)
-            else at
-        )
-        row.append(_ci_cell(keep["drop_points"], ".2f", 1.0, -100, 100, ("drop", e, s)))
-    at_ref = g[np.isclose(g["sparsity"], ref)] if ref is not None else g.iloc[0:0]
-    row.append(_ci_cell(at_ref["corruption_accuracy"], ".1f", 100, 0, 1, ("corr", e)))
-    row.append(_ci_cell(at_ref["ood_auroc"], ".1f", 100, 0, 1, ("ood", e)))
-    row.append(_ci_cell(at_ref["ece"], ".2f", 100, 0, 1, ("ece", e)))
-    row.append(number(at_ref["flops_reduction"].mean() if len(at_ref) else math.nan, ".2f"))
-    row.append(text(_epochs_text(g_grid) if len(g_grid) else ""))
-    tf = g_grid["train_flops"].mean() if len(g_grid) else math.nan
-    row.append({"text": _flops(tf), "sort": f"{tf:.6g}" if math.isfinite(tf) else ""})
-    row.append(text(mask_column.get(e[0], "not tested")))
-    n_coll = int(coll.iloc[0].sum()) if len(coll) else 0
-    row.append(text(f"{n_coll} of {len(grid.columns)}"))
-    return row
+def win_rate_definition(grid: Grid | None = None) -> str:
+    return K.WIN_RATE
 
 
 def apart_table(data: ReportData, grid: Grid) -> Table | None:
@@ -324,100 +211,48 @@ def apart_table(data: ReportData, grid: Grid) -> Table | None:
         n = int(grid.means.loc[e].notna().sum()) if e in grid.means.index else 0
         table.add(
             [
-                text(_entry_name(e)),
+                text(entry_name(e)),
                 text(g["family"].iloc[0]),
                 text(f"{n} of {len(grid.columns)}"),
                 text(", ".join(f"{s:g}" for s in sorted(g["sparsity"].unique()))),
-                text(_epochs_text(g)),
-                text(_plugin(g)),
+                text(epochs_text(g)),
+                text(K.plugin_text(g)),
             ]
         )
     return table
 
 
 def scenario_table(data: ReportData, arch: str, dataset: str, grid: Grid, mask_column: dict) -> Table:
+    """One (arch, dataset): every entry at each sparsity it was run at (``reports.columns.SCENARIO``)."""
     c = data.cells[(data.cells["arch"] == arch) & (data.cells["dataset"] == dataset)]
     sparsities = sorted(c["sparsity"].unique())
     classes = data.cells.attrs.get("classes", {}).get(dataset, 10)
     dense = c.groupby("parent_id")["dense_accuracy"].first()
     ref = 0.9 if any(math.isclose(s, 0.9) for s in sparsities) else sparsities[-1]
-    cols = [
-        Column("pruner", "Pruner", "text"),
-        Column("family", "Family", "text"),
-        *[
-            Column(
-                f"acc_{s:g}",
-                f"Acc @ {s:g} (%)",
-                direction="higher",
-                tooltip=f"test accuracy after pruning to {s:g} and retraining: mean over seeds [95% bootstrap]; collapsed: within 10 points of chance",  # noqa: E501
-            )
-            for s in sparsities
-        ],
-        Column("corruption", f"Corruption acc @ {ref:g} (%)", direction="higher"),
-        Column("ood", f"OOD AUROC @ {ref:g} (%)", direction="higher"),
-        Column("ece", f"ECE @ {ref:g} (%)", direction="lower"),
-        Column("epochs", "Epochs: dense + prune + retrain", "text"),
-        Column("train_flops", "Training TFLOPs / cell", direction="lower"),
-        Column("mask", "Mask sanity", "text"),
-        Column("status", "Ranking", "text", tooltip="ranked: on every grid column; apart: fewer columns"),
-    ]
+    cols = _columns(K.SCENARIO, ref, sparsities)
     dm, dlo, dhi, dn = mean_ci(dense, 0, 1, ("dense", arch, dataset))
     table = Table(
         f"s-{arch}-{dataset}",
         f"{arch} on {dataset}",
-        cols,
+        _header(cols),
         intro=f"Dense parents: {100 * dm:.1f}% test accuracy [{100 * dlo:.1f}, {100 * dhi:.1f}] over {dn} seeds; chance {100 / classes:.0f}%.",  # noqa: E501
     )
-    entries = sorted(set(zip(c["pruner"], c["retrain"], strict=True)), key=_entry_name)
+    entries = sorted(set(zip(c["pruner"], c["retrain"], strict=True)), key=entry_name)
     for e in entries:
         g = c[(c["pruner"] == e[0]) & (c["retrain"] == e[1])]
-        row = [text(_entry_name(e)), text(g["family"].iloc[0])]
-        for s in sparsities:
-            at = g[np.isclose(g["sparsity"], s)]
-            is_coll = len(at) and collapsed(at["accuracy"].mean(), classes)
-            cell = _ci_cell(
-                at["accuracy"],
-                ".1f",
-                100,
-                0,
-                1,
-                ("acc", arch, dataset, e, s),
-                COLLAPSED_TEXT if is_coll else "",
-            )
-            row.append(cell)
-        at_ref = g[np.isclose(g["sparsity"], ref)]
-        row.append(_ci_cell(at_ref["corruption_accuracy"], ".1f", 100, 0, 1, ("corr", arch, dataset, e)))
-        row.append(_ci_cell(at_ref["ood_auroc"], ".1f", 100, 0, 1, ("ood", arch, dataset, e)))
-        row.append(_ci_cell(at_ref["ece"], ".2f", 100, 0, 1, ("ece", arch, dataset, e)))
-        row.append(text(_epochs_text(g)))
-        tf = g["train_flops"].mean()
-        row.append({"text": _flops(tf), "sort": f"{tf:.6g}" if math.isfinite(tf) else ""})
-        row.append(text(mask_column.get(e[0], "not tested")))
-        row.append(text("ranked" if e in grid.ranked else "apart"))
-        table.add(row, "apart" if e not in grid.ranked else "")
+        row = K.Row(e, g, g, ref, (arch, dataset), grid, mask_column, classes=classes)
+        table.add([col.cell(row, s) for col, s in cols], "apart" if e not in grid.ranked else "")
     return table
 
 
 def budget_table(data: ReportData, grid: Grid) -> Table:
-    """At each grid sparsity, entries grouped by equal total training epochs per cell."""
-    cols = [
-        Column("sparsity", "Sparsity", "number"),
-        Column("epochs", "Total epochs / cell", "number"),
-        Column("pruner", "Pruner", "text"),
-        Column(
-            "drop",
-            "Drop (points)",
-            direction="lower",
-            tooltip="dense minus retrained test accuracy, mean over (arch, dataset, seed) cells [95% bootstrap]",  # noqa: E501
-        ),
-        Column("tflops", "Training TFLOPs / cell", direction="lower"),
-        Column("rank", "Rank in budget group", "number", direction="lower"),
-        Column("group", "Group size", "number"),
-    ]
+    """At each grid sparsity, entries grouped by equal total training epochs per cell
+    (``reports.columns.BUDGET``), ranked by drop within their group."""
+    cols = [(c, None) for c in K.BUDGET]
     table = Table(
         "budget",
         "Budget-matched view: pruners at equal total training epochs",
-        cols,
+        _header(cols),
         intro=(
             "Within each group every entry trained for the same total number of epochs (dense parent + "
             "pruning procedure + retraining); ranks compare like with like. Collapsed columns are left out."
@@ -439,21 +274,12 @@ def budget_table(data: ReportData, grid: Grid) -> Table:
             stats = []
             for e, ge in g.groupby(["pruner", "retrain"]):
                 stats.append(
-                    (e, *mean_ci(ge["drop_points"], -100, 100, ("budget", e, s)), ge["train_flops"].mean())
+                    (e, mean_ci(ge["drop_points"], -100, 100, ("budget", e, s)), ge["train_flops"].mean())
                 )
-            stats.sort(key=lambda t: t[1])
-            for rank, (e, m, lo, hi, _n, tf) in enumerate(stats, 1):
-                table.add(
-                    [
-                        number(s, "g"),
-                        number(epochs, "g"),
-                        text(_entry_name(e)),
-                        number(m, ".2f", 1.0, (lo, hi)) | {"bounds": [-100, 100]},
-                        {"text": _flops(tf), "sort": f"{tf:.6g}"},
-                        {"text": str(rank), "sort": str(rank)},
-                        {"text": str(len(stats)), "sort": str(len(stats))},
-                    ]
-                )
+            stats.sort(key=lambda t: t[1][0])
+            for rank, (e, drop, tf) in enumerate(stats, 1):
+                row = K.BudgetRow(s, epochs, e, drop, tf, rank, len(stats))
+                table.add([col.cell(row, None) for col, _ in cols])
     return table
 
 
@@ -489,7 +315,7 @@ def sanity_table(data: ReportData) -> Table | None:
                 text("yes" if r["recovers"] else "NO"),
                 {"text": str(r["seeds"]), "sort": str(r["seeds"])},
                 text(
-                    _epochs_text(gm[(gm["arch"] == r["arch"]) & (gm["dataset"] == r["dataset"])])
+                    epochs_text(gm[(gm["arch"] == r["arch"]) & (gm["dataset"] == r["dataset"])])
                     if len(gm)
                     else ""
                 ),
@@ -534,6 +360,7 @@ def outside_table(entries: list[dict]) -> Table | None:
 
 
 __all__ = [
+    "COLLAPSED_TEXT",
     "Column",
     "Grid",
     "Table",
