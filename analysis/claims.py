@@ -24,26 +24,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import generalization_stability, intensification, mask_sanity, per_class, potential, sanity
+from analysis import intensification, sanity
 from analysis.evidence import bh
 from analysis.load import load_studies
+from analysis.registry import ANALYSES, check_study
 from analysis.verdict import Row
 from core.atomic import atomic_write_bytes, atomic_write_parquet
 from core.hypotheses import VERDICTS
-
-ANALYSES = {
-    "intensification": intensification,
-    "per_class": per_class,
-    "generalization_stability": generalization_stability,
-    "potential": potential,
-    "mask_sanity": mask_sanity,
-}
 
 
 def analyze_studies(studies) -> tuple[pd.DataFrame, list[dict]]:
     rows: list[Row] = []
     papers: dict[str, dict] = {}
     for study in studies:
+        check_study(study.definition, study.name)  # its analysis, and tests that analysis implements
         rows += ANALYSES[study.analysis].analyze(study)
         for claim in study.claims:
             papers[claim.id] = {

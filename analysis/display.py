@@ -69,6 +69,16 @@ class Figure:
     file: str = ""
 
 
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive backend every figure of the report is drawn on."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def theme() -> None:
     import seaborn as sns
 

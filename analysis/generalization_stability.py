@@ -45,9 +45,12 @@ import numpy as np
 import pandas as pd
 
 from analysis import evidence as E
+from analysis.base import Analysis
+from analysis.display import DPI, Figure, legend_outside, pyplot, theme
 from analysis.load import StudyData
 from analysis.verdict import Evidence, Gate, Row, judge, make_row, pooled
 from core.hypotheses import Hypothesis
+from core.store import MetricFilter
 
 AUTHORS_STABILITY = (97.0, 99.7)  # the authors' run stabilities, Fig. 3 (r <= 100)
 
@@ -319,3 +322,96 @@ def analyze(study: StudyData) -> list[Row]:
         for h in claim.hypotheses:
             rows += HANDLERS[h.test](study, claim.id, h, runs)
     return rows
+
+
+# -- what the report shows of it ------------------------------------------------------------------
+
+ANALYSIS_NAME = "generalization_stability"
+
+
+def report_filters(cells: pd.DataFrame) -> list[MetricFilter]:
+    """The stability runs' final rows (the figure's points)."""
+    ids = list(cells.loc[cells["cell_type"] == "stability", "cell_id"])
+    return [MetricFilter(cell_ids=ids, phases=["final"], per_class=False)] if ids else []
+
+
+def report_frame(cells: pd.DataFrame, metrics: pd.DataFrame, manifests: dict) -> pd.DataFrame:
+    """One row per stability run: its final numbers, target, variant, schedule."""
+    ids = set(cells.loc[cells["cell_type"] == "stability", "cell_id"])
+    rows = metrics[metrics["cell_id"].isin(ids) & (metrics["phase"] == "final") & metrics["class"].isna()]
+    if rows.empty:
+        return pd.DataFrame()
+    wide = rows.pivot_table(index="cell_id", columns="metric", values="value", aggfunc="first").reset_index()
+    keep = ["cell_id", "arch", "dataset", "pruner", "seed", "variant", "schedule", "score"]
+    return wide.merge(cells[[c for c in keep if c in cells]], on="cell_id")
+
+
+def figure(data) -> Figure | None:
+    """Generalization against pruning stability, one point per run."""
+    import seaborn as sns
+
+    plt = pyplot()
+    s = data.analyses.get(ANALYSIS_NAME)
+    if s is None or s.empty or "stability" not in s:
+        return None
+    theme()
+    s = s[s["pruner"] != "none"].assign(
+        target=s["pruner"].str.replace("prune_", "").str.upper(),
+        schedule=s["schedule"].fillna("").astype(str),
+    )
+    ycol = "best_test_accuracy" if "best_test_accuracy" in s else "generalization_gap"
+    fig, ax = plt.subplots(figsize=(7.5, 3.8), dpi=DPI)
+    sns.scatterplot(data=s, x="stability", y=ycol, hue="target", style="variant", size="schedule", ax=ax)
+    ax.set_xlabel("pruning stability (mean post/pre-event accuracy ratio)")
+    ax.set_ylabel(
+        "generalization: best test accuracy after the last event" if ycol == "best_test_accuracy" else ycol
+    )
+    legend_outside(ax, "target (S/L/R), variant, schedule")
+    fig.tight_layout()
+    return Figure(
+        "stability",
+        "Generalization against pruning stability",
+        "One point per training run of the generalization-stability study (Bartoldson et al. 2020); "
+        "the claim is a negative correlation between stability and generalization.",
+        fig,
+        "claims",
+    )
+
+
+def card(p: dict, data) -> dict:
+    """The positive control (Prune_L against the baseline) and the runs' stability against the authors'."""
+    d = p.get("details") or {}
+    out = []
+    control = d.get("positive_control", {}).get("prune_l_minus_baseline")
+    if control:
+        out.append(
+            (
+                "positive control: Prune_L - baseline (points)",
+                f"{100 * control[0]:+.2f} [{100 * control[1]:+.2f}, {100 * control[2]:+.2f}]"
+                if None not in control
+                else "not measured",
+            )
+        )
+    if "run_stability_min" in d:
+        lo, hi = d["authors_run_stability"]
+        out.append(
+            (
+                "run stability (%): ours, the authors'",
+                f"{d['run_stability_min']:.1f}-{d['run_stability_max']:.1f} (lowest event "
+                f"{d['lowest_event_stability']:.1f}); authors {lo:g}-{hi:g}",
+            )
+        )
+    return {"stats": out}
+
+
+ANALYSIS = Analysis(
+    ANALYSIS_NAME,
+    tests=("pearson_blocked", "pearson", "t_paired", "t_paired_targets", "tost_paired"),
+    analyze=analyze,
+    title="Generalization and stability (Bartoldson et al. 2020)",
+    figure=figure,
+    figure_name="stability",
+    card=card,
+    report_filters=report_filters,
+    report_frame=report_frame,
+)

@@ -31,6 +31,8 @@ import pandas as pd
 from scipy import stats
 
 from analysis import evidence as E
+from analysis import intensification_view as view
+from analysis.base import Analysis
 from analysis.distortion import (
     alpha_slope,
     by_unit,
@@ -354,3 +356,14 @@ def label_table(rows: list[Row]) -> pd.DataFrame:
         )
         .reset_index()[cols]
     )
+
+
+ANALYSIS = Analysis(
+    "intensification",
+    tests=tuple(HANDLERS),
+    analyze=analyze,
+    title="Intensification (Good et al. 2022): labels by compression ratio",
+    figure=view.figure,
+    figure_name="intensification",
+    card=view.card,
+)

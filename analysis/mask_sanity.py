@@ -25,12 +25,17 @@ import numpy as np
 import pandas as pd
 
 from analysis import evidence as E
+from analysis.base import Analysis
+from analysis.display import DPI, Figure, legend_outside, mean_ci, pyplot, theme
 from analysis.load import StudyData, kept_epochs, n_classes, scalar
 from analysis.regime import collapse_gate, convergence_gate
 from analysis.verdict import Gate, Row, judge, make_row, pooled
 from core.hypotheses import Hypothesis
+from core.store import MetricFilter
 
 CONTROL = "global_magnitude"  # magnitude pruning after training: the positive control
+TESTS = ("t_paired", "tost_paired", "noninferiority_paired")
+CONTROL_COLOURS = {"shuffle_layer": "#d62728", "reinit": "#1f77b4", "invert": "#7f7f7f"}
 
 
 def paired_controls(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
@@ -165,3 +170,95 @@ def mask_column(rows: list[Row]) -> dict[str, str]:
         elif r.test == "t_paired" and (r.ci_high < 0 or r.ci_low > 0):
             out[r.pruner] = "mask > densities" if r.ci_high < 0 else "shuffle helps"
     return out
+
+
+# -- what the report shows of it ------------------------------------------------------------------
+
+
+def report_filters(cells: pd.DataFrame) -> list[MetricFilter]:
+    return [MetricFilter(phases=["retrained"], metrics=["accuracy"], eval_sets=["test"], per_class=False)]
+
+
+def report_frame(cells: pd.DataFrame, metrics: pd.DataFrame, manifests: dict) -> pd.DataFrame:
+    """The mask-sanity study's cells: pruner, control, seed and retrained test accuracy."""
+    ids = set()
+    for m in manifests.values():
+        if m.get("definition", {}).get("analysis") == "mask_sanity":
+            ids |= set(m["cell_ids"])
+    sub = cells[cells["cell_id"].isin(ids) & (cells["cell_type"] == "prune")].copy()
+    if sub.empty:
+        return pd.DataFrame()
+    sub["accuracy"] = sub["cell_id"].map(scalar(metrics, "retrained", "accuracy"))
+    keep = [
+        "cell_id",
+        "arch",
+        "dataset",
+        "pruner",
+        "pruner_timing",
+        "control",
+        "sparsity",
+        "seed",
+        "accuracy",
+    ]
+    return sub[keep]
+
+
+def figure(data) -> Figure | None:
+    """Each control's accuracy minus the unaltered mask's, per pruner, with its interval."""
+    plt = pyplot()
+    m = data.analyses.get("mask_sanity")
+    if m is None or m.empty:
+        return None
+    base = m[m["control"] == "none"].set_index(["pruner", "seed", "arch", "dataset", "sparsity"])["accuracy"]
+    rows = []
+    for (pruner, control), g in m[m["control"] != "none"].groupby(["pruner", "control"]):
+        key = list(zip(g["pruner"], g["seed"], g["arch"], g["dataset"], g["sparsity"], strict=True))
+        diff = 100 * (g["accuracy"].to_numpy() - base.reindex(key).to_numpy())
+        mean, lo, hi, n = mean_ci(diff, -100, 100, ("mask", pruner, control))
+        rows.append({"pruner": pruner, "control": control, "diff": mean, "lo": lo, "hi": hi, "n": n})
+    if not rows:
+        return None
+    theme()
+    df = pd.DataFrame(rows)
+    pruners = sorted(df["pruner"].unique())
+    controls = sorted(df["control"].unique())
+    fig, ax = plt.subplots(figsize=(8.0, 0.9 + 0.55 * len(pruners)), dpi=DPI)
+    offsets = np.linspace(-0.25, 0.25, len(controls))
+    for off, control in zip(offsets, controls, strict=True):
+        d = df[df["control"] == control].set_index("pruner").reindex(pruners)
+        y = np.arange(len(pruners)) + off
+        ax.errorbar(
+            d["diff"],
+            y,
+            xerr=[d["diff"] - d["lo"], d["hi"] - d["diff"]],
+            fmt="o",
+            capsize=2,
+            color=CONTROL_COLOURS.get(control),
+            label=control,
+        )
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(range(len(pruners)), pruners)
+    ax.set_xlabel("accuracy with the control minus the unaltered mask (points)")
+    legend_outside(ax, "control")
+    fig.tight_layout()
+    return Figure(
+        "mask_sanity",
+        "Mask sanity controls",
+        "Frankle et al. (ICLR 2021): each pruner's mask shuffled within layers, its weights re-initialised, "
+        "its scores inverted; mean difference over seeds with a 95% bootstrap interval. Near 0 under shuffling: "  # noqa: E501
+        "the mask carries no more than its layer-wise densities.",
+        fig,
+        "claims",
+    )
+
+
+ANALYSIS = Analysis(
+    "mask_sanity",
+    tests=TESTS,
+    analyze=analyze,
+    title="Mask sanity controls (Frankle et al. 2021)",
+    figure=figure,
+    figure_name="mask_sanity",
+    report_filters=report_filters,
+    report_frame=report_frame,
+)

@@ -29,6 +29,7 @@ from scipy import stats
 
 from analysis import evidence as E
 from analysis import power as P
+from analysis.base import Analysis
 from analysis.evidence import bh
 from analysis.load import StudyData, kept_epochs, predictions, prune_cells, recalls, scalar
 from analysis.regime import collapse_gate, convergence_gate
@@ -165,3 +166,6 @@ def analyze(study: StudyData) -> list[Row]:
                 row.collapsed = gates[1].passed is False
                 rows.append(row)
     return rows
+
+
+ANALYSIS = Analysis("per_class", tests=("paired_classes", "welch_classes"), analyze=analyze)

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import evidence as E
+from analysis.base import Analysis
 from analysis.load import StudyData, kept_epochs, n_classes, prune_cells
 from analysis.regime import collapse_gate, convergence_gate
 from analysis.verdict import Gate, Row, judge, make_row
@@ -209,3 +210,6 @@ def _excess_rows(study: StudyData, claim: str, h: Hypothesis, pp: pd.DataFrame) 
         row.collapsed = gates[1].passed is False
         rows.append(row)
     return rows
+
+
+ANALYSIS = Analysis("potential", tests=("t_one_sample", "excess_t"), analyze=analyze)

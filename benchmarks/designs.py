@@ -1,6 +1,9 @@
-"""Studies: a published claim put to a test, as a data file (``benchmarks/studies/*.toml``).
+"""A study file's design, read and expanded into cells (``benchmarks/studies/*.toml``).
 
-``shared/design/claims.md`` section 0. A study file declares
+A study is a published claim put to a test (``shared/design/claims.md`` section 0). This module
+reads its file and expands its design; its claims are its analysis' to check
+(``analysis.registry.check_study``), and the harness joins the two halves when it plans a run
+(``harness.runner.load_checked_study``). A study file declares
 
 - ``name``, ``version`` (bump it when the design or a hypothesis changes), ``title``,
   ``description`` and the ``analysis`` that tests it (a module of ``analysis/``);
@@ -10,7 +13,8 @@
   ``[stability]`` table (the runs of ``benchmarks.stability``);
 - its ``[[claim]]`` tables, each with its hypotheses (``[[claim.hypothesis]]``: statement,
   test, direction, error rate, the paper's effect), exactly one of them ``primary``
-  (``core.hypotheses``), and free-form ``[paper]`` numbers to show beside ours;
+  (``core.hypotheses``, checked by its analysis), and free-form ``[paper]`` numbers to show
+  beside ours;
 - an optional ``[regime]`` table: the thresholds of its regime gates (``core.hypotheses.regime``).
 
 Its cells are ordinary content-addressed cells: a cell whose spec coincides with a
@@ -25,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.matrix import STUDY_DIR, Located, PresetError, parse_design, read_toml, study_names
-from core.hypotheses import StudyError, claims
 
 STUDY_KEYS = {
     "name",
@@ -50,9 +53,6 @@ def shift_seeds(cells, block: int) -> tuple:
     from dataclasses import replace
 
     return tuple(replace(c, seed=c.seed + block * SEED_BLOCK) for c in cells) if block else tuple(cells)
-
-
-ANALYSES = ("intensification", "per_class", "generalization_stability", "potential", "mask_sanity")
 
 
 @dataclass(frozen=True)
@@ -103,17 +103,13 @@ def load_study(name: str, _seen: tuple[str, ...] = (), seed_block: int = 0) -> S
         raise at.error("name", f"{raw['name']!r} must equal the file's name {path.stem!r}")
     if isinstance(raw["version"], bool) or not isinstance(raw["version"], int) or raw["version"] < 1:
         raise at.error("version", f"{raw['version']!r} is not a positive integer")
-    if raw["analysis"] not in ANALYSES:
-        raise at.error("analysis", f"{raw['analysis']!r} is not one of: {', '.join(ANALYSES)}")
+    if not isinstance(raw["analysis"], str):
+        raise at.error("analysis", f"{raw['analysis']!r} is not the name of an analysis")
     designs = [k for k in ("design", "uses", "stability") if k in raw]
     if len(designs) != 1:
         raise PresetError(
             f"{path}:1: give exactly one of 'design', 'uses', 'stability' (found {designs or 'none'})"
         )
-    try:
-        claims(raw, str(path))
-    except StudyError as exc:
-        raise PresetError(str(exc)) from None
     if "design" in raw:
         designs = raw["design"] if isinstance(raw["design"], list) else [raw["design"]]
         seen: dict = {}
@@ -145,13 +141,3 @@ def line_of_key(text: str, message: str) -> int:
 
     found = re.search(r"key '([^']+)'", message)
     return line_of(text, found.group(1), "stability") if found else line_of(text, "stability")
-
-
-def describe(name: str) -> str:
-    try:
-        study = load_study(name)
-    except PresetError as exc:
-        return f"(invalid: {exc})"
-    claim_ids = ", ".join(c["id"] for c in study.definition["claim"])
-    cells = "the leaderboard's cells" if study.uses_leaderboard else f"{len(study.cells)} cells"
-    return f"v{study.version}, {cells}: {study.title} [{claim_ids}]"

@@ -27,14 +27,6 @@ VERDICTS = (
 )
 MARGIN_DIRECTIONS = ("equivalence", "noninferiority")
 MANIFEST_VERSION = 1
-# The tests each analysis implements (``analysis/<module>.py``): a hypothesis must name one.
-TESTS_BY_ANALYSIS = {
-    "intensification": ("t_null_control", "t_one_sample", "t_paired", "trend", "welch"),
-    "per_class": ("paired_classes", "welch_classes"),
-    "generalization_stability": ("pearson_blocked", "pearson", "t_paired", "t_paired_targets", "tost_paired"),
-    "potential": ("t_one_sample", "excess_t"),
-    "mask_sanity": ("t_paired", "tost_paired", "noninferiority_paired"),
-}
 # The regime gates' thresholds (claims.md 0b), overridable per study in a ``[regime]`` table.
 REGIME_DEFAULTS = {
     "collapse_margin": 0.10,  # collapsed: mean A_t < chance + this
@@ -156,12 +148,12 @@ def regime(definition: dict, where: str = "study") -> dict[str, float]:
     return out
 
 
-def claims(definition: dict, where: str = "study") -> list[Claim]:
+def claims(definition: dict, where: str = "study", valid_tests: tuple[str, ...] = ()) -> list[Claim]:
     """The validated ``[[claim]]`` tables of a study definition, each with exactly one primary
-    hypothesis (``[[claim.hypothesis]]``) naming a test its analysis implements."""
+    hypothesis (``[[claim.hypothesis]]``); with ``valid_tests`` (the tests its analysis implements,
+    ``analysis.registry.check_study``) every hypothesis must name one of them."""
     tables = definition.get("claim", [])
     regime(definition, where)
-    valid_tests = TESTS_BY_ANALYSIS.get(definition.get("analysis", ""), ())
     if not isinstance(tables, list) or not tables:
         raise StudyError(f"{where}: key 'claim' must be one or more [[claim]] tables")
     out, seen = [], set()

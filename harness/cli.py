@@ -39,6 +39,7 @@ SITE = "site"  # the report of a store goes to <results>/site unless --out says 
 def cmd_list(what: str, verbose: bool = False) -> int:
     from benchmarks import archs, datasets, designs, matrix
     from core.config import describe_config
+    from harness.runner import describe_study
     from pruners import PRUNERS
 
     if what in ("all", "pruners"):
@@ -71,7 +72,7 @@ def cmd_list(what: str, verbose: bool = False) -> int:
     if what in ("all", "studies"):
         print(f"studies ({len(designs.study_names())}):")
         for name in designs.study_names():
-            print(f"  {name:<26} {designs.describe(name)}")
+            print(f"  {name:<26} {describe_study(name)}")
     return 0
 
 

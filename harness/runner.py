@@ -16,7 +16,7 @@ from tqdm import tqdm
 from benchmarks.cells import cell_epochs, cell_id, kind_of
 from benchmarks.designs import Study, load_study
 from benchmarks.filters import apply_filters
-from benchmarks.matrix import Preset, load_preset
+from benchmarks.matrix import Preset, PresetError, load_preset
 from core.atomic import DiskFullError, is_disk_full
 from core.hypotheses import MANIFEST_VERSION
 from core.spec import canonical_json
@@ -103,6 +103,38 @@ def describe_repair(damages, store: ResultsStore, dry_run: bool) -> str:
     )
 
 
+def load_checked_study(name: str, seed_block: int = 0) -> Study:
+    """A study with both halves checked: its design expanded (``benchmarks.designs``), its analysis
+    registered and its claims ones that analysis can test (``analysis.registry``), so a bad claim
+    stops the run (``PresetError``, exit 2) before anything runs."""
+    from analysis.registry import ANALYSES, check_study
+    from benchmarks.matrix import line_of
+    from core.hypotheses import StudyError
+
+    study = load_study(name, seed_block=seed_block)
+    if study.analysis not in ANALYSES:
+        line = line_of(study.path.read_text(), "analysis")
+        raise PresetError(
+            f"{study.path}:{line}: key 'analysis': {study.analysis!r} is not one of: {', '.join(ANALYSES)}"
+        )
+    try:
+        check_study(study.definition, str(study.path))
+    except StudyError as exc:
+        raise PresetError(str(exc)) from None
+    return study
+
+
+def describe_study(name: str) -> str:
+    """One line of ``harness list studies``: version, cells, title and claims (or why it is invalid)."""
+    try:
+        study = load_checked_study(name)
+    except PresetError as exc:
+        return f"(invalid: {exc})"
+    claim_ids = ", ".join(c["id"] for c in study.definition["claim"])
+    cells = "the leaderboard's cells" if study.uses_leaderboard else f"{len(study.cells)} cells"
+    return f"v{study.version}, {cells}: {study.title} [{claim_ids}]"
+
+
 @dataclass
 class RunPlan:
     """What a run covers: the leaderboard's cells and every study's, each cell once."""
@@ -128,7 +160,7 @@ def build_plan(
 
     spec = load_preset(preset, tuple(plugins))
     names = [study] if study is not None else list(spec.studies)
-    studies = [load_study(n, seed_block=seed_block) for n in names]
+    studies = [load_checked_study(n, seed_block) for n in names]
     leaderboard = [] if study is not None or seed_block else spec.expand()
     if any(s.uses_leaderboard for s in studies) and not leaderboard:
         leaderboard = list(shift_seeds(spec.expand(), seed_block))  # a study of the leaderboard's cells

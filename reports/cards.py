@@ -4,7 +4,8 @@ Reads what ``harness analyze`` wrote (``primary.json``, ``claims.parquet``, ``la
 and the paper's numbers recorded in the study definitions; computes nothing new. The table leads
 (claim, paper, verdict, estimate and interval, control status, stability); each card gives the
 verdict's reason, its numbers, every gate with its numbers, the secondary rows, and each figure
-and the intensification label table once (on the first card of its study's analysis).
+and label table once (on the first card of its study's analysis); what a card adds beyond the
+generic numbers is its analysis' (``analysis.base.Analysis.card``).
 """
 
 from __future__ import annotations
@@ -14,15 +15,10 @@ import re
 
 import pandas as pd
 
+from analysis.registry import ANALYSES
 from reports.data import ReportData
 
-FIGURE_OF_ANALYSIS = {
-    "intensification": "intensification",
-    "generalization_stability": "stability",
-    "mask_sanity": "mask_sanity",
-}
 MAX_ROWS = 60
-LABEL_COLUMNS = ("alpha_hat", "beta_hat", "a_over_a_t", "alpha_1", "alpha_minus_alpha_1", "last_epoch_share")
 
 
 def _f(v, fmt: str = "+.3f") -> str:
@@ -90,35 +86,6 @@ def _rows(table: pd.DataFrame, claim: str) -> tuple[list[dict], dict]:
     return out, counts
 
 
-def _labels(data: ReportData, study: str) -> tuple[list[dict], list[dict]]:
-    """Our label rows (with alpha, beta, A/A_t, alpha_1, alpha_t - alpha_1, last-epoch share),
-    each beside the paper's row it matches (``[paper.match]``), and the paper's rows."""
-    paper_table = data.studies.get(study, {}).get("paper", {})
-    match = paper_table.get("match", {}) if isinstance(paper_table.get("match"), dict) else {}
-    ours = []
-    if data.labels is not None and not data.labels.empty and "labels" in data.labels:
-        for r in data.labels.to_dict("records"):
-            setting = f"{r['arch']} / {r['dataset']} / {r['pruner']}"
-            paper_row = match.get(setting, "")
-            ours.append(
-                {
-                    "setting": setting,
-                    "labels": r["labels"],
-                    "t": r.get("t", ""),
-                    **{c: r.get(c, "") for c in LABEL_COLUMNS},
-                    "n": r.get("n", ""),
-                    "paper_setting": paper_row,
-                    "paper_labels": str(paper_table.get(paper_row, "")) if paper_row else "",
-                }
-            )
-    paper = [
-        {"setting": k, "labels": str(v)}
-        for k, v in paper_table.items()
-        if k != "source" and not isinstance(v, dict)
-    ]
-    return ours, paper
-
-
 def _stats(p: dict) -> list[tuple[str, str]]:
     effect = p.get("effect")
     return [
@@ -136,53 +103,16 @@ def _stats(p: dict) -> list[tuple[str, str]]:
     ]
 
 
-def _extra(p: dict, analysis: str) -> list[tuple[str, str]]:
-    """Numbers a card shows beside its gates: the stability study's positive control and the
-    events' stability range against the authors'; the intensification row's decomposition."""
-    d = p.get("details") or {}
-    out = []
-    control = d.get("positive_control", {}).get("prune_l_minus_baseline")
-    if control:
-        out.append(
-            (
-                "positive control: Prune_L - baseline (points)",
-                f"{100 * control[0]:+.2f} [{100 * control[1]:+.2f}, {100 * control[2]:+.2f}]"
-                if None not in control
-                else "not measured",
-            )
-        )
-    if "run_stability_min" in d:
-        lo, hi = d["authors_run_stability"]
-        out.append(
-            (
-                "run stability (%): ours, the authors'",
-                f"{d['run_stability_min']:.1f}-{d['run_stability_max']:.1f} (lowest event "
-                f"{d['lowest_event_stability']:.1f}); authors {lo:g}-{hi:g}",
-            )
-        )
-    if analysis == "intensification" and "alpha_t" in d:
-        out.append(
-            (
-                "alpha_t = beta_t x A/A_t; alpha_1",
-                f"{_f(d['alpha_t'], '.3f')} = {_f(d['beta_t'], '.3f')} x {_f(d['a_over_a_t'], '.3f')}; "
-                f"{_f(d.get('alpha_1'), '.3f')}",
-            )
-        )
-        out.append(("cells keeping their last epoch", str(d.get("last_epoch_cells", "–"))))
-    if "decided_on" in d:
-        out.append(("decided on", f"{d['decided_on']} (A_t(UP) - A_t(MP) {_f(d['a_t_difference'][0])})"))
-    return out
-
-
 def claim_cards(data: ReportData) -> list[dict]:
     """One card per claim; ``card["summary"]`` is its row of the table the claims part leads with."""
     cards, shown = [], set()
     for p, summary in zip(data.primaries, summary_table(data), strict=True):
         study = p.get("study", "")
-        analysis = data.studies.get(study, {}).get("analysis", "")
+        analysis = ANALYSES.get(data.studies.get(study, {}).get("analysis", ""))
         rows, counts = _rows(data.claims, p["claim"])
-        figure = FIGURE_OF_ANALYSIS.get(analysis)
-        ours, paper = _labels(data, study) if analysis == "intensification" else ([], [])
+        figure = analysis.figure_name if analysis else None
+        own = analysis.card(p, data) if analysis and analysis.card else {}  # what its analysis adds
+        ours, paper = own.get("labels_ours", []), own.get("labels_paper", [])
         labels_key = ("labels", study)
         cards.append(
             {
@@ -195,7 +125,7 @@ def claim_cards(data: ReportData) -> list[dict]:
                 "reason": p.get("reason", ""),
                 "sentence": p["sentence"],
                 "paper_says": p.get("paper_says") or "",
-                "stats": _stats(p) + _extra(p, analysis),
+                "stats": _stats(p) + own.get("stats", []),
                 "gates": p.get("gates", []),
                 "rows": rows,
                 "counts": counts,

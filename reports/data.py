@@ -22,6 +22,7 @@ import pandas as pd
 
 from analysis.display import BOOTSTRAP_RESAMPLES, CI_LEVEL, mean_ci
 from analysis.load import CELL_COLUMNS as ANALYSIS_CELL_COLUMNS
+from analysis.registry import ANALYSES
 from core.store import MetricFilter, StoreReader
 from reports.columns import QUANTITIES, Quantity, collapsed, column_quantities
 
@@ -64,8 +65,7 @@ class ReportData:
     primaries: list[dict]
     labels: pd.DataFrame
     sanity: pd.DataFrame
-    stability: pd.DataFrame  # one row per stability run (the generalization-stability study)
-    mask_controls: pd.DataFrame  # mask-sanity cells: pruner, control, seed, accuracy
+    analyses: dict[str, pd.DataFrame]  # what each analysis' figure reads (Analysis.report_frame), by name
     provenance: dict
     latency_protocol: str = ""
     outside: list[dict] = field(default_factory=list)
@@ -75,13 +75,6 @@ class ReportData:
     @property
     def scenarios(self) -> list[tuple[str, str]]:
         return sorted(set(zip(self.cells["arch"], self.cells["dataset"], strict=True)))
-
-
-def _scalar(metrics: pd.DataFrame, phase: str, metric: str, eval_set: str | None = "test") -> pd.Series:
-    m = (metrics["phase"] == phase) & (metrics["metric"] == metric)
-    if eval_set is not None:
-        m &= metrics["eval_set"] == eval_set
-    return metrics[m].groupby("cell_id")["value"].mean()
 
 
 def _read_json(path: Path, default):
@@ -121,39 +114,6 @@ def _classes(metrics: pd.DataFrame, cells: pd.DataFrame) -> dict[str, int]:
         joined = rec.merge(cells[["cell_id", "dataset"]], on="cell_id")
         out = joined.groupby("dataset")["class"].nunique().astype(int).to_dict()
     return out
-
-
-def _stability_runs(cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    ids = set(cells.loc[cells["cell_type"] == "stability", "cell_id"])
-    rows = metrics[metrics["cell_id"].isin(ids) & (metrics["phase"] == "final") & metrics["class"].isna()]
-    if rows.empty:
-        return pd.DataFrame()
-    wide = rows.pivot_table(index="cell_id", columns="metric", values="value", aggfunc="first").reset_index()
-    keep = ["cell_id", "arch", "dataset", "pruner", "seed", "variant", "schedule", "score"]
-    return wide.merge(cells[[c for c in keep if c in cells]], on="cell_id")
-
-
-def _mask_controls(manifests: dict, cells: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    ids = set()
-    for m in manifests.values():
-        if m.get("definition", {}).get("analysis") == "mask_sanity":
-            ids |= set(m["cell_ids"])
-    sub = cells[cells["cell_id"].isin(ids) & (cells["cell_type"] == "prune")].copy()
-    if sub.empty:
-        return pd.DataFrame()
-    sub["accuracy"] = sub["cell_id"].map(_scalar(metrics, "retrained", "accuracy"))
-    keep = [
-        "cell_id",
-        "arch",
-        "dataset",
-        "pruner",
-        "pruner_timing",
-        "control",
-        "sparsity",
-        "seed",
-        "accuracy",
-    ]
-    return sub[keep]
 
 
 def _git_commit() -> str:
@@ -300,16 +260,11 @@ def load(results_dir: Path | str) -> ReportData:
         & (all_cells["cell_type"] == "prune")
         & (all_cells["control"].fillna("none") == "none")
     ].reset_index(drop=True)
-    stability_ids = list(all_cells.loc[all_cells["cell_type"] == "stability", "cell_id"])
     metrics = reader.metrics(
         [
             *(q.filter() for q in quantities()),
             MetricFilter(phases=["retrained"], metrics=["recall"], eval_sets=["test"]),
-            *(
-                [MetricFilter(cell_ids=stability_ids, phases=["final"], per_class=False)]
-                if stability_ids
-                else []
-            ),
+            *(f for a in ANALYSES.values() for f in a.report_filters(all_cells)),
         ]
     )
     classes = _classes(metrics, all_cells)
@@ -331,8 +286,11 @@ def load(results_dir: Path | str) -> ReportData:
         primaries=_read_json(claims_dir / "primary.json", []),
         labels=_read_parquet(claims_dir / "labels.parquet"),
         sanity=_read_parquet(claims_dir / "sanity.parquet"),
-        stability=_stability_runs(all_cells, metrics),
-        mask_controls=_mask_controls(manifests, all_cells, metrics),
+        analyses={
+            a.name: a.report_frame(all_cells, metrics, manifests)
+            for a in ANALYSES.values()
+            if a.report_frame is not None
+        },
         provenance=provenance(root, every, reader.metric_row_count()),
         latency_protocol=str(board.get("latency_protocol", "")),
         outside=outside_entries(root),

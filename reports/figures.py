@@ -10,7 +10,6 @@ chance, ``analysis.regime``) is drawn hollow over a grey band and named in the c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -22,11 +21,11 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from analysis.display import DPI, PAGE_WIDTH_IN, Figure, theme
 from analysis.regime import COLLAPSE_MARGIN
-from reports.data import ReportData, collapsed, mean_ci
+from analysis.registry import with_figures
+from reports.data import ReportData, collapsed
 
-DPI = 100
-PAGE_WIDTH_IN = 13.0  # the page is at most 1400 px wide
 FAMILY_PALETTES = {
     "after training, unstructured": "Blues",
     "after training, structured": "Greens",
@@ -34,21 +33,6 @@ FAMILY_PALETTES = {
     "during training": "Purples",
 }
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "h"]
-CONTROL_COLOURS = {"shuffle_layer": "#d62728", "reinit": "#1f77b4", "invert": "#7f7f7f"}
-
-
-@dataclass
-class Figure:
-    name: str
-    title: str
-    caption: str
-    fig: matplotlib.figure.Figure
-    section: str = "leaderboard"
-    file: str = ""
-
-
-def _theme() -> None:
-    sns.set_theme(style="whitegrid", context="notebook", font_scale=0.9)
 
 
 def pruner_styles(cells: pd.DataFrame) -> tuple[dict, dict, list[str]]:
@@ -66,29 +50,12 @@ def pruner_styles(cells: pd.DataFrame) -> tuple[dict, dict, list[str]]:
     return palette, markers, order
 
 
-def _legend_outside(g_or_ax, title: str = "") -> None:
-    ax = g_or_ax
-    handles, labels = ax.get_legend_handles_labels()
-    if ax.get_legend():
-        ax.get_legend().remove()
-    if handles:
-        ax.figure.legend(
-            handles,
-            labels,
-            loc="upper left",
-            bbox_to_anchor=(1.0, 1.0),
-            frameon=False,
-            title=title or None,
-            fontsize=8,
-        )
-
-
 def accuracy_sparsity(data: ReportData) -> Figure | None:
     """Test accuracy after pruning and retraining against sparsity, one facet per (arch, dataset)."""
     c = data.cells
     if c.empty:
         return None
-    _theme()
+    theme()
     palette, markers, order = pruner_styles(c)
     mean = c.groupby(["arch", "dataset", "pruner", "sparsity"], as_index=False)["accuracy"].mean()
     mean["accuracy"] *= 100
@@ -144,7 +111,7 @@ def corruption_heatmap(data: ReportData, sparsity: float = 0.9) -> list[Figure]:
         return []
     at = cor[np.isclose(cor["sparsity"], sparsity)]
     out = []
-    _theme()
+    theme()
     classes = data.cells.attrs.get("classes", {})
     for dataset, g in at.groupby("dataset"):
         drop = 100 * (g["dense"] - g["retrained"])
@@ -192,7 +159,7 @@ def budget_scatter(data: ReportData, sparsity: float = 0.9) -> Figure | None:
     c = data.cells[np.isclose(data.cells["sparsity"], sparsity)]
     if c.empty:
         return None
-    _theme()
+    theme()
     palette, markers, order = pruner_styles(data.cells)
     agg = c.groupby(["dataset", "pruner"], as_index=False).agg(
         drop=("drop_points", "mean"), tflops=("train_flops", "mean"), epochs=("epochs_total", "mean")
@@ -231,155 +198,10 @@ def budget_scatter(data: ReportData, sparsity: float = 0.9) -> Figure | None:
     )
 
 
-def intensification_alpha(data: ReportData) -> Figure | None:
-    """alpha-hat_t with its Bonferroni CI by compression ratio t, per pruner, beside the paper's MP."""
-    t = data.claims
-    if t is None or t.empty or "hypothesis" not in t:
-        return None
-    rows = t[t["hypothesis"] == "labels"]
-    if rows.empty:
-        return None
-    _theme()
-    rows = rows.assign(
-        t=1 / (1 - rows["sparsity"]),
-        alpha=1 + rows["estimate"],
-        lo=1 + rows["ci_low"],
-        hi=1 + rows["ci_high"],
-        scope=rows["arch"] + " / " + rows["dataset"],
-    ).drop_duplicates(["scope", "pruner", "t"])
-    scopes = sorted(rows["scope"].unique())
-    fig, axes = plt.subplots(
-        1, len(scopes), figsize=(min(PAGE_WIDTH_IN, 1.5 + 3.6 * len(scopes)), 3.4), dpi=DPI, squeeze=False
-    )
-    pal = dict(zip(sorted(rows["pruner"].unique()), sns.color_palette("colorblind"), strict=False))
-    for ax, scope in zip(axes[0], scopes, strict=True):
-        for pruner, g in rows[rows["scope"] == scope].groupby("pruner"):
-            g = g.sort_values("t")
-            ax.errorbar(
-                g["t"],
-                g["alpha"],
-                yerr=[g["alpha"] - g["lo"], g["hi"] - g["alpha"]],
-                marker="o",
-                ms=4,
-                capsize=2,
-                label=pruner,
-                color=pal[pruner],
-            )
-        paper_t = [2, 4, 10, 20, 50]
-        ax.plot(
-            paper_t,
-            [0.928, 0.953, 1.057, 1.239, 1.791],
-            color="black",
-            ls=":",
-            marker="x",
-            label="paper MP (CIFAR-10 ResNet-56)",
-        )
-        ax.axhline(1, color="0.4", lw=0.8)
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.set_xticks([1, 2, 4, 10, 20, 50], ["1", "2", "4", "10", "20", "50"])
-        ax.set_title(scope, fontsize=10)
-        ax.set_xlabel("compression ratio t")
-    axes[0][0].set_ylabel("alpha-hat_t (> 1: intensified)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    for ax in axes[0][1:]:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.tight_layout()
-    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.95), frameon=False, fontsize=8)
-    return Figure(
-        "intensification",
-        "Recall distortion by compression ratio",
-        "Good et al.'s alpha-hat_t (through-origin slope of the normalised recall balance after pruning on the "  # noqa: E501
-        "one before, balanced accuracy, averaged over dense parents) with its 99% t-interval; at t = 1 the "
-        "control (the same fine-tuning, nothing pruned): the effect of pruning is the distance from it, not "
-        "from 1. Dotted: the paper's MP values on CIFAR-10 ResNet-56. Above 1: intensified; below: "
-        "de-intensified.",
-        fig,
-        "claims",
-    )
-
-
-def stability_generalization(data: ReportData) -> Figure | None:
-    s = data.stability
-    if s is None or s.empty or "stability" not in s:
-        return None
-    _theme()
-    s = s[s["pruner"] != "none"].assign(
-        target=s["pruner"].str.replace("prune_", "").str.upper(),
-        schedule=s["schedule"].fillna("").astype(str),
-    )
-    ycol = "best_test_accuracy" if "best_test_accuracy" in s else "generalization_gap"
-    fig, ax = plt.subplots(figsize=(7.5, 3.8), dpi=DPI)
-    sns.scatterplot(data=s, x="stability", y=ycol, hue="target", style="variant", size="schedule", ax=ax)
-    ax.set_xlabel("pruning stability (mean post/pre-event accuracy ratio)")
-    ax.set_ylabel(
-        "generalization: best test accuracy after the last event" if ycol == "best_test_accuracy" else ycol
-    )
-    _legend_outside(ax, "target (S/L/R), variant, schedule")
-    fig.tight_layout()
-    return Figure(
-        "stability",
-        "Generalization against pruning stability",
-        "One point per training run of the generalization-stability study (Bartoldson et al. 2020); "
-        "the claim is a negative correlation between stability and generalization.",
-        fig,
-        "claims",
-    )
-
-
-def mask_sanity(data: ReportData) -> Figure | None:
-    m = data.mask_controls
-    if m is None or m.empty:
-        return None
-    base = m[m["control"] == "none"].set_index(["pruner", "seed", "arch", "dataset", "sparsity"])["accuracy"]
-    rows = []
-    for (pruner, control), g in m[m["control"] != "none"].groupby(["pruner", "control"]):
-        key = list(zip(g["pruner"], g["seed"], g["arch"], g["dataset"], g["sparsity"], strict=True))
-        diff = 100 * (g["accuracy"].to_numpy() - base.reindex(key).to_numpy())
-        mean, lo, hi, n = mean_ci(diff, -100, 100, ("mask", pruner, control))
-        rows.append({"pruner": pruner, "control": control, "diff": mean, "lo": lo, "hi": hi, "n": n})
-    if not rows:
-        return None
-    _theme()
-    df = pd.DataFrame(rows)
-    pruners = sorted(df["pruner"].unique())
-    controls = sorted(df["control"].unique())
-    fig, ax = plt.subplots(figsize=(8.0, 0.9 + 0.55 * len(pruners)), dpi=DPI)
-    offsets = np.linspace(-0.25, 0.25, len(controls))
-    for off, control in zip(offsets, controls, strict=True):
-        d = df[df["control"] == control].set_index("pruner").reindex(pruners)
-        y = np.arange(len(pruners)) + off
-        ax.errorbar(
-            d["diff"],
-            y,
-            xerr=[d["diff"] - d["lo"], d["hi"] - d["diff"]],
-            fmt="o",
-            capsize=2,
-            color=CONTROL_COLOURS.get(control),
-            label=control,
-        )
-    ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(range(len(pruners)), pruners)
-    ax.set_xlabel("accuracy with the control minus the unaltered mask (points)")
-    _legend_outside(ax, "control")
-    fig.tight_layout()
-    return Figure(
-        "mask_sanity",
-        "Mask sanity controls",
-        "Frankle et al. (ICLR 2021): each pruner's mask shuffled within layers, its weights re-initialised, "
-        "its scores inverted; mean difference over seeds with a 95% bootstrap interval. Near 0 under shuffling: "  # noqa: E501
-        "the mask carries no more than its layer-wise densities.",
-        fig,
-        "claims",
-    )
-
-
 def all_figures(data: ReportData) -> list[Figure]:
+    """The leaderboard's figures, then each analysis' own (``analysis.registry``, in its order)."""
     figs = [accuracy_sparsity(data), budget_scatter(data), *corruption_heatmap(data)]
-    figs += [intensification_alpha(data), stability_generalization(data), mask_sanity(data)]
+    figs += [a.figure(data) for a in with_figures()]
     return [f for f in figs if f is not None]
 
 
@@ -432,15 +254,13 @@ def finite(v) -> bool:
 
 
 __all__ = [
+    "DPI",
     "Figure",
     "accuracy_sparsity",
     "all_figures",
     "budget_scatter",
     "corruption_heatmap",
-    "intensification_alpha",
     "layout_problems",
-    "mask_sanity",
     "pruner_styles",
     "save",
-    "stability_generalization",
 ]

@@ -14,11 +14,25 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.registry import with_figures
 from reports import data as D
 from reports import figures as F
 from reports import leaderboard as L
 
 CACHE_ENV = "PRUNEBENCH_REPORT_CACHE"
+
+
+def display(obj) -> None:
+    """Show ``obj`` in the notebook (IPython's ``display``)."""
+    from IPython.display import display as show_it
+
+    show_it(obj)
+
+
+def Markdown(text: str):
+    from IPython.display import Markdown as markdown
+
+    return markdown(text)
 
 
 def write_cache(data: D.ReportData, path: Path) -> Path:
@@ -63,4 +77,4 @@ def show(figure: F.Figure | None) -> None:
     F.plt.close(figure.fig)
 
 
-__all__ = ["D", "F", "L", "open_results", "pd", "show", "table_frame"]
+__all__ = ["D", "F", "L", "Markdown", "display", "open_results", "pd", "show", "table_frame", "with_figures"]

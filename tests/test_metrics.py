@@ -120,7 +120,9 @@ def test_every_stored_metric_is_declared_for_its_sets_and_every_declared_one_is_
     spec = CellSpec("cnn_32x3", "digits", "l1_filter", 0.5, 0, train=recipe, eval=config,
                     retrain_config=RetrainConfig(epochs=1))  # fmt: skip
     parent = train_parent(spec.parent)
-    rows = dense_rows(spec.parent, parent.state, config) + run_cell(spec, parent.state, parent.rewind_state).rows
+    rows = (
+        dense_rows(spec.parent, parent.state, config) + run_cell(spec, parent.state, parent.rewind_state).rows
+    )
     rows += run_stability(
         StabilitySpec("mlp_256x2", "digits", 0, "prune_s", "permanent", first_event=1, last_event=1,
                       layers=1, train=TrainConfig(epochs=2, lr=1e-3, weight_decay=0.0, schedule="constant"))
@@ -155,8 +157,8 @@ def test_bundle_range_check_reads_the_declared_ranges():
     from harness.bundle_checks import _range_problems
 
     def problems(metric, value):
-        df = pd.DataFrame({"cell_id": ["c1"], "phase": ["retrained"], "eval_set": ["test"], "metric": [metric],
-                           "value": [value]})  # fmt: skip
+        row = {"cell_id": "c1", "phase": "retrained", "eval_set": "test", "metric": metric, "value": value}
+        df = pd.DataFrame([row])
         return _range_problems(df)
 
     assert problems("brier", 1.8) == []  # the Brier score lies in [0, 2]

@@ -27,20 +27,10 @@ pd.DataFrame(
 ) if data.primaries else None  # fmt: skip
 
 # %% [markdown]
-# ## Intensification (Good et al. 2022): labels by compression ratio
+# ## Each analysis' figure, and the intensification labels
 
 # %%
-show(F.intensification_alpha(data))
+for analysis in with_figures():
+    display(Markdown(f"### {analysis.title}"))
+    show(analysis.figure(data))
 data.labels  # noqa: B018
-
-# %% [markdown]
-# ## Generalization and stability (Bartoldson et al. 2020)
-
-# %%
-show(F.stability_generalization(data))
-
-# %% [markdown]
-# ## Mask sanity controls (Frankle et al. 2021)
-
-# %%
-show(F.mask_sanity(data))
