@@ -4,9 +4,10 @@ Each analysis module (``analysis/<name>.py``) ends with one ``Analysis``: its na
 ``analysis`` value), the tests its hypotheses may name, ``analyze`` (the claims-table rows of one
 study), and what the rest of prunebench shows of it: its figure (drawn from the report's data, the
 name the claim cards refer to it by), the numbers its claim card adds, the data its figure reads
-from the store, and any check of a study definition beyond the generic ones
-(``core.hypotheses.claims``). ``analysis.registry`` lists the analyses: adding one is its module,
-one line there, and a study file (``docs/extending.md``).
+from the store, the metric rows its analysis reads beyond the shared ones (``reads``), and any
+check of a study definition beyond the generic ones (``core.hypotheses.claims``).
+``analysis.registry`` lists the analyses: adding one is its module, one line there, and a study
+file (``docs/extending.md``).
 """
 
 from __future__ import annotations
@@ -32,3 +33,6 @@ class Analysis:
     # them ((cells, metrics, study manifests) -> DataFrame), kept in ReportData.analyses[name]
     report_filters: Callable[[Any], list] = field(default=lambda cells: [])
     report_frame: Callable[[Any, Any, dict], Any] | None = None
+    # the metric rows its analyze reads beside analysis.load.CLAIM_FILTERS (accuracy, test recall and
+    # predictions, kept epoch): [core.store.MetricFilter], e.g. the ECE of a calibration claim
+    reads: tuple = ()

@@ -167,7 +167,7 @@ def run_analysis(
     results_dir: str | Path, out_dir: str | Path | None = None
 ) -> tuple[pd.DataFrame, list[dict]]:
     """Analyse a results directory; write and return (claims table, primary verdicts)."""
-    studies = load_studies(results_dir)
+    studies = load_studies(results_dir, {name: a.reads for name, a in ANALYSES.items()})
     table, primaries = analyze_studies(studies)
     out = Path(out_dir) if out_dir is not None else Path(results_dir) / "claims"
     atomic_write_parquet(out / "claims.parquet", table if not table.empty else pd.DataFrame({"claim": []}))

@@ -76,8 +76,10 @@ class StudyData:
         return regime(self.definition, self.name)
 
 
-def load_studies(results_dir: str | Path) -> list[StudyData]:
-    """Every study of the store with its ``ok`` cells and the metric rows the analyses read."""
+def load_studies(results_dir: str | Path, reads: dict | None = None) -> list[StudyData]:
+    """Every study of the store with its ``ok`` cells and the metric rows the analyses read:
+    ``CLAIM_FILTERS``, and per analysis name in ``reads`` the rows it reads beside them
+    (``analysis.base.Analysis.reads``) for the studies that name it."""
     reader = StoreReader(results_dir)
     manifests = reader.study_manifests()
     if not manifests:
@@ -86,7 +88,9 @@ def load_studies(results_dir: str | Path) -> list[StudyData]:
     wanted = set().union(*(m["cell_ids"] for m in manifests.values()))
     cells = cells[cells["cell_id"].isin(wanted)].reset_index(drop=True)
     stability = list(cells.loc[cells["cell_type"] == "stability", "cell_id"])
-    filters = [*CLAIM_FILTERS] + ([MetricFilter(cell_ids=stability)] if stability else [])
+    own = {m["definition"].get("analysis") for m in manifests.values()}
+    extra = [f for name in sorted(own, key=str) for f in (reads or {}).get(name, ())]
+    filters = [*CLAIM_FILTERS, *extra] + ([MetricFilter(cell_ids=stability)] if stability else [])
     metrics = reader.metrics(filters)
     out = []
     for name, manifest in sorted(manifests.items()):
@@ -97,13 +101,16 @@ def load_studies(results_dir: str | Path) -> list[StudyData]:
     return out
 
 
-def study_frames(name: str, definition: dict, cells: pd.DataFrame, metrics: pd.DataFrame) -> StudyData:
-    """A study from frames in memory (synthetic stores in tests), filtered as the store reader does."""
+def study_frames(
+    name: str, definition: dict, cells: pd.DataFrame, metrics: pd.DataFrame, reads: tuple = ()
+) -> StudyData:
+    """A study from frames in memory (synthetic stores in tests), filtered as the store reader does
+    (``reads``: its analysis' own metric filters, ``Analysis.reads``)."""
     keep = metrics["cell_id"].isin(
         cells.loc[cells.get("cell_type", pd.Series(dtype=str)) == "stability", "cell_id"]
     )
     rows = pd.concat(
-        [select_rows(metrics, CLAIM_FILTERS), metrics[keep]], ignore_index=True
+        [select_rows(metrics, (*CLAIM_FILTERS, *reads)), metrics[keep]], ignore_index=True
     ).drop_duplicates()
     return StudyData(name, definition, cells.reset_index(drop=True), rows.reset_index(drop=True))
 

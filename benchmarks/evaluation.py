@@ -75,12 +75,12 @@ def _grouped_rows(logits, labels, groups, sets: list[tuple[str, str, int]], num_
     computed: dict = {}  # loss and nll are one function: computed once
     values = {}
     for name in computed_by("set"):
-        fn = metrics.GROUPED[name]
+        fn = metrics.implementation(name)
         if fn not in computed:
             computed[fn] = fn(logits, labels, groups, n).tolist()
         values[name] = computed[fn]
     per_class = {
-        name: metrics.GROUPED_PER_CLASS[name](logits, labels, groups, n, num_classes).tolist()
+        name: metrics.implementation(name)(logits, labels, groups, n, num_classes).tolist()
         for name in computed_by("per_class")
     }
     rows = []

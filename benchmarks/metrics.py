@@ -19,9 +19,13 @@ over sets). The single-set functions are the one-group case.
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from core.metrics import declared
 
 ECE_BINS = 15
 
@@ -142,16 +146,17 @@ def fpr_at_tpr(scores_in, scores_out, tpr: float = 0.95) -> float:
     return float((s_out >= threshold).mean())
 
 
-# The implementations of the metrics ``core.metrics`` declares, by declared name (the evaluation
-# computes the declared ones: an undeclared implementation is never stored, a declared one without
-# an implementation fails the evaluation).
-GROUPED = {
-    "accuracy": grouped_accuracy,
-    "loss": grouped_nll,
-    "ece": grouped_ece,
-    "brier": grouped_brier,
-    "nll": grouped_nll,  # the same number: mean cross-entropy of a softmax classifier
-}
-GROUPED_PER_CLASS = {"recall": grouped_recall}
+def implementation(name: str):
+    """The function computing a declared per-set or per-class metric: its declaration's ``compute``
+    (``core.metrics``), a callable or ``"module:function"``; ``ValueError`` when it declares none."""
+    compute = declared(name).compute
+    if compute is None:
+        raise ValueError(f"metric {name!r} is not computed from the logits (it declares no compute)")
+    if callable(compute):
+        return compute
+    module, _, function = compute.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
 OOD_SCORES = {"msp": msp_score, "energy": energy_score}
 OOD_STATISTICS = {"auroc": auroc, "fpr95": fpr_at_tpr}

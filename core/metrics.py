@@ -15,7 +15,13 @@ standing for a batch size):
   larger magnitude) or ``never`` (wall-clock, differs between runs);
 - ``source``: who computes it (``set``: from the logits on each evaluation set, ``per_class``,
   ``ood``, ``summary``, ``model``, ``stability``, ``prediction``), which
-  ``benchmarks.evaluation`` reads to know what to compute.
+  ``benchmarks.evaluation`` reads to know what to compute;
+- ``compute``: for a ``set`` or ``per_class`` metric, the function that computes it for every
+  evaluation set at once, ``(logits, labels, groups, n_groups[, num_classes]) -> tensor``: a callable
+  or ``"module:function"`` (imported when the evaluation runs, so this module stays torch-free).
+
+Adding a metric computed from the logits is one declaration here (``docs/extending.md``); the
+metric table of ``results/README.md`` is regenerated from it (``python -m core.metrics``).
 
 The evaluation (``benchmarks``), the bundle checks (``harness.bundle_checks``, ``harness.verify``),
 the report (``reports``) and the metric table of ``results/README.md`` (``markdown_table``,
@@ -25,9 +31,9 @@ metric row and refuses a metric that is not declared here, or a set it is not de
 
 from __future__ import annotations
 
-import functools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 INF = math.inf
@@ -36,6 +42,7 @@ REL_TOLERANCE = 0.05  # the others: of the larger magnitude
 PER_SET = ("clean", "corruption")
 VERIFY_MODES = ("absolute", "relative", "never")
 STABILITY_SETS = ("clean",)  # stability runs store their rows as clean-set rows (train, val, test)
+COMPUTED = ("set", "per_class")  # the sources whose metrics name their function (``compute``)
 
 
 @dataclass(frozen=True)
@@ -53,10 +60,16 @@ class Metric:
     verify: str = "relative"
     source: str = "model"
     per_class: bool = False
+    compute: Callable | str | None = None  # source set / per_class: its function, or "module:function"
 
     def __post_init__(self) -> None:
         if self.verify not in VERIFY_MODES:
             raise ValueError(f"metric {self.names[0]!r}: verify {self.verify!r} is not one of {VERIFY_MODES}")
+        if (self.source in COMPUTED) != (self.compute is not None):
+            raise ValueError(
+                f"metric {self.names[0]!r}: a metric of source {', '.join(COMPUTED)} names its function "
+                f"(compute), and only those (source {self.source!r})"
+            )
         if not self.low <= self.high:
             raise ValueError(f"metric {self.names[0]!r}: range [{self.low}, {self.high}] is empty")
 
@@ -83,19 +96,31 @@ def _fraction(names, definition, kinds=PER_SET, better=True, verify="absolute", 
 
 
 MODEL = ("model",)
+IMPL = "benchmarks.metrics:"  # where the built-in per-set metrics are implemented
 STRUCTURED = "structured pruners only: "
 _LATENCY = "median over repetitions of the CPU wall time of one forward"
 
 METRICS: tuple[Metric, ...] = (
     # -- every evaluation set, from the logits (benchmarks.evaluation); in the order they are stored
-    _fraction(["accuracy"], "top-1 accuracy", source="set"),
-    Metric(("loss",), "nats", "mean cross-entropy", PER_SET, 0.0, INF, False, source="set"),
+    _fraction(["accuracy"], "top-1 accuracy", source="set", compute=f"{IMPL}grouped_accuracy"),
+    Metric(
+        ("loss",),
+        "nats",
+        "mean cross-entropy",
+        PER_SET,
+        0.0,
+        INF,
+        False,
+        source="set",
+        compute=f"{IMPL}grouped_nll",
+    ),
     _fraction(
         ["ece"],
         "expected calibration error, 15 equal-width bins of the confidence `c = max_k p_k`: "
         "`sum_b (n_b/n) abs(acc_b - conf_b)` (Guo et al. 2017)",
         better=False,
         source="set",
+        compute=f"{IMPL}grouped_ece",
     ),
     Metric(
         ("brier",),
@@ -107,6 +132,7 @@ METRICS: tuple[Metric, ...] = (
         False,
         verify="absolute",
         source="set",
+        compute=f"{IMPL}grouped_brier",
     ),
     Metric(
         ("nll",),
@@ -118,12 +144,14 @@ METRICS: tuple[Metric, ...] = (
         INF,
         False,
         source="set",
+        compute=f"{IMPL}grouped_nll",  # the same number as loss: computed once
     ),
     _fraction(
         ["recall"],
         "per class k (`class` = k): correct predictions of class k / examples of class k",
         source="per_class",
         per_class=True,
+        compute=f"{IMPL}grouped_recall",
     ),
     Metric(
         ("prediction",),
@@ -387,16 +415,28 @@ def _pattern(name: str) -> re.Pattern:
     return re.compile(re.escape(name).replace(re.escape("{B}"), r"\d+") + r"\Z")
 
 
-_EXACT = {n: m for m in METRICS for n in m.names if "{" not in n}
-_FAMILIES = [(_pattern(n), m) for m in METRICS for n in m.names if "{" in n]
+_INDEX: tuple = ((), {}, {})  # (the METRICS it indexes, name -> Metric, family pattern -> Metric)
 
 
-@functools.cache
+def _index() -> tuple[dict[str, Metric], dict]:
+    """Name lookups of ``METRICS``, rebuilt whenever ``METRICS`` is replaced (a metric declared by a
+    test for its duration: ``monkeypatch.setattr(core.metrics, "METRICS", (*METRICS, new))``)."""
+    global _INDEX
+    if _INDEX[0] is not METRICS:
+        exact = {n: m for m in METRICS for n in m.names if "{" not in n}
+        families = {_pattern(n): m for m in METRICS for n in m.names if "{" in n}
+        _INDEX = (METRICS, exact, families)
+    return _INDEX[1], _INDEX[2]
+
+
 def metric(name: str) -> Metric | None:
     """The declaration of a stored metric name (a family's for ``latency_ms_b256``), or None."""
-    found = _EXACT.get(name)
+    exact, families = _index()
+    found = exact.get(name)
     if found is None:
-        found = next((m for pattern, m in _FAMILIES if pattern.match(name)), None)
+        found = next((m for pattern, m in families.items() if pattern.match(name)), None)
+        if found is not None:
+            exact[name] = found  # a family member, looked up once
     return found
 
 
