@@ -1,7 +1,7 @@
 """Where real data files live, and the official CIFAR-10-C / CIFAR-100-C arrays.
 
 The data dir is ``$PRUNEBENCH_DATA`` (default ``~/.cache/prunebench/data``); its layout is in
-``benchmarks.real_datasets``. Official corruption files (``CIFAR-10-C/<corruption>.npy`` and
+``benchmarks.datasets.official``. Official corruption files (``CIFAR-10-C/<corruption>.npy`` and
 ``labels.npy``), when present, replace the generated corruptions of the same name
 (``benchmarks.shifts.sets``).
 """

@@ -127,16 +127,15 @@ class Design:
 
 
 def resolved_eval(config: EvalConfig, dataset: str) -> EvalConfig:
-    """The evaluation config with the dataset's default set sizes filled in (so they enter the
-    cell id); sizes are 0 when only the clean splits are evaluated."""
+    """The evaluation config with the dataset's declared set sizes filled in (``ShiftProfile``, so
+    they enter the cell id); sizes are 0 when only the clean splits are evaluated."""
     if config.sets == "clean":
         return replace(config, shift_set_size=0, ood_set_size=0)
-    from benchmarks.shifts.sets import DEFAULT_SET_SIZE, OOD_SET_SIZE, SET_SIZE
-
+    declared = DATASETS.get(dataset).shifts
     return replace(
         config,
-        shift_set_size=config.shift_set_size or SET_SIZE.get(dataset, DEFAULT_SET_SIZE),
-        ood_set_size=config.ood_set_size or OOD_SET_SIZE.get(dataset, DEFAULT_SET_SIZE),
+        shift_set_size=config.shift_set_size or declared.shift_size,
+        ood_set_size=config.ood_set_size or declared.ood_size,
     )
 
 

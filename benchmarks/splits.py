@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from benchmarks.shifts.profile import NO_SHIFTS, ShiftProfile
+
 
 @dataclass(frozen=True, eq=False)
 class DatasetSplits:
@@ -21,6 +23,8 @@ class DatasetSplits:
     # Per-channel (mean, std) with x = (pixel - mean) / std for images whose pixels lie in
     # [0, 1]; shift sets corrupt images in pixel space through it. None for sequences.
     pixel_stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    # The shift and OOD sets the dataset declares (``benchmarks.datasets`` attaches them on load).
+    shifts: ShiftProfile = NO_SHIFTS
 
     @property
     def input_shape(self) -> tuple[int, ...]:

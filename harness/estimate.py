@@ -37,7 +37,7 @@ def dataset_size(name: str) -> tuple[tuple[int, ...], int, int, int]:
     from benchmarks.datasets import DATASETS, load_dataset
 
     entry = DATASETS.get(name)
-    meta = getattr(entry, "meta", None)
+    meta = entry.meta
     if meta is not None:  # datasets whose files may be absent declare their size
         return meta["input_shape"], meta["classes"], meta["train"], meta["eval"]
     data = load_dataset(name)

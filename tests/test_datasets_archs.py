@@ -3,19 +3,21 @@ import pytest
 import torch
 
 from benchmarks.archs import ARCHS, build_arch
-from benchmarks.datasets import embedded_names, load_dataset
-from benchmarks.mnist1d import generate_mnist1d, mnist1d_arrays
+from benchmarks.datasets import DATASETS, embedded_names, load_dataset
+from benchmarks.datasets.mnist1d_generator import generate_mnist1d, mnist1d_arrays
 
 
 @pytest.mark.parametrize("name", embedded_names())
 def test_dataset_splits_shapes_and_labels(name):
     d = load_dataset(name)
-    assert d.num_classes == 10 and len(d.class_names) == 10
-    for split in ("train", "val", "test"):
+    declared = DATASETS.get(name)
+    assert d.num_classes == len(set(d.class_names)) >= 2
+    for split, size in zip(("train", "val", "test"), declared.splits, strict=True):
         x, y = d.split(split)
         assert x.dtype == torch.float32 and y.dtype == torch.int64
-        assert x.shape[0] == y.shape[0] > 0 and tuple(x.shape[1:]) == d.input_shape
-        assert set(y.unique().tolist()) == set(range(10))
+        assert x.shape[0] == y.shape[0] == size and tuple(x.shape[1:]) == d.input_shape
+        assert set(y.unique().tolist()) == set(range(d.num_classes))  # every class in every split
+    assert d.shifts is declared.shifts and d.description.startswith(declared.description)
 
 
 def test_mnist1d_keeps_the_original_split_sizes():
@@ -32,7 +34,7 @@ def test_mnist1d_generation_is_deterministic_and_hard_variant_differs():
 
 
 def test_generated_mnist1d_is_cached_on_disk_bit_for_bit(tmp_path, monkeypatch):
-    import benchmarks.mnist1d as datasets_module
+    import benchmarks.datasets.mnist1d_generator as generator_module
 
     monkeypatch.setenv("PRUNEBENCH_CACHE", str(tmp_path))
     x_gen, y_gen = generate_mnist1d(shear_scale=1.0)
@@ -43,7 +45,7 @@ def test_generated_mnist1d_is_cached_on_disk_bit_for_bit(tmp_path, monkeypatch):
     def no_generation(**_):
         raise AssertionError("generated again instead of read from the cache")
 
-    monkeypatch.setattr(datasets_module, "generate_mnist1d", no_generation)
+    monkeypatch.setattr(generator_module, "generate_mnist1d", no_generation)
     x2, y2 = mnist1d_arrays(shear_scale=1.0)  # read back
     for a, b in ((x_gen, x1), (x_gen, x2), (y_gen, y1), (y_gen, y2)):
         assert a.dtype == b.dtype and np.array_equal(a, b)

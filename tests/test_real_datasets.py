@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import scipy.io
 
-from benchmarks import real_datasets as rd
 from benchmarks.datasets import DATASETS, describe, embedded_names
-from benchmarks.shifts import SHIFTS, build_shift_set
+from benchmarks.datasets import official as rd
+from benchmarks.shifts import SHIFTS, applicable_shifts, build_shift_set
 
 N_TRAIN, N_TEST = 100, 20
 
@@ -84,7 +84,7 @@ def _check(d, n_classes, shape):
     assert d.x_train.dtype.is_floating_point and d.x_train.shape[1:] == shape
     channel_means = d.x_train.mean((0, 2, 3))
     assert channel_means.abs().max() < 1e-4  # standardised with the training split's statistics
-    assert len(d.pixel_stats[0]) == shape[0]
+    assert len(d.pixel_stats[0]) == shape[0] and d.shifts is DATASETS.get(d.name).shifts
 
 
 def test_cifar10_cifar100_svhn_mnist_fashion_load_from_official_formats(data_root):
@@ -93,19 +93,19 @@ def test_cifar10_cifar100_svhn_mnist_fashion_load_from_official_formats(data_roo
     svhn = write_svhn(data_root)
     write_idx(data_root, "MNIST")
     write_idx(data_root, "FashionMNIST")
-    c10 = rd.build_splits("cifar10", "", data_root)
+    c10 = DATASETS.get("cifar10").load()  # the registered loader reads the data dir
     _check(c10, 10, (3, 32, 32))
     mean, std = (np.asarray(v)[:, None, None] for v in c10.pixel_stats)
     np.testing.assert_allclose(
         c10.x_test[3].numpy() * std + mean, test[3].transpose(2, 0, 1) / 255, atol=1e-5
     )
     assert c10.class_names[0] == "airplane"
-    _check(rd.build_splits("cifar100", "", data_root), 100, (3, 32, 32))
-    s = rd.build_splits("svhn", "", data_root)
+    _check(DATASETS.get("cifar100").load(), 100, (3, 32, 32))
+    s = DATASETS.get("svhn").load()
     _check(s, 10, (3, 32, 32))
     assert s.y_test.tolist() == svhn["test"][1].tolist()  # label 10 means digit 0
-    _check(rd.build_splits("mnist", "", data_root), 10, (1, 28, 28))
-    _check(rd.build_splits("fashion_mnist", "", data_root), 10, (1, 28, 28))
+    _check(DATASETS.get("mnist").load(), 10, (1, 28, 28))
+    _check(DATASETS.get("fashion_mnist").load(), 10, (1, 28, 28))
 
     far_svhn = build_shift_set(c10, SHIFTS.get("far_svhn"), 0, 8)[0]
     assert far_svhn.shape == (8, 3, 32, 32) and np.isfinite(far_svhn).all()
@@ -121,15 +121,19 @@ def test_missing_files_raise_one_line_naming_them(data_root):
         rd.build_splits("svhn", "", data_root)
 
 
-def test_real_datasets_are_registered_described_and_not_embedded():
-    for name in ("cifar10", "cifar100", "svhn", "mnist", "fashion_mnist"):
-        assert name in DATASETS and describe(name)
-    assert embedded_names() == ["digits", "mnist1d", "mnist1d_hard", "mnist5k"]
+@pytest.mark.parametrize("name", DATASETS.names())
+def test_every_dataset_is_described_and_needs_files_only_if_real(name):
+    entry = DATASETS.get(name)
+    assert describe(name) and entry.name == name and sum(entry.splits) > 0
+    assert entry.embedded == (name not in rd.EXPECTED)  # real datasets read their official files
+    assert (name in embedded_names()) == entry.embedded
+    if not entry.embedded:  # sized for the estimate without the files
+        assert entry.meta["train"] == entry.splits[0] and entry.meta["eval"] > sum(entry.splits)
 
 
 def test_official_cifar10c_files_replace_generated_corruptions(data_root):
     write_cifar(data_root)
-    c10 = rd.build_splits("cifar10", "", data_root)
+    c10 = DATASETS.get("cifar10").load()  # the registered loader reads the data dir
     shift = SHIFTS.get("gaussian_noise")
     generated, _ = build_shift_set(c10, shift, 2, N_TEST)
     folder = data_root / "CIFAR-10-C"
@@ -146,7 +150,7 @@ def test_official_cifar10c_files_replace_generated_corruptions(data_root):
 
 def test_generated_corruptions_work_on_cifar_shaped_data(data_root):
     write_cifar(data_root)
-    c10 = rd.build_splits("cifar10", "", data_root)
-    for shift in [SHIFTS.get(n) for n in SHIFTS.names() if SHIFTS.get(n).domain == "image"]:
+    c10 = DATASETS.get("cifar10").load()  # the registered loader reads the data dir
+    for shift in applicable_shifts(c10, "corruption"):  # every image corruption
         x, _ = build_shift_set(c10, shift, 5, N_TEST)
         assert x.shape == (N_TEST, 3, 32, 32) and np.isfinite(x).all()

@@ -3,12 +3,12 @@ import pytest
 import torch
 
 from benchmarks.archs import build_arch
-from benchmarks.datasets import load_dataset
+from benchmarks.datasets import DATASETS, load_dataset
 from benchmarks.evaluation import evaluate, evaluation_sets
-from benchmarks.shifts import SHIFTS, applicable_shifts, build_shift_set, clear_memory, shift_sets
+from benchmarks.shifts import SEVERITIES, SHIFTS, applicable_shifts, build_shift_set, clear_memory, shift_sets
 from benchmarks.shifts import sets as shift_sets_module
-from benchmarks.shifts.image import size_class
-from benchmarks.shifts.sets import SET_SIZE, stratified_subset
+from benchmarks.shifts.base import severity_tables
+from benchmarks.shifts.sets import stratified_subset
 
 CIFAR_C_15 = {
     "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
@@ -39,6 +39,30 @@ def test_every_dataset_gets_its_shift_types():
         assert all(len(row) == 5 for row in shift.params.values())
 
 
+@pytest.mark.parametrize("name", DATASETS.names())
+def test_every_dataset_declares_registered_shift_sets(name):
+    """A dataset's profile names registered families, size classes and OOD sets only."""
+    profile = DATASETS.get(name).shifts
+    families = {s.domain for s in map(SHIFTS.get, SHIFTS.names()) if s.kind == "corruption"}
+    assert set(profile.corruptions) <= families
+    entries = [e for f in profile.corruptions for e in severity_tables()[f].values()]
+    assert set(profile.tables) <= {size_class for e in entries for size_class in e["params"]}
+    assert all(n in SHIFTS and SHIFTS.get(n).kind == "ood" for n in profile.ood)
+    assert set(profile.severities) <= set(SEVERITIES) and profile.shift_size > 0 and profile.ood_size > 0
+    for family in profile.corruptions:  # every type of a family has a row for the dataset
+        for shift in (SHIFTS.get(n) for n in severity_tables()[family]):
+            assert profile.table(shift) in shift.params
+
+
+def test_severity_tables_are_data_read_once():
+    tables = severity_tables()
+    assert tables is severity_tables()
+    registered = {n for n in SHIFTS.names() if SHIFTS.get(n).kind == "corruption"}
+    assert {n for family in tables.values() for n in family} == registered
+    assert SHIFTS.get("glass_blur").param(5, "tiny") == (1.0, 3, 2)  # integers stay integers
+    assert SHIFTS.get("gaussian_noise").params["cifar"] == (0.04, 0.06, 0.08, 0.09, 0.10)
+
+
 def _images(shape, n=6, seed=0):
     """Smooth random images in [0.1, 0.9] (structure at an eighth of the side)."""
     from scipy.ndimage import gaussian_filter
@@ -49,20 +73,17 @@ def _images(shape, n=6, seed=0):
 
 
 @pytest.mark.parametrize("name", IMAGE)
-@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 32, 32)])
-def test_image_corruptions_are_deterministic_bounded_and_grow_with_severity(name, shape):
+@pytest.mark.parametrize(("dataset", "shape"), [("digits", (1, 8, 8)), ("cifar10", (3, 32, 32))])
+def test_image_corruptions_are_deterministic_bounded_and_grow_with_severity(name, dataset, shape):
     shift = SHIFTS.get(name)
-    if shift.domain == "grayscale" and shape[0] != 1:
-        pytest.skip("MNIST-C corruptions are for single-channel images")
+    profile = DATASETS.get(dataset).shifts  # the severity table the dataset of that shape reads
+    if not profile.applies(shift):
+        pytest.skip(f"{dataset} is not evaluated on {name}")
     x = _images(shape)
-    cls = size_class(shape)
-    if shape[0] == 1 and f"{cls}_gray" in shift.params:
-        cls = f"{cls}_gray"
-    table = cls if cls in shift.params else "any"
     out = {}
     for sev in (1, 5):
-        a = np.clip(shift.apply(x.copy(), shift.param(sev, table), np.random.default_rng(3)), 0, 1)
-        b = np.clip(shift.apply(x.copy(), shift.param(sev, table), np.random.default_rng(3)), 0, 1)
+        a = np.clip(shift.apply(x.copy(), profile.param(shift, sev), np.random.default_rng(3)), 0, 1)
+        b = np.clip(shift.apply(x.copy(), profile.param(shift, sev), np.random.default_rng(3)), 0, 1)
         assert a.shape == x.shape and np.isfinite(a).all()
         np.testing.assert_array_equal(a, b)
         corr = np.corrcoef(a.reshape(len(a), -1), x.reshape(len(x), -1))[: len(a), len(a) :].diagonal()
@@ -90,8 +111,8 @@ def test_digits_shift_sets_shapes_labels_and_standardisation():
         assert s.x.dtype == np.float32 and s.x.shape[1:] == (1, 8, 8)
         if s.kind == "ood":
             assert (s.y == -1).all() and s.severity == 0
-        else:  # class-stratified: SET_SIZE["digits"] examples, the same number per class
-            per_class = SET_SIZE["digits"] // 10
+        else:  # class-stratified: the declared set size, the same number per class
+            per_class = data.shifts.shift_size // 10
             assert np.bincount(s.y, minlength=10).tolist() == [per_class] * 10
     mean, std = data.pixel_stats[0][0], data.pixel_stats[1][0]
     lo, hi = (0 - mean) / std, (1 - mean) / std
@@ -99,8 +120,12 @@ def test_digits_shift_sets_shapes_labels_and_standardisation():
 
 
 def test_mnist1d_regeneration_reproduces_the_clean_dataset_exactly():
-    from benchmarks.mnist1d import mnist1d_arrays
-    from benchmarks.shifts.sequence import clean_stats, generate_raw, generator_args
+    from benchmarks.datasets.mnist1d_generator import (
+        clean_stats,
+        generate_raw,
+        generator_args,
+        mnist1d_arrays,
+    )
 
     args = generator_args({})
     raw, y = generate_raw(args, 600, args.seed)

@@ -1,5 +1,8 @@
 """Build, cache and reuse the shift sets of a dataset.
 
+Which sets a dataset has, with which severity table and how many examples each, is its
+declared ``ShiftProfile`` (``data.shifts``, from ``benchmarks/datasets/<name>.py``).
+
 A shift set is generated once per (dataset, shift, severity) from a fixed seed and stored
 under ``<cache_dir>/shifts/<dataset>/<shift>-s<severity>-<key>.npz``, ``key`` being a hash of
 everything the set depends on (the clean test data, the shift's version and parameters,
@@ -23,16 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import array_cache
-from benchmarks.shifts.base import SEVERITIES, SHIFTS, Shift, ShiftUnavailable
+from benchmarks.shifts.base import SHIFTS, Shift, ShiftUnavailable
 
 SHIFT_SEED = 1_000_003
 GENERATOR_VERSION = "1"
-# Examples per (shift, severity) set (a class-stratified subset of the test split, or as many
-# regenerated) and per OOD set. The embedded datasets keep sets small so that a phase's whole
-# evaluation stays one fast forward pass (digits: 26 types x 5 severities x 100 = 13,000 inputs).
-SET_SIZE = {"digits": 60, "mnist1d": 100, "mnist1d_hard": 100}
-OOD_SET_SIZE = {"digits": 200, "mnist1d": 200, "mnist1d_hard": 200}
-DEFAULT_SET_SIZE = 1000  # other (real) datasets, evaluated on a GPU
 
 
 @dataclass(frozen=True)
@@ -44,47 +41,18 @@ class ShiftSet:
     y: np.ndarray  # labels; -1 for OOD sets
 
 
-def dataset_tags(data) -> set[str]:
-    """Domains a dataset belongs to: its name, image/grayscale or sequence/mnist1d."""
-    from benchmarks.mnist1d import MNIST1D_VARIANTS
-
-    tags = {data.name}
-    if len(data.input_shape) == 3:
-        tags.add("image")
-        if data.input_shape[0] == 1:
-            tags.add("grayscale")
-    elif len(data.input_shape) == 2:
-        tags.add("sequence")
-        if data.name in MNIST1D_VARIANTS:
-            tags.add("mnist1d")
-    return tags
-
-
 def applicable_shifts(data, kind: str | None = None) -> list[Shift]:
-    """Registered shifts that apply to ``data`` (all kinds, or one), in name order."""
-    tags = dataset_tags(data)
+    """Registered shifts that ``data``'s profile declares (all kinds, or one), in name order."""
     out = []
     for name in SHIFTS.names():
         shift = SHIFTS.get(name)
-        domains = {shift.domain} if isinstance(shift.domain, str) else set(shift.domain)
-        if domains & tags and (kind is None or shift.kind == kind):
+        if data.shifts.applies(shift) and (kind is None or shift.kind == kind):
             out.append(shift)
     return out
 
 
 def shift_seed(dataset: str, shift: str) -> int:
     return (zlib.crc32(f"{dataset}/{shift}".encode()) ^ SHIFT_SEED) & 0x7FFFFFFF
-
-
-def param_of(shift: Shift, data, severity: int):
-    from benchmarks.shifts.image import size_class
-
-    if "image" not in dataset_tags(data):
-        return shift.param(severity)
-    cls = size_class(data.input_shape)
-    if data.input_shape[0] == 1 and f"{cls}_gray" in shift.params:
-        cls = f"{cls}_gray"
-    return shift.param(severity, cls if cls in shift.params else "any")
 
 
 def stratified_subset(labels: np.ndarray, n: int, seed: int = SHIFT_SEED) -> np.ndarray:
@@ -106,11 +74,9 @@ def build_shift_set(data, shift: Shift, severity: int, n: int) -> tuple[np.ndarr
     if shift.kind == "ood":
         x = np.asarray(shift.apply(data, n, rng), dtype=np.float32)
         return x, np.full(len(x), -1, dtype=np.int64)
-    param = param_of(shift, data, severity)
-    if shift.domain == "mnist1d":
-        from benchmarks.mnist1d import MNIST1D_VARIANTS
-
-        x, y = shift.apply(MNIST1D_VARIANTS[data.name], n, param, shift_seed(data.name, shift.name))
+    param = data.shifts.param(shift, severity)
+    if shift.regenerates:  # examples made anew by the dataset's generator, one knob changed
+        x, y = shift.apply(data, n, param, shift_seed(data.name, shift.name))
         return x.astype(np.float32), y.astype(np.int64)
     idx = stratified_subset(data.y_test.numpy(), n)
     x, y = data.x_test.numpy()[idx].astype(np.float64), data.y_test.numpy()[idx]
@@ -153,14 +119,14 @@ def _fingerprint(data) -> str:
 
 def set_size(data, shift: Shift, shift_size: int = 0, ood_size: int = 0) -> int:
     """Examples in one set: ``shift_size`` / ``ood_size`` (``core.spec.EvalConfig``), 0 meaning the
-    dataset's default (``SET_SIZE``, ``OOD_SET_SIZE``); a corruption set has at most the test split."""
+    dataset's declared size (``ShiftProfile``); a corruption set has at most the test split."""
     if shift.kind == "ood":
-        return ood_size or OOD_SET_SIZE.get(data.name, DEFAULT_SET_SIZE)
-    return min(shift_size or SET_SIZE.get(data.name, DEFAULT_SET_SIZE), len(data.y_test))
+        return ood_size or data.shifts.ood_size
+    return min(shift_size or data.shifts.shift_size, len(data.y_test))
 
 
 def cache_key(data, shift: Shift, severity: int, n: int) -> str:
-    param = None if shift.kind == "ood" else param_of(shift, data, severity)
+    param = None if shift.kind == "ood" else data.shifts.param(shift, severity)
     spec = {
         "data": _fingerprint(data),
         "shift": shift.name,
@@ -203,11 +169,11 @@ def load_shift_set(
 def shift_sets(
     data, cache_dir: Path | str | None = None, shift_size: int = 0, ood_size: int = 0
 ) -> list[ShiftSet]:
-    """Every corruption (at severities 1-5) and OOD set of ``data``; unavailable OOD sources
-    (a real dataset missing from the data dir) are left out."""
+    """Every corruption (at the declared severities, 1-5) and OOD set of ``data``; unavailable OOD
+    sources (a real dataset missing from the data dir) are left out."""
     out = []
     for shift in applicable_shifts(data):
-        for severity in SEVERITIES if shift.kind == "corruption" else (0,):
+        for severity in data.shifts.severities if shift.kind == "corruption" else (0,):
             try:
                 out.append(load_shift_set(data, shift, severity, cache_dir, shift_size, ood_size))
             except ShiftUnavailable:

@@ -1,4 +1,4 @@
-"""Real datasets for the GPU matrix, read through torchvision from a data dir.
+"""The official files of the real datasets (``benchmarks/datasets/real.py``), read through torchvision.
 
 The data dir is ``$PRUNEBENCH_DATA`` (default ``~/.cache/prunebench/data``), holding the
 official files in torchvision's layout::
@@ -19,13 +19,7 @@ written in each official format through this same code.
 Splits: the official test split is ``test``; ``val`` is a class-stratified 5,000 examples
 of the official training split (seed 0), ``train`` the rest. Pixels are scaled to [0, 1]
 and standardised per channel with the training split's mean and standard deviation
-(``DatasetSplits.pixel_stats``). Registering the names imports nothing heavy: torchvision
-is imported when a dataset is loaded. None of these is in an embedded preset.
-
-OOD pairs (``kind='ood'`` rows, when both datasets are present): CIFAR-10 vs SVHN (far) and
-CIFAR-100 (near); CIFAR-100 vs SVHN (far) and CIFAR-10 (near); SVHN vs CIFAR-10 (far);
-MNIST vs Fashion-MNIST (far) and back. With official CIFAR-10-C / CIFAR-100-C files present,
-their images replace the generated corruptions of the same name.
+(``DatasetSplits.pixel_stats``). torchvision is imported when a dataset is loaded.
 """
 
 from __future__ import annotations
@@ -39,7 +33,6 @@ import numpy as np
 import torch
 
 from benchmarks.files import data_dir
-from benchmarks.shifts.base import ShiftUnavailable, register_ood
 from benchmarks.splits import DatasetSplits
 
 VAL_SIZE = 5000
@@ -175,97 +168,3 @@ def build_splits(name: str, description: str, root: Path | None = None) -> Datas
         description,
         (tuple(float(m) for m in mean), tuple(float(s) for s in std)),
     )
-
-
-def cifar10() -> DatasetSplits:
-    """CIFAR-10 (Krizhevsky 2009), 45000/5000/10000 32x32 colour images, 10 classes; needs files."""
-    return build_splits("cifar10", cifar10.__doc__)
-
-
-def cifar100() -> DatasetSplits:
-    """CIFAR-100 (Krizhevsky 2009), 45000/5000/10000 32x32 colour images, 100 classes; needs files."""
-    return build_splits("cifar100", cifar100.__doc__)
-
-
-def svhn() -> DatasetSplits:
-    """SVHN cropped digits (Netzer et al. 2011), 68257/5000/26032 32x32 colour images; needs files."""
-    return build_splits("svhn", svhn.__doc__)
-
-
-def mnist() -> DatasetSplits:
-    """MNIST (LeCun et al. 1998), 55000/5000/10000 28x28 grey digits, 10 classes; needs files."""
-    return build_splits("mnist", mnist.__doc__)
-
-
-def fashion_mnist() -> DatasetSplits:
-    """Fashion-MNIST (Xiao et al. 2017), 55000/5000/10000 28x28 grey images; needs files."""
-    return build_splits("fashion_mnist", fashion_mnist.__doc__)
-
-
-# -- OOD sets from another real dataset -----------------------------------------------------
-def other_test_pixels(data: DatasetSplits, source: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` test images of ``source`` in [0, 1], (n, C, H, W), standardised like ``data``."""
-    try:
-        x, _, _ = raw_split(source, False)
-    except DataMissing as exc:
-        raise ShiftUnavailable(str(exc)) from None
-    if x.shape[1:3] != tuple(data.input_shape[1:]) or x.shape[3] != data.input_shape[0]:
-        raise ShiftUnavailable(
-            f"{source} images {x.shape[1:]} do not match {data.name} inputs {data.input_shape}"
-        )
-    idx = np.sort(rng.permutation(len(x))[: min(n, len(x))])
-    pixels = x[idx].astype(np.float64).transpose(0, 3, 1, 2) / 255.0
-    mean, std = (np.asarray(v)[None, :, None, None] for v in data.pixel_stats)
-    return ((pixels - mean) / std).astype(np.float32)
-
-
-def _register_pair(name: str, source: str, targets: tuple[str, ...], proximity: str) -> None:
-    def build(data, n, rng):
-        return other_test_pixels(data, source, n, rng)
-
-    build.__doc__ = f"Test images of {source} (another dataset, same image format)."
-    register_ood(name, targets, proximity, f"{source} test split")(build)
-
-
-_register_pair("far_svhn", "svhn", ("cifar10", "cifar100"), "far")
-_register_pair("near_cifar100", "cifar100", ("cifar10",), "near")
-_register_pair("near_cifar10", "cifar10", ("cifar100",), "near")
-_register_pair("far_cifar10", "cifar10", ("svhn",), "far")
-_register_pair("far_fashion_mnist", "fashion_mnist", ("mnist",), "far")
-_register_pair("far_mnist", "mnist", ("fashion_mnist",), "far")
-
-
-def real_sizes() -> dict[str, dict]:
-    """What the GPU-hour estimate needs without the files: input shape, classes, training
-    examples and examples evaluated per phase (train + test + the generated shift sets:
-    19 corruption types x 5 severities and the OOD pairs, ``DEFAULT_SET_SIZE`` each)."""
-    from benchmarks.shifts.sets import DEFAULT_SET_SIZE
-
-    sizes = {  # name: (input shape, classes, official train, official test, OOD sets)
-        "cifar10": ((3, 32, 32), 10, 50_000, 10_000, 2),
-        "cifar100": ((3, 32, 32), 100, 50_000, 10_000, 2),
-        "svhn": ((3, 32, 32), 10, 73_257, 26_032, 1),
-        "mnist": ((1, 28, 28), 10, 60_000, 10_000, 1),
-        "fashion_mnist": ((1, 28, 28), 10, 60_000, 10_000, 1),
-    }
-    out = {}
-    for name, (shape, classes, n_train, n_test, ood) in sizes.items():
-        train = n_train - min(VAL_SIZE, n_train // 10)
-        corruption_sets = 19 * 5 if shape[0] == 3 else 7 * 5
-        out[name] = {
-            "input_shape": shape,
-            "classes": classes,
-            "train": train,
-            "eval": train + n_test + (corruption_sets + ood) * DEFAULT_SET_SIZE,
-        }
-    return out
-
-
-# Registered by ``benchmarks.datasets`` (this module imports no dataset registry).
-REAL_DATASETS = {
-    "cifar10": cifar10,
-    "cifar100": cifar100,
-    "svhn": svhn,
-    "mnist": mnist,
-    "fashion_mnist": fashion_mnist,
-}
