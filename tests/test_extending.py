@@ -102,6 +102,31 @@ def test_pruner_example_as_a_plugin_without_forking(scratch, tmp_path, capsys):
     assert cls.plugin[1].startswith("src-")  # no distribution owns it: its source's hash is its version
 
 
+# -- a dataset ------------------------------------------------------------------------------------
+
+
+def test_dataset_example_is_one_module_with_its_own_shift_sets(monkeypatch):
+    from benchmarks.datasets import DATASETS, embedded_names
+    from benchmarks.matrix import resolved_eval
+    from benchmarks.shifts import shift_sets
+    from core.spec import EvalConfig
+
+    monkeypatch.setattr(DATASETS, "_entries", dict(DATASETS._entries))  # forgotten after the test
+    assert "digits5" not in DATASETS
+    import_source(monkeypatch, "benchmarks.datasets.digits5", example("dataset"))  # registers it
+    entry = DATASETS.get("digits5")
+    assert "digits5" in embedded_names()
+    data = entry.load()
+    assert [len(data.split(s)[1]) for s in ("train", "val", "test")] == list(entry.splits)
+    assert data.num_classes == 5 and data.shifts is entry.shifts
+    sets = shift_sets(data)
+    assert {s.name for s in sets if s.kind == "ood"} == {"far_photo_patches", "near_letters"}
+    assert len([s for s in sets if s.kind == "corruption"]) == 26 * 5
+    assert {len(s.y) for s in sets} == {50, 200}
+    ev = resolved_eval(EvalConfig(), "digits5")
+    assert (ev.shift_set_size, ev.ood_set_size) == (50, 200)
+
+
 # -- a metric and its leaderboard column ------------------------------------------------------------
 
 
