@@ -21,10 +21,10 @@ standing for a batch size):
   or ``"module:function"`` (imported when the evaluation runs, so this module stays torch-free).
 
 Adding a metric computed from the logits is one declaration here (``docs/extending.md``); the
-metric table of ``results/README.md`` is regenerated from it (``python -m core.metrics``).
+metric table of ``results/README.md`` is regenerated from it (``python -m core.metrics_table``).
 
 The evaluation (``benchmarks``), the bundle checks (``harness.bundle_checks``, ``harness.verify``),
-the report (``reports``) and the metric table of ``results/README.md`` (``markdown_table``,
+the report (``reports``) and the metric table of ``results/README.md`` (``core.metrics_table``,
 checked by ``tests/test_metrics.py``) read these declarations; ``metric_row`` builds every stored
 metric row and refuses a metric that is not declared here, or a set it is not declared for.
 """
@@ -479,30 +479,3 @@ def metric_row(
         "step": step,
         "value": float(value),
     }
-
-
-def _range(m: Metric) -> str:
-    def bound(v: float) -> str:
-        return "inf" if v == INF else "-inf" if v == -INF else f"{v:g}"
-
-    return f"[{bound(m.low)}, {bound(m.high)}]"
-
-
-def markdown_table() -> str:
-    """The metric table of ``results/README.md``, generated from the declarations."""
-    lines = [
-        "| metric | kind | unit | range | better | report | verify | definition |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for m in METRICS:
-        names = ", ".join(f"`{n}`" for n in m.names)
-        better = {True: "higher", False: "lower", None: "-"}[m.higher_is_better]
-        lines.append(
-            f"| {names} | {', '.join(m.kinds)} | {m.unit} | {_range(m)} | {better} | {m.aggregation} "
-            f"| {m.verify} | {m.definition} |"
-        )
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":  # python -m core.metrics: the table results/README.md holds
-    print(markdown_table())

@@ -98,12 +98,12 @@ def test_ood_scores_and_extremes():
 def test_results_readme_metric_table_is_generated_from_the_declarations():
     from pathlib import Path
 
-    from core.metrics import markdown_table
+    from core.metrics_table import markdown_table
 
     text = (Path(__file__).resolve().parent.parent / "results" / "README.md").read_text()
     start = text.index("<!-- metrics table:")
     table = text[text.index("\n", start) + 1 : text.index("<!-- end of the metrics table -->")].strip()
-    assert table == markdown_table(), "results/README.md: regenerate the table with python -m core.metrics"
+    assert table == markdown_table(), "results/README.md: regenerate it: python -m core.metrics_table"
 
 
 def test_every_stored_metric_is_declared_for_its_sets_and_every_declared_one_is_computed():
