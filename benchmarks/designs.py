@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.matrix import STUDY_DIR, Located, PresetError, parse_design, read_toml, study_names
+from core.registry import unknown_name_message
 
 STUDY_KEYS = {
     "name",
@@ -79,11 +80,7 @@ class Study:
 def study_path(name: str) -> Path:
     path = STUDY_DIR / f"{name}.toml"
     if not path.exists():
-        import difflib
-
-        close = difflib.get_close_matches(name, study_names(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise PresetError(f"unknown study {name!r}{hint} valid: {', '.join(study_names())}")
+        raise PresetError(unknown_name_message("study", name, study_names()))
     return path
 
 

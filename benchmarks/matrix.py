@@ -22,7 +22,7 @@ from pathlib import Path
 from benchmarks.archs import ARCHS
 from benchmarks.datasets import DATASETS
 from core.config import ConfigError, config_dict, make_config
-from core.registry import Registry
+from core.registry import Registry, unknown_name_message
 from core.spec import (
     MASK_CONTROLS,
     MAX_SEED,
@@ -442,11 +442,7 @@ def preset_path(name: str) -> Path:
         return path
     candidate = PRESET_DIR / f"{name}.toml"
     if not candidate.exists():
-        import difflib
-
-        close = difflib.get_close_matches(name, preset_names(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise PresetError(f"unknown preset {name!r}{hint} valid: {', '.join(preset_names())}")
+        raise PresetError(unknown_name_message("preset", name, preset_names()))
     return candidate
 
 

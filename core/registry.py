@@ -15,6 +15,13 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+def unknown_name_message(kind: str, name: str, valid: list[str]) -> str:
+    """``unknown KIND 'NAME'; did you mean 'X'? valid: ...``: one wording for every lookup by name."""
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown {kind} {name!r}{hint} valid: {', '.join(valid)}"
+
+
 class UnknownNameError(KeyError):
     """Raised for a name that is not registered; the message lists valid names."""
 
@@ -49,9 +56,7 @@ class Registry(Generic[T]):
             raise UnknownNameError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, list(self._entries), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"unknown {self.kind} {name!r}{hint} valid: {', '.join(sorted(self._entries))}"
+        return unknown_name_message(self.kind, name, sorted(self._entries))
 
     def names(self, pattern: str = "*") -> list[str]:
         """Registered names matching a glob, sorted (``names('*magnitude')``)."""
