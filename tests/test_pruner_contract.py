@@ -35,6 +35,7 @@ CASES = [
     for p in PRUNERS.names()
     for a in ARCHS.names()
 ]
+ARCH_PARAMS = [pytest.param(a, marks=pytest.mark.slow) if HEAVY[a] else a for a in ARCHS.names()]
 STRUCTURED = [p for p in PRUNERS.names() if PRUNERS.get(p).kind == "structured"]
 UNSTRUCTURED = [p for p in PRUNERS.names() if PRUNERS.get(p).kind == "unstructured"]
 

@@ -4,11 +4,13 @@ import pytest
 import torch
 
 from benchmarks.archs import build_arch, unit_groups
+from benchmarks.contract import context, make
+from benchmarks.contract.session import train_briefly
 from benchmarks.training import TrainConfig, train
 from pruners import PRUNERS, PruneContext, get_pruner
 from pruners.ebn_filter import expected_relu
 from pruners.structured import alive_units, compact_model, select_units
-from tests.test_pruner_contract import ARCH_PARAMS, STRUCTURED, _train_briefly, context, make
+from tests.test_pruner_contract import ARCH_PARAMS, STRUCTURED
 
 SHAPES = [(1, 40), (1, 8, 8)]
 
@@ -18,13 +20,13 @@ SHAPES = [(1, 40), (1, 8, 8)]
 @pytest.mark.parametrize("shape", SHAPES, ids=["1d", "2d"])
 def test_compact_model_is_smaller_and_has_the_same_outputs(pruner, arch, shape):
     model = make(arch, shape)
-    _train_briefly(model, shape)  # non-trivial BatchNorm statistics
+    train_briefly(model, shape)  # non-trivial BatchNorm statistics
     p = get_pruner(pruner)
     p.prune(model, 0.6, context(shape))
     x = torch.randn(16, *shape)
     for stage in ("pruned", "retrained"):
         if stage == "retrained":
-            _train_briefly(model, shape)
+            train_briefly(model, shape)
         compact = p.compact(model)
         model.eval()
         compact.eval()

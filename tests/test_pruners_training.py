@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from benchmarks.budget import BudgetMeter
+from benchmarks.contract import context, make
+from benchmarks.contract.session import all_masks
 from benchmarks.pipeline import tensor_training
 from benchmarks.retrain import retrain
 from benchmarks.training import TrainConfig, train
@@ -17,7 +19,7 @@ from pruners.lamp import lamp_scores
 from pruners.masks import current_mask, prunable_modules, sparsity_stats
 from pruners.random_erk import erk_densities
 from pruners.structured import unit_sparsity
-from tests.test_pruner_contract import ARCH_PARAMS, all_masks, context, make
+from tests.test_pruner_contract import ARCH_PARAMS
 
 DURING = [p for p in PRUNERS.names() if PRUNERS.get(p).timing == "during_training"]
 PHASE = [p for p in PRUNERS.names() if issubclass(PRUNERS.get(p), PhasePruner)]

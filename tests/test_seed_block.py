@@ -1,6 +1,6 @@
 """``run-all --seed-block K``: the studies on a second, disjoint block of seeds of the same size."""
 
-from benchmarks.studies import SEED_BLOCK, load_study
+from benchmarks.designs import SEED_BLOCK, load_study
 from harness.runner import build_plan
 
 
