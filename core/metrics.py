@@ -100,6 +100,12 @@ IMPL = "benchmarks.metrics:"  # where the built-in per-set metrics are implement
 STRUCTURED = "structured pruners only: "
 _LATENCY = "median over repetitions of the CPU wall time of one forward"
 
+
+def _latency(names, definition, unit="milliseconds", better=False) -> Metric:
+    """A wall-clock row of the latency protocol: a median over repetitions, never compared by verify."""
+    return Metric(tuple(names), unit, STRUCTURED + definition, MODEL, 0.0, INF, better, "median", "never")
+
+
 METRICS: tuple[Metric, ...] = (
     # -- every evaluation set, from the logits (benchmarks.evaluation); in the order they are stored
     _fraction(["accuracy"], "top-1 accuracy", source="set", compute=f"{IMPL}grouped_accuracy"),
@@ -265,56 +271,30 @@ METRICS: tuple[Metric, ...] = (
         INF,
         False,
     ),
-    Metric(
+    _latency(
         ("latency_ms_b{B}",),
-        "milliseconds",
-        f"{STRUCTURED}{_LATENCY} of the compact model at batch B (1, 256), under the latency protocol below",
-        MODEL,
-        0.0,
-        INF,
-        False,
-        "median",
-        "never",
+        f"{_LATENCY} of the compact model at batch B (1, 256), under the latency protocol below",
     ),
-    Metric(
+    _latency(
         ("latency_ms_b{B}_dense",),
-        "milliseconds",
-        f"{STRUCTURED}{_LATENCY} of the masked model with its masks folded in (the dense-shaped "
+        f"{_LATENCY} of the masked model with its masks folded in (the dense-shaped "
         "computation), timed alongside in the same layout",
-        MODEL,
-        0.0,
-        INF,
-        False,
-        "median",
-        "never",
     ),
-    Metric(
+    _latency(
         (
             "latency_ms_b{B}_p10",
             "latency_ms_b{B}_p90",
             "latency_ms_b{B}_dense_p10",
             "latency_ms_b{B}_dense_p90",
         ),
-        "milliseconds",
-        f"{STRUCTURED}the spread of those repetitions: their 10th and 90th percentiles",
-        MODEL,
-        0.0,
-        INF,
-        False,
-        "median",
-        "never",
+        "the spread of those repetitions: their 10th and 90th percentiles",
     ),
-    Metric(
+    _latency(
         ("latency_speedup_b{B}",),
-        "ratio",
-        f"{STRUCTURED}`latency_ms_bB_dense / latency_ms_bB` (ratio of the medians); above 1 means the "
+        "`latency_ms_bB_dense / latency_ms_bB` (ratio of the medians); above 1 means the "
         "compact model is faster",
-        MODEL,
-        0.0,
-        INF,
-        True,
-        "median",
-        "never",
+        unit="ratio",
+        better=True,
     ),
     Metric(
         ("latency_protocol_warmup", "latency_protocol_repetitions", "latency_protocol_threads"),
