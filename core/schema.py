@@ -78,5 +78,25 @@ METRIC_SCHEMA = pa.schema(
     ]
 )
 
+# The cell columns that say how, where and when a cell ran, not what it found: two runs of the same
+# cell differ here and nowhere else (``core.store_diff`` compares every other column).
+PROVENANCE_COLUMNS = (
+    "preset",
+    "traceback",
+    "dense_train_s",
+    "prune_s",
+    "retrain_s",
+    "eval_s",
+    "total_s",
+    "started_at",
+    "finished_at",
+    "device",
+    "torch_version",
+    "numpy_version",
+    "python_version",
+    "git_commit",
+    "host",
+)
+
 CELL_COLUMNS = CELL_SCHEMA.names
 METRIC_COLUMNS = METRIC_SCHEMA.names

@@ -222,6 +222,19 @@ def cmd_compare_verdicts(results: str, other: str) -> int:
     return 1 if any(r["status"] == "differ" for r in rows) else 0
 
 
+def cmd_compare_stores(results: str, other: str, tolerance: float, common_only: bool) -> int:
+    from core.store_diff import compare_stores, render_comparison
+    from harness.storage import ResultsStore
+
+    for flag, root in (("--results", results), ("--other", other)):
+        if not ResultsStore(root).exists():
+            raise StoreError(f"{flag} {root!r}: no results store there")
+        ResultsStore(root).check_readable()
+    comparison = compare_stores(results, other, tolerance, common_only)
+    print(render_comparison(comparison))
+    return 0 if comparison.identical else 1
+
+
 def cmd_report(results: str, out: str | None, audit: bool = True) -> int:
     import time
 
@@ -379,6 +392,9 @@ def dispatch(args: argparse.Namespace) -> int:
         "compare": lambda: cmd_compare(args),
         "analyze": lambda: cmd_analyze(args.results),
         "compare-verdicts": lambda: cmd_compare_verdicts(args.results, args.other),
+        "compare-stores": lambda: cmd_compare_stores(
+            args.results, args.other, args.tolerance, args.common_only
+        ),
         "report": lambda: cmd_report(args.results, args.out),
         "bench": lambda: cmd_bench(args),
         "calibrate-gpu": lambda: cmd_calibrate_gpu(args),

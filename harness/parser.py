@@ -8,6 +8,7 @@ option never accepts the empty string (``folder``).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from harness.bench import BENCH_MEASURES
@@ -45,6 +46,17 @@ def folder(value: str) -> str:
     if not value.strip():
         raise argparse.ArgumentTypeError(f"{value!r} names no folder")
     return value
+
+
+def tolerance(value: str) -> float:
+    """A ``--tolerance`` of compare-stores: a finite number >= 0."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number >= 0):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a finite number >= 0")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,6 +128,24 @@ def build_parser() -> argparse.ArgumentParser:
         type=folder,
         required=True,
         help="the other results directory (disjoint seeds or another machine)",
+    )
+
+    cs = sub.add_parser(
+        "compare-stores",
+        help="compare two stores cell by cell and row by row (exit 1: they differ; core.store_diff)",
+    )
+    add_results(cs, "one results directory")
+    cs.add_argument("--other", type=folder, required=True, help="the other results directory")
+    cs.add_argument(
+        "--tolerance",
+        type=tolerance,
+        default=0.0,
+        help="largest |A - B| of a metric value counted as equal (default 0: bit for bit)",
+    )
+    cs.add_argument(
+        "--common-only",
+        action="store_true",
+        help="a subset run again: cells and parents in one store only are listed, not counted",
     )
 
     rep = sub.add_parser("report", help="build the static HTML report from stored results")

@@ -4,15 +4,16 @@ from pathlib import Path
 
 import pandas as pd
 
+import core.store_diff
 from harness.storage import METRIC_SCHEMA
 
 METRIC_KEY = [name for name in METRIC_SCHEMA.names if name != "value"]  # a metric row's identity
 
 
 def is_wall_clock(metric: pd.Series) -> pd.Series:
-    """Latency metrics are wall-clock measurements: the one kind of value that is not
-    expected to repeat bit for bit between two runs of the same cell."""
-    return metric.str.startswith("latency_")
+    """Wall-clock metrics (declared ``verify = "never"``: latency) are the one kind of value that is
+    not expected to repeat bit for bit between two runs of the same cell."""
+    return metric.map(core.store_diff.is_wall_clock).astype(bool)
 
 
 def comparable_tables(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

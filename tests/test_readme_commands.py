@@ -17,7 +17,11 @@ from tests.tiny import tiny_store, tiny_text
 ROOT = Path(__file__).resolve().parent.parent
 PRESET = tiny_text(sparsities="[0.5, 0.9]")
 # subcommands exercised by a test of their own elsewhere (a minute or more here)
-ELSEWHERE = {"check-pruner": "tests/test_check_pruner.py"}
+ELSEWHERE = {
+    "check-pruner": "tests/test_check_pruner.py",
+    "compare-verdicts": "tests/test_claims_rules.py",
+    "compare-stores": "tests/test_store_diff.py",
+}
 
 
 def readme_commands() -> list[str]:
