@@ -39,7 +39,6 @@ predict, and accept the bundle only when the numbers agree.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os
@@ -232,8 +231,12 @@ def verify(
 
 
 def _table(bundle: str, members: dict[str, bytes], name: str, schema: pa.Schema) -> pa.Table:
+    # ParquetFile reads in this thread: pq.read_table's dataset scan can drop its last reference to
+    # a Python-owned buffer on an Arrow pool thread after the scan, which aborts the interpreter
+    # ("terminate called without an active exception") when that happens during its shutdown
     try:
-        table = pq.read_table(io.BytesIO(members[name]))
+        with pq.ParquetFile(pa.BufferReader(members[name])) as handle:
+            table = handle.read()
     except KeyError:
         raise BundleError(f"bundle {bundle!r}: no {name} member") from None
     except (pa.ArrowException, OSError) as exc:
