@@ -53,6 +53,11 @@ def is_wall_clock(name: str) -> bool:
     return declaration is not None and declaration.verify == "never"
 
 
+def wall_clock_rows(metric_names: pd.Series) -> pd.Series:
+    """Which rows hold a wall-clock metric (each distinct name looked up once)."""
+    return metric_names.isin([n for n in metric_names.unique() if is_wall_clock(n)])
+
+
 @dataclass
 class MetricComparison:
     """The metric rows of the cells stored ``ok`` in both stores."""
@@ -120,10 +125,6 @@ def _differing_columns(ca: pd.DataFrame, cb: pd.DataFrame, common: pd.Index) -> 
     return out
 
 
-def _wall_clock_names(names: pd.Series) -> list[str]:
-    return [n for n in names.unique() if is_wall_clock(n)]
-
-
 def _read_rows(reader: StoreReader, cell_id: str) -> pd.DataFrame:
     rows = read_verified(reader.metrics_dir / f"{cell_id}.parquet").to_pandas()
     return rows.drop(columns="cell_id")
@@ -131,7 +132,7 @@ def _read_rows(reader: StoreReader, cell_id: str) -> pd.DataFrame:
 
 def _compare_cell(reader_a, reader_b, cell_id: str, tolerance: float, out: MetricComparison) -> None:
     ra, rb = _read_rows(reader_a, cell_id), _read_rows(reader_b, cell_id)
-    clock_a, clock_b = (rows["metric"].isin(_wall_clock_names(rows["metric"])) for rows in (ra, rb))
+    clock_a, clock_b = wall_clock_rows(ra["metric"]), wall_clock_rows(rb["metric"])
     out.wall_clock += int(clock_a.sum())
     joined = ra[~clock_a].merge(rb[~clock_b], on=ROW_KEY, how="outer", suffixes=("_a", "_b"), indicator=True)
     side = joined["_merge"]

@@ -227,9 +227,10 @@ def cmd_compare_stores(results: str, other: str, tolerance: float, common_only: 
     from harness.storage import ResultsStore
 
     for flag, root in (("--results", results), ("--other", other)):
-        if not ResultsStore(root).exists():
+        store = ResultsStore(root)
+        if not store.exists():  # check_readable would name --results for both
             raise StoreError(f"{flag} {root!r}: no results store there")
-        ResultsStore(root).check_readable()
+        store.check_readable()
     comparison = compare_stores(results, other, tolerance, common_only)
     print(render_comparison(comparison))
     return 0 if comparison.identical else 1

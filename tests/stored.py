@@ -13,7 +13,7 @@ METRIC_KEY = [name for name in METRIC_SCHEMA.names if name != "value"]  # a metr
 def is_wall_clock(metric: pd.Series) -> pd.Series:
     """Wall-clock metrics (declared ``verify = "never"``: latency) are the one kind of value that is
     not expected to repeat bit for bit between two runs of the same cell."""
-    return metric.map(core.store_diff.is_wall_clock).astype(bool)
+    return core.store_diff.wall_clock_rows(metric)
 
 
 def comparable_tables(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
